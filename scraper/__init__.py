@@ -1,0 +1,1 @@
+"""millwatch scraper: inventory, scheduled scrapes, storage and machine status."""

@@ -1,0 +1,190 @@
+"""The fleet's current state: one `MachineView` per machine, and who is told when one changes.
+
+This is the contract between the scraper (which writes views) and the server (which reads
+them and pushes changes over the WebSocket). `MachineView.to_dict()` is the JSON shape of one
+machine in `GET /api/machines` and in the WebSocket messages; the web page relies on it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any
+
+
+class Status(str, Enum):
+    """What the map colours mean, worst first in `SEVERITY` order."""
+
+    UP = "up"
+    WARN = "warn"
+    ALARM = "alarm"
+    SENSOR_FAULT = "sensor_fault"
+    DOWN = "down"
+    STALE = "stale"
+    DISABLED = "disabled"
+    UNKNOWN = "unknown"
+
+
+# Higher is worse; used to colour a cluster by the worst status inside it.
+SEVERITY: dict[Status, int] = {
+    Status.DISABLED: 0,
+    Status.UP: 1,
+    Status.UNKNOWN: 2,
+    Status.STALE: 3,
+    Status.WARN: 4,
+    Status.SENSOR_FAULT: 5,
+    Status.DOWN: 6,
+    Status.ALARM: 7,
+}
+
+
+@dataclass(frozen=True)
+class Location:
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A reading at or above `warn` is a warning, at or above `alarm` an alarm (None: no limit)."""
+
+    warn: float | None = None
+    alarm: float | None = None
+
+
+@dataclass(frozen=True)
+class SystemSummary:
+    """The machine PC's own health, as the last successful scrape saw it."""
+
+    uptime_seconds: float | None = None
+    cpu_usage_ratio: float | None = None
+    memory_used_ratio: float | None = None
+    disk_used_ratio: float | None = None  # the fullest mount
+
+
+@dataclass(frozen=True)
+class LastScrape:
+    time: float  # Unix seconds when the scrape started
+    duration_seconds: float
+    error: str | None = None  # the short text of the ScrapeError, None when it succeeded
+
+
+@dataclass(frozen=True)
+class MachineView:
+    """One machine as the map and the API show it. Immutable: a change is a new view."""
+
+    id: str
+    name: str
+    url: str
+    site: str | None = None
+    location: Location | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    enabled: bool = True
+    scrape_interval_seconds: float = 15.0
+    status: Status = Status.UNKNOWN
+    reason: str | None = None
+    last_scrape: LastScrape | None = None
+    last_success_time: float | None = None
+    readings: dict[str, float] = field(default_factory=dict)
+    thresholds: dict[str, Threshold] = field(default_factory=dict)
+    system: SystemSummary = field(default_factory=SystemSummary)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of one machine (API and WebSocket). Never contains secrets."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "url": self.url,
+            "site": self.site,
+            "location": None if self.location is None else {"lat": self.location.lat, "lon": self.location.lon},
+            "labels": dict(self.labels),
+            "enabled": self.enabled,
+            "scrape_interval_seconds": self.scrape_interval_seconds,
+            "status": self.status.value,
+            "reason": self.reason,
+            "last_scrape": None
+            if self.last_scrape is None
+            else {
+                "time": self.last_scrape.time,
+                "duration_seconds": self.last_scrape.duration_seconds,
+                "error": self.last_scrape.error,
+            },
+            "last_success_time": self.last_success_time,
+            "readings": dict(self.readings),
+            "thresholds": {k: {"warn": t.warn, "alarm": t.alarm} for k, t in self.thresholds.items()},
+            "system": {
+                "uptime_seconds": self.system.uptime_seconds,
+                "cpu_usage_ratio": self.system.cpu_usage_ratio,
+                "memory_used_ratio": self.system.memory_used_ratio,
+                "disk_used_ratio": self.system.disk_used_ratio,
+            },
+        }
+
+    def with_changes(self, **changes: Any) -> MachineView:
+        return replace(self, **changes)
+
+
+Listener = Callable[[list[MachineView], list[str]], None]
+"""Called with (changed or added views, ids of removed machines)."""
+
+
+class FleetState:
+    """Thread-safe map of machine id → current view, with change listeners.
+
+    Listeners run synchronously in the writer's thread and must not block: the server's
+    live hub hands the change over to its event loop with `call_soon_threadsafe`.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._views: dict[str, MachineView] = {}
+        self._listeners: list[Listener] = []
+
+    def snapshot(self) -> list[MachineView]:
+        """Every machine, sorted by id."""
+        with self._lock:
+            return [self._views[k] for k in sorted(self._views)]
+
+    def get(self, machine_id: str) -> MachineView | None:
+        with self._lock:
+            return self._views.get(machine_id)
+
+    def put(self, views: Iterable[MachineView]) -> list[MachineView]:
+        """Store views; listeners hear about those that differ from what was there. Returns them."""
+        changed: list[MachineView] = []
+        with self._lock:
+            for view in views:
+                if self._views.get(view.id) != view:
+                    self._views[view.id] = view
+                    changed.append(view)
+            listeners = list(self._listeners)
+        if changed:
+            for listener in listeners:
+                listener(changed, [])
+        return changed
+
+    def replace_all(self, views: Iterable[MachineView]) -> None:
+        """Make the state exactly `views` (after an inventory reload): adds, changes and removals."""
+        new = {v.id: v for v in views}
+        with self._lock:
+            removed = [k for k in self._views if k not in new]
+            changed = [v for k, v in new.items() if self._views.get(k) != v]
+            self._views = new
+            listeners = list(self._listeners)
+        if changed or removed:
+            for listener in listeners:
+                listener(changed, removed)
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Add a listener; returns the function that removes it."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe

@@ -1,0 +1,1 @@
+"""millwatch server: REST API, WebSocket live updates and the map page."""
