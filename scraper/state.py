@@ -8,7 +8,7 @@ machine in `GET /api/machines` and in the WebSocket messages; the web page relie
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
@@ -98,7 +98,9 @@ class MachineView:
             "name": self.name,
             "url": self.url,
             "site": self.site,
-            "location": None if self.location is None else {"lat": self.location.lat, "lon": self.location.lon},
+            "location": None
+            if self.location is None
+            else {"lat": self.location.lat, "lon": self.location.lon},
             "labels": dict(self.labels),
             "enabled": self.enabled,
             "scrape_interval_seconds": self.scrape_interval_seconds,
@@ -124,6 +126,52 @@ class MachineView:
 
     def with_changes(self, **changes: Any) -> MachineView:
         return replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MachineView:
+        """The inverse of `to_dict` (for views read back from the store or the API).
+
+        Raises KeyError for a missing required key ("id", "name", "url") and ValueError for an
+        unknown status; every other key is optional and takes its default.
+        """
+        location = data.get("location")
+        last = data.get("last_scrape")
+        system = data.get("system") or {}
+        return cls(
+            id=str(data["id"]),
+            name=str(data["name"]),
+            url=str(data["url"]),
+            site=data.get("site"),
+            location=None if location is None else Location(float(location["lat"]), float(location["lon"])),
+            labels={str(k): str(v) for k, v in (data.get("labels") or {}).items()},
+            enabled=bool(data.get("enabled", True)),
+            scrape_interval_seconds=float(data.get("scrape_interval_seconds", 15.0)),
+            status=Status(data.get("status", Status.UNKNOWN.value)),
+            reason=data.get("reason"),
+            last_scrape=None
+            if last is None
+            else LastScrape(
+                time=float(last["time"]),
+                duration_seconds=float(last["duration_seconds"]),
+                error=last.get("error"),
+            ),
+            last_success_time=_optional_float(data.get("last_success_time")),
+            readings={str(k): float(v) for k, v in (data.get("readings") or {}).items()},
+            thresholds={
+                str(k): Threshold(warn=_optional_float(t.get("warn")), alarm=_optional_float(t.get("alarm")))
+                for k, t in (data.get("thresholds") or {}).items()
+            },
+            system=SystemSummary(
+                uptime_seconds=_optional_float(system.get("uptime_seconds")),
+                cpu_usage_ratio=_optional_float(system.get("cpu_usage_ratio")),
+                memory_used_ratio=_optional_float(system.get("memory_used_ratio")),
+                disk_used_ratio=_optional_float(system.get("disk_used_ratio")),
+            ),
+        )
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 Listener = Callable[[list[MachineView], list[str]], None]

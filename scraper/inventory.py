@@ -1,0 +1,616 @@
+"""The inventory `machines.yaml`: which machines to scrape, how often, and their thresholds.
+
+`load_inventory(path)` returns a validated, fully resolved `Inventory` or raises `InventoryError`
+carrying every problem of the file at once, each placed by line and field path, so an operator
+fixes the file in one pass. The file format is documented in docs/inventory.md.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+import typing
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, TextIO
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from scraper.errors import InventoryError, InventoryUnreadable, Problem
+from scraper.state import Location, MachineView, Status, Threshold
+
+DEFAULT_SCRAPE_INTERVAL = 15.0
+DEFAULT_SCRAPE_TIMEOUT = 5.0
+
+_MACHINE_ID = re.compile(r"^[a-z0-9_-]+$")
+_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+# --- field types ---------------------------------------------------------------------------------
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from "500ms", "15s", "2m", "1h", "1d", combinations such as "1m30s", or a number.
+
+    Raises ValueError (with the text shown to the operator) for anything else or a duration <= 0.
+    """
+    if isinstance(value, bool):
+        raise ValueError("must be a duration such as 15s, 500ms, 2m or a number of seconds")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and _DURATION.fullmatch(value.strip()):
+        seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(value))
+    elif isinstance(value, str) and re.fullmatch(r"\d+(?:\.\d+)?", value.strip()):
+        seconds = float(value)
+    else:
+        raise ValueError("must be a duration such as 15s, 500ms, 2m or a number of seconds")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError("must be greater than 0")
+    return seconds
+
+
+def _check_machine_id(value: str) -> str:
+    if not _MACHINE_ID.fullmatch(value):
+        raise ValueError("must use only lowercase letters, digits, '_' and '-'")
+    return value
+
+
+def _check_metric_name(value: str) -> str:
+    if not _METRIC_NAME.fullmatch(value):
+        raise ValueError("is not a valid metric name")
+    return value
+
+
+def _check_label_name(value: str) -> str:
+    if not _LABEL_NAME.fullmatch(value):
+        raise ValueError("is not a valid label name (letters, digits and '_', not starting with a digit)")
+    return value
+
+
+def _label_value(value: object) -> object:
+    # `floor: 2` is natural YAML; labels are strings everywhere downstream.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _check_url(value: str) -> str:
+    if value != value.strip() or any(c.isspace() for c in value):
+        raise ValueError("must not contain spaces")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("must start with http:// or https://")
+    if not parts.hostname:
+        raise ValueError("has no host")
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port lazily, here
+    except ValueError as e:
+        raise ValueError("has a bad port number") from e
+    return value
+
+
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+LabelValue = Annotated[str, BeforeValidator(_label_value)]
+
+
+class _Spec(BaseModel):
+    """What the file may say: strict types, unknown keys rejected."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class ThresholdSpec(_Spec):
+    warn: float | None = None
+    alarm: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ThresholdSpec:
+        if self.warn is not None and self.alarm is not None and self.warn > self.alarm:
+            raise ValueError(f"warn ({self.warn:g}) must not be above alarm ({self.alarm:g})")
+        return self
+
+
+class LocationSpec(_Spec):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class BasicAuth(_Spec):
+    """HTTP basic auth; the password is read at scrape time from its file or environment variable."""
+
+    username: str
+    password_file: str | None = None
+    password_env: str | None = None
+
+    @model_validator(mode="after")
+    def _one_password(self) -> BasicAuth:
+        given = [k for k in ("password_file", "password_env") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("needs exactly one of password_file, password_env")
+        for key in given:
+            _non_empty(getattr(self, key))
+        return self
+
+
+class Auth(_Spec):
+    """How to authenticate to the exporter: exactly one of the three ways.
+
+    Only references are held (a file path or an environment variable name); the secret itself
+    is read when a scrape needs it and never stored in a view or written to a log.
+    """
+
+    bearer_token_file: str | None = None
+    bearer_token_env: str | None = None
+    basic: BasicAuth | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Auth:
+        kinds = ("bearer_token_file", "bearer_token_env", "basic")
+        given = [k for k in kinds if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("needs exactly one of bearer_token_file, bearer_token_env, basic")
+        for key in ("bearer_token_file", "bearer_token_env"):
+            if getattr(self, key) is not None:
+                _non_empty(getattr(self, key))
+        return self
+
+    def relative_to(self, folder: Path) -> Auth:
+        """The same auth with relative secret files made absolute against `folder` (the inventory's)."""
+        if self.bearer_token_file is not None:
+            return self.model_copy(update={"bearer_token_file": str(folder / self.bearer_token_file)})
+        if self.basic is not None and self.basic.password_file is not None:
+            basic = self.basic.model_copy(update={"password_file": str(folder / self.basic.password_file)})
+            return self.model_copy(update={"basic": basic})
+        return self
+
+
+class DefaultsSpec(_Spec):
+    scrape_interval: Duration = DEFAULT_SCRAPE_INTERVAL
+    scrape_timeout: Duration = DEFAULT_SCRAPE_TIMEOUT
+    thresholds: dict[str, ThresholdSpec] = Field(default_factory=dict)
+
+
+class MachineSpec(_Spec):
+    id: str
+    name: str | None = None
+    url: str
+    location: LocationSpec | None = None
+    site: str | None = None
+    labels: dict[str, LabelValue] = Field(default_factory=dict)
+    auth: Auth | None = None
+    enabled: bool = True
+    scrape_interval: Duration | None = None
+    scrape_timeout: Duration | None = None
+    thresholds: dict[str, ThresholdSpec] = Field(default_factory=dict)
+
+
+# Checked by the loader rather than by pydantic so that the message carries the key's own path.
+_FIELD_CHECKS: dict[str, typing.Callable[[str], str]] = {
+    "id": _check_machine_id,
+    "url": _check_url,
+    "name": _non_empty,
+}
+
+
+# --- resolved models -----------------------------------------------------------------------------
+
+
+class Defaults(BaseModel):
+    """The inventory's defaults, resolved to seconds."""
+
+    model_config = ConfigDict(frozen=True)
+
+    scrape_interval_seconds: float = DEFAULT_SCRAPE_INTERVAL
+    scrape_timeout_seconds: float = DEFAULT_SCRAPE_TIMEOUT
+    thresholds: dict[str, Threshold] = Field(default_factory=dict)
+
+
+class Machine(BaseModel):
+    """One machine with every default applied: what a scrape job needs, nothing to look up later."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    url: str
+    site: str | None = None
+    location: Location | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    auth: Auth | None = None
+    enabled: bool = True
+    scrape_interval_seconds: float = DEFAULT_SCRAPE_INTERVAL
+    scrape_timeout_seconds: float = DEFAULT_SCRAPE_TIMEOUT
+    thresholds: dict[str, Threshold] = Field(default_factory=dict)  # effective: defaults merged in
+
+    def initial_view(self) -> MachineView:
+        """The view before any scrape: status `unknown`, or `disabled` when the machine is disabled."""
+        return MachineView(
+            id=self.id,
+            name=self.name,
+            url=self.url,
+            site=self.site,
+            location=self.location,
+            labels=dict(self.labels),
+            enabled=self.enabled,
+            scrape_interval_seconds=self.scrape_interval_seconds,
+            status=Status.UNKNOWN if self.enabled else Status.DISABLED,
+            thresholds=dict(self.thresholds),
+        )
+
+
+class Inventory(BaseModel):
+    """A validated inventory: defaults and machines in file order, ids unique."""
+
+    model_config = ConfigDict(frozen=True)
+
+    defaults: Defaults = Field(default_factory=Defaults)
+    machines: list[Machine] = Field(default_factory=list)
+
+    def get(self, machine_id: str) -> Machine | None:
+        """The machine with this id, or None."""
+        for machine in self.machines:
+            if machine.id == machine_id:
+                return machine
+        return None
+
+    def by_id(self) -> dict[str, Machine]:
+        """Every machine keyed by id."""
+        return {m.id: m for m in self.machines}
+
+    @property
+    def enabled_machines(self) -> list[Machine]:
+        return [m for m in self.machines if m.enabled]
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+
+def load_inventory(path: str | Path) -> Inventory:
+    """Read and validate an inventory file.
+
+    Raises `InventoryUnreadable` when the file cannot be read, and `InventoryError` with every
+    problem (YAML syntax, types, ranges, unknown keys, duplicate ids, timeouts not shorter than
+    intervals, warn above alarm) otherwise. Relative secret files are resolved against the
+    file's folder. Secrets themselves are not read here.
+    """
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        line = e.object[: e.start].count(b"\n") + 1
+        raise InventoryError([Problem(name, line, "", "not valid UTF-8 text")]) from e
+    except OSError as e:
+        raise InventoryUnreadable([Problem(name, None, "", f"cannot read: {e.strerror or e}")]) from e
+    return parse_inventory(text, name=name, folder=Path(path).resolve().parent)
+
+
+def parse_inventory(text: str, *, name: str = "machines.yaml", folder: Path | None = None) -> Inventory:
+    """Validate inventory text (see `load_inventory`); `name` is the file name used in problems."""
+    document = _parse_yaml(text, name)
+    checker = _Checker(name, document)
+    inventory = checker.check(folder or Path.cwd())
+    if checker.problems:
+        raise InventoryError(sorted(checker.problems, key=lambda p: (p.line or 0, p.path)))
+    assert inventory is not None
+    return inventory
+
+
+def check_command(path: str | Path, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """`millwatch check machines.yaml`: print every problem, or a one-line summary when valid.
+
+    Returns 0 when the file is valid, 1 when it has problems, 2 when it cannot be read.
+    Problems go to `err` (default stderr), the summary to `out` (default stdout).
+    """
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        inventory = load_inventory(path)
+    except InventoryUnreadable as e:
+        print(e, file=err)
+        return 2
+    except InventoryError as e:
+        print(e, file=err)
+        count = len(e.problems)
+        print(f"{path}: {count} problem{'s' if count != 1 else ''}", file=err)
+        return 1
+    enabled = len(inventory.enabled_machines)
+    total = len(inventory.machines)
+    print(f"{path}: OK, {total} machine{'s' if total != 1 else ''} ({enabled} enabled)", file=out)
+    return 0
+
+
+def _parse_yaml(text: str, name: str) -> Any:
+    yaml = YAML(typ="rt")
+    try:
+        return yaml.load(text)
+    except MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = None if mark is None else mark.line + 1
+        message = e.problem or e.context or "invalid YAML"
+        if e.context and e.problem:
+            message = f"{e.problem} ({e.context})"
+        raise InventoryError([Problem(name, line, "", f"YAML syntax error: {message}")]) from e
+    except YAMLError as e:
+        position = getattr(e, "position", None)
+        line = text[:position].count("\n") + 1 if isinstance(position, int) else None
+        first = str(e).splitlines()[0] if str(e) else "invalid YAML"
+        raise InventoryError([Problem(name, line, "", f"YAML syntax error: {first}")]) from e
+
+
+def _plain(node: Any) -> Any:
+    """ruamel's round-trip nodes as plain Python values (so strict validation sees dict/list/str)."""
+    if isinstance(node, Mapping):
+        return {_plain(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    if isinstance(node, bool) or node is None:
+        return node
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if isinstance(node, str):
+        return str(node)
+    return node
+
+
+class _Checker:
+    """Collects problems while validating one document; knows how to place a field path on a line."""
+
+    def __init__(self, name: str, document: Any) -> None:
+        self.name = name
+        self.document = document
+        self.problems: list[Problem] = []
+
+    def add(self, loc: Sequence[str | int], message: str) -> None:
+        self.problems.append(Problem(self.name, self.line_of(loc), _path_text(loc), message))
+
+    def line_of(self, loc: Sequence[str | int]) -> int | None:
+        """The 1-based line of the deepest part of `loc` present in the document."""
+        node = self.document
+        line: int | None = None
+        for part in loc:
+            if isinstance(node, CommentedMap) and part in node:
+                line = node.lc.key(part)[0] + 1
+                node = node[part]
+            elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
+                line = node.lc.item(part)[0] + 1
+                node = node[part]
+            else:
+                break
+        return line
+
+    def check(self, folder: Path) -> Inventory | None:
+        document = self.document
+        if document is None:
+            self.add([], "the file is empty; it needs at least `machines:`")
+            return None
+        if not isinstance(document, Mapping):
+            self.add([], "the top level must be a mapping with `defaults` and `machines`")
+            return None
+        for key in document:
+            if key not in ("defaults", "machines"):
+                self.add([key], "unknown key (expected one of: defaults, machines)")
+
+        defaults = self._check_defaults(document.get("defaults"))
+        raw_machines = document.get("machines")
+        if "machines" not in document:
+            self.add(["machines"], "required (a list of machines; it may be empty: `machines: []`)")
+            raw_machines = []
+        elif raw_machines is None:
+            raw_machines = []
+        elif not isinstance(raw_machines, list):
+            self.add(["machines"], "must be a list of machines")
+            raw_machines = []
+
+        machines: list[Machine] = []
+        first_seen: dict[str, int] = {}
+        for index, raw in enumerate(raw_machines):
+            loc: list[str | int] = ["machines", index]
+            if isinstance(raw, Mapping) and isinstance(raw.get("id"), str):
+                machine_id = raw["id"]
+                if machine_id in first_seen:
+                    first = first_seen[machine_id]
+                    where = self.line_of(["machines", first])
+                    self.add(
+                        [*loc, "id"],
+                        f"duplicate id {machine_id!r} (first used by machines[{first}]"
+                        + (f" at line {where})" if where else ")"),
+                    )
+                else:
+                    first_seen[machine_id] = index
+            machine = self._check_machine(loc, raw, defaults, folder)
+            if machine is not None:
+                machines.append(machine)
+        if defaults is None or self.problems:
+            return None
+        return Inventory(defaults=defaults, machines=machines)
+
+    def _validate(self, model: type[_Spec], loc: list[str | int], raw: Any) -> Any:
+        try:
+            return model.model_validate(_plain(raw))
+        except ValidationError as e:
+            for error in e.errors(include_url=False):
+                self._add_pydantic(model, loc, error)
+            return None
+
+    def _add_pydantic(self, model: type[_Spec], loc: list[str | int], error: Any) -> None:
+        err_loc = [p for p in error["loc"] if p != "[key]"]
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            allowed = _allowed_keys(model, err_loc[:-1])
+            message = "unknown key" + (f" (expected one of: {', '.join(allowed)})" if allowed else "")
+        elif kind == "missing":
+            message = "required"
+        elif kind in ("model_type", "model_attributes_type", "dict_type"):
+            message = f"must be a mapping{_got(error)}"
+        else:
+            text = str(error["msg"])
+            text = text.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+            text = text.replace("Input should be a valid number", "must be a number")
+            text = text.replace("Input should be a valid string", "must be a string")
+            text = text.replace("Input should be a valid boolean", "must be true or false")
+            text = text.replace("Input should be a valid list", "must be a list")
+            text = text.replace("Input should be", "must be")
+            message = text + ("" if kind == "value_error" and "(" in text else _got(error))
+        self.add([*loc, *err_loc], message)
+
+    def _check_names(self, loc: list[str | int], raw: Any) -> None:
+        """Metric names (threshold keys) and label names, each reported at its own key."""
+        if not isinstance(raw, Mapping):
+            return
+        for section, check in (("thresholds", _check_metric_name), ("labels", _check_label_name)):
+            for key in _mapping_keys(raw.get(section)):
+                if isinstance(key, str):
+                    try:
+                        check(key)
+                    except ValueError as e:
+                        self.add([*loc, section, key], str(e))
+
+    def _check_defaults(self, raw: Any) -> Defaults | None:
+        before = len(self.problems)
+        raw = {} if raw is None else raw
+        self._check_names(["defaults"], raw)
+        spec: DefaultsSpec | None = self._validate(DefaultsSpec, ["defaults"], raw)
+        if spec is not None and spec.scrape_timeout >= spec.scrape_interval:
+            self.add(
+                ["defaults", "scrape_timeout"],
+                f"scrape_timeout ({spec.scrape_timeout:g}s) must be shorter than "
+                f"scrape_interval ({spec.scrape_interval:g}s)",
+            )
+        if spec is None or len(self.problems) > before:
+            return None
+        return Defaults(
+            scrape_interval_seconds=spec.scrape_interval,
+            scrape_timeout_seconds=spec.scrape_timeout,
+            thresholds={k: Threshold(t.warn, t.alarm) for k, t in spec.thresholds.items()},
+        )
+
+    def _check_machine(
+        self, loc: list[str | int], raw: Any, defaults: Defaults | None, folder: Path
+    ) -> Machine | None:
+        before = len(self.problems)
+        if isinstance(raw, Mapping):
+            for key, check in _FIELD_CHECKS.items():
+                value = raw.get(key)
+                if isinstance(value, str):
+                    try:
+                        check(value)
+                    except ValueError as e:
+                        self.add([*loc, key], f"{e} (got {value!r})")
+        self._check_names(loc, raw)
+        spec: MachineSpec | None = self._validate(MachineSpec, loc, raw)
+        if spec is None or defaults is None or len(self.problems) > before:
+            return None
+
+        interval = spec.scrape_interval or defaults.scrape_interval_seconds
+        timeout = spec.scrape_timeout or defaults.scrape_timeout_seconds
+        if timeout >= interval:
+            key = "scrape_timeout" if spec.scrape_timeout is not None else "scrape_interval"
+            self.add(
+                [*loc, key],
+                f"scrape_timeout ({timeout:g}s) must be shorter than scrape_interval ({interval:g}s)",
+            )
+        thresholds = dict(defaults.thresholds)
+        for metric, override in spec.thresholds.items():
+            base = thresholds.get(metric, Threshold())
+            merged = Threshold(
+                warn=override.warn if "warn" in override.model_fields_set else base.warn,
+                alarm=override.alarm if "alarm" in override.model_fields_set else base.alarm,
+            )
+            if merged.warn is not None and merged.alarm is not None and merged.warn > merged.alarm:
+                self.add(
+                    [*loc, "thresholds", metric],
+                    f"warn ({merged.warn:g}) must not be above alarm ({merged.alarm:g}) "
+                    "once merged with the defaults",
+                )
+            thresholds[metric] = merged
+        if len(self.problems) > before:
+            return None
+        return Machine(
+            id=spec.id,
+            name=spec.name if spec.name is not None else spec.id,
+            url=spec.url,
+            site=spec.site,
+            location=None if spec.location is None else Location(spec.location.lat, spec.location.lon),
+            labels=dict(spec.labels),
+            auth=None if spec.auth is None else spec.auth.relative_to(folder),
+            enabled=spec.enabled,
+            scrape_interval_seconds=interval,
+            scrape_timeout_seconds=timeout,
+            thresholds=thresholds,
+        )
+
+
+def _mapping_keys(value: Any) -> Iterator[Any]:
+    if isinstance(value, Mapping):
+        yield from value
+
+
+def _got(error: Any) -> str:
+    value = error.get("input")
+    if isinstance(value, dict | list) or value is None:
+        return ""
+    text = repr(value)
+    return f" (got {text[:60]}{'...' if len(text) > 60 else ''})"
+
+
+def _path_text(loc: Sequence[str | int]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def _allowed_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
+    """The keys the model found at `loc` (below `model`) accepts, for "unknown key" messages."""
+    current: Any = model
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(part, int):
+            args = typing.get_args(current)
+            current = args[0] if args else None
+        elif isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(part)
+            current = None if field is None else field.annotation
+        elif typing.get_origin(current) is dict:
+            current = typing.get_args(current)[1]
+        else:
+            return []
+    current = _unwrap(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    """`X | None` and `Annotated[X, ...]` -> X."""
+    while True:
+        if typing.get_origin(annotation) is Annotated:
+            annotation = typing.get_args(annotation)[0]
+            continue
+        args = typing.get_args(annotation)
+        if args and type(None) in args and typing.get_origin(annotation) in (typing.Union, type(int | None)):
+            rest = [a for a in args if a is not type(None)]
+            if len(rest) == 1:
+                annotation = rest[0]
+                continue
+        return annotation

@@ -1,0 +1,199 @@
+"""The status rules: what colour a machine gets on the map, and the one-line reason why.
+
+Pure functions of their arguments (no clock, no I/O), so every rule is unit-tested directly.
+
+Order of the rules after a scrape:
+1. disabled in the inventory               -> `disabled`
+2. the scrape failed                       -> `down`, reason = the error's text; last readings kept
+3. `millwatch_serial_up` is 0              -> `sensor_fault`, "serial sensor not reporting"
+4. a value at or above its alarm limit     -> `alarm`; else at or above its warn limit -> `warn`
+5. otherwise                               -> `up`
+Between scrapes, `apply_staleness` turns a view that has not been refreshed for
+3 x interval + timeout into `stale`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from scraper.errors import ScrapeError
+from scraper.exposition import Sample
+from scraper.inventory import Machine
+from scraper.state import LastScrape, MachineView, Status, SystemSummary, Threshold
+
+SERIAL_UP = "millwatch_serial_up"
+SERIAL_LAST_READING = "millwatch_serial_last_reading_timestamp_seconds"
+READING_PREFIX = "machine_"
+NOT_A_READING = frozenset({"machine_info"})
+STALE_AFTER_INTERVALS = 3
+
+
+def readings_of(samples: list[Sample]) -> dict[str, float]:
+    """Sensor readings: unlabelled, finite samples named `machine_*` (but not `machine_info`)."""
+    return {
+        s.name: s.value
+        for s in samples
+        if not s.labels
+        and s.name.startswith(READING_PREFIX)
+        and s.name not in NOT_A_READING
+        and math.isfinite(s.value)
+    }
+
+
+def system_summary(samples: list[Sample], scraped_at: float) -> SystemSummary:
+    """The machine PC's health from the exporter's `system_*` samples (absent figures stay None)."""
+    plain = {s.name: s.value for s in samples if not s.labels and math.isfinite(s.value)}
+    boot = plain.get("system_boot_time_seconds")
+    total = plain.get("system_memory_total_bytes")
+    available = plain.get("system_memory_available_bytes")
+    disk_total: dict[str, float] = {}
+    disk_free: dict[str, float] = {}
+    for s in samples:
+        mount = s.labels.get("mountpoint")
+        if mount is None or not math.isfinite(s.value):
+            continue
+        if s.name == "system_disk_total_bytes":
+            disk_total[mount] = s.value
+        elif s.name == "system_disk_free_bytes":
+            disk_free[mount] = s.value
+    disk_ratios = [
+        _clamp(1 - disk_free[m] / size) for m, size in disk_total.items() if size > 0 and m in disk_free
+    ]
+    cpu = plain.get("system_cpu_usage_ratio")
+    return SystemSummary(
+        uptime_seconds=None if boot is None or boot <= 0 else max(0.0, scraped_at - boot),
+        cpu_usage_ratio=None if cpu is None else _clamp(cpu),
+        memory_used_ratio=None if not total or available is None else _clamp(1 - available / total),
+        disk_used_ratio=max(disk_ratios) if disk_ratios else None,
+    )
+
+
+@dataclass(frozen=True)
+class Crossing:
+    """A value at or above one of its limits."""
+
+    metric: str
+    value: float
+    level: Status  # WARN or ALARM
+    limit: float
+
+    def text(self) -> str:
+        return f"{self.metric} {format_number(self.value)} ≥ {self.level.value} {format_number(self.limit)}"
+
+
+def crossings(values: dict[str, float], thresholds: dict[str, Threshold]) -> list[Crossing]:
+    """Every threshold crossed, worst first: alarms before warnings, then by how far past the limit."""
+    found: list[Crossing] = []
+    for metric, threshold in thresholds.items():
+        value = values.get(metric)
+        if value is None or not math.isfinite(value):
+            continue
+        if threshold.alarm is not None and value >= threshold.alarm:
+            found.append(Crossing(metric, value, Status.ALARM, threshold.alarm))
+        elif threshold.warn is not None and value >= threshold.warn:
+            found.append(Crossing(metric, value, Status.WARN, threshold.warn))
+    return sorted(found, key=lambda c: (c.level != Status.ALARM, -_excess(c), c.metric))
+
+
+def evaluate(machine: Machine, samples: list[Sample], scraped_at: float, duration: float) -> MachineView:
+    """The view after a successful scrape of `machine` that returned `samples`.
+
+    Thresholds apply to unlabelled samples of the metric they name (normally the `machine_*`
+    readings). The view keeps the machine's identity from the inventory.
+    """
+    view = machine.initial_view()
+    if not machine.enabled:
+        return view
+    plain = {s.name: s.value for s in samples if not s.labels}
+    status, reason = Status.UP, None
+    serial_up = plain.get(SERIAL_UP)
+    found = crossings(plain, machine.thresholds)
+    if serial_up is not None and serial_up == 0:
+        status, reason = Status.SENSOR_FAULT, _sensor_fault_reason(plain.get(SERIAL_LAST_READING), scraped_at)
+    elif found:
+        status = found[0].level
+        reason = found[0].text() + (f", +{len(found) - 1} more" if len(found) > 1 else "")
+    return view.with_changes(
+        status=status,
+        reason=reason,
+        last_scrape=LastScrape(time=scraped_at, duration_seconds=duration, error=None),
+        last_success_time=scraped_at,
+        readings=readings_of(samples),
+        system=system_summary(samples, scraped_at),
+    )
+
+
+def failed(previous: MachineView, error: ScrapeError, scraped_at: float, duration: float) -> MachineView:
+    """The view after a failed scrape: `down` with the error's text, last readings and system kept.
+
+    A disabled machine stays `disabled` (only its last scrape is recorded).
+    """
+    last = LastScrape(time=scraped_at, duration_seconds=duration, error=str(error))
+    if not previous.enabled:
+        return previous.with_changes(status=Status.DISABLED, reason=None, last_scrape=last)
+    return previous.with_changes(status=Status.DOWN, reason=str(error), last_scrape=last)
+
+
+def stale_after(view: MachineView, scrape_timeout_seconds: float | None = None) -> float:
+    """Seconds without a scrape after which a view is stale: 3 x interval + timeout.
+
+    Without the timeout (the view does not carry it), the interval stands in for it: the
+    inventory guarantees the timeout is shorter than the interval.
+    """
+    timeout = view.scrape_interval_seconds if scrape_timeout_seconds is None else scrape_timeout_seconds
+    return STALE_AFTER_INTERVALS * view.scrape_interval_seconds + timeout
+
+
+def apply_staleness(
+    view: MachineView, now: float, *, scrape_timeout_seconds: float | None = None
+) -> MachineView:
+    """`view` turned `stale` if it is enabled, was scraped once, and not since `stale_after` seconds.
+
+    Its reason says for how long ("no scrape for 94s"); everything else is kept, so the page still
+    shows the last readings. Views that are not stale come back unchanged (the same object).
+    """
+    if not view.enabled or view.last_scrape is None or view.status in (Status.DISABLED, Status.UNKNOWN):
+        return view
+    age = now - view.last_scrape.time
+    if age <= stale_after(view, scrape_timeout_seconds):
+        return view
+    stale = view.with_changes(status=Status.STALE, reason=f"no scrape for {format_age(age)}")
+    return view if stale == view else stale
+
+
+def format_number(value: float) -> str:
+    """A reading as people write it: 95, 97.2, 1.02, 1480 (at most 6 significant digits)."""
+    if not math.isfinite(value):
+        return str(value)
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.6g}"
+
+
+def format_age(seconds: float) -> str:
+    """A coarse age: "94s" below 2 minutes, "12m" below 2 hours, "5h" below 2 days, then "3d"."""
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{int(seconds)}s"
+    if seconds < 7200:
+        return f"{int(seconds // 60)}m"
+    if seconds < 172800:
+        return f"{int(seconds // 3600)}h"
+    return f"{int(seconds // 86400)}d"
+
+
+def _sensor_fault_reason(last_reading: float | None, scraped_at: float) -> str:
+    reason = "serial sensor not reporting"
+    if last_reading is not None and math.isfinite(last_reading) and last_reading > 0:
+        reason += f", last reading {format_age(scraped_at - last_reading)} ago"
+    return reason
+
+
+def _excess(crossing: Crossing) -> float:
+    scale = abs(crossing.limit) or 1.0
+    return (crossing.value - crossing.limit) / scale
+
+
+def _clamp(ratio: float) -> float:
+    return min(1.0, max(0.0, ratio))
