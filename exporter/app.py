@@ -1,0 +1,176 @@
+"""`ExporterApp`: one exporter — serial reader, reading buffer, collectors and HTTP server — wired together.
+
+Each app has its own `CollectorRegistry` (none of prometheus-client's default collectors, nothing
+global), so several apps run side by side in one process: the demo runs fifty.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Any
+
+import psutil
+from prometheus_client.registry import CollectorRegistry
+
+from exporter import __version__
+from exporter.buffer import ReadingBuffer
+from exporter.collectors.guard import GuardedCollector
+from exporter.collectors.info import InfoCollector
+from exporter.collectors.serial import SerialCollector
+from exporter.collectors.system import SystemCollector
+from exporter.config import ExporterConfig
+from exporter.errors import BufferStoreError, ExporterError
+from exporter.http import ExporterHttpServer, HttpContext
+from exporter.serial_reader import SerialReader
+from exporter.status_page import BufferSummary, render_status_page
+
+log = logging.getLogger(__name__)
+
+_WILDCARD_TO_LOOPBACK = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+
+
+class ExporterApp:
+    """One exporter for one machine.
+
+    Construction does no I/O beyond asking psutil about this process. `start()` opens the
+    buffer, binds the HTTP server and starts the serial reader; it raises ListenError when the
+    address is taken and BufferStoreError when the buffer file cannot be opened, leaving nothing
+    running. `stop()` stops everything and is safe to call twice. An app runs once: to start
+    again after `stop()`, create a new one (with the same buffer file, nothing is lost).
+    """
+
+    def __init__(
+        self,
+        config: ExporterConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        psutil_module: Any = psutil,
+        version: str = __version__,
+    ) -> None:
+        self.config = config
+        self.version = version
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._state = "new"
+        self._buffer: ReadingBuffer | None = None
+        self._server: ExporterHttpServer | None = None
+        self._buffer_problem: str | None = None
+        self.reader = SerialReader(config.serial, self._on_reading, clock)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(
+            GuardedCollector(
+                {
+                    "info": InfoCollector(config.machine.id, config.machine.name, version),
+                    "serial": SerialCollector(self.reader, config.channels, config.serial.stale_after, clock),
+                    "system": SystemCollector(psutil_module),
+                }
+            )
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the buffer, bind the HTTP server, start reading the serial port and serving."""
+        with self._lock:
+            if self._state != "new":
+                raise RuntimeError(f"ExporterApp cannot start: it is {self._state}")
+            buffer = ReadingBuffer(self.config.buffer.path, self.config.buffer.retention, self._clock)
+            try:
+                context = HttpContext(
+                    registry=self.registry,
+                    machine_id=self.config.machine.id,
+                    buffer=buffer,
+                    status_page=self._status_page,
+                )
+                server = ExporterHttpServer(self.config.listen.host, self.config.listen.port, context)
+            except BaseException:
+                buffer.close()
+                raise
+            self._buffer = buffer
+            self._server = server
+            self.reader.start()
+            server.start()
+            self._state = "running"
+        log.debug(
+            "exporter for %s serving %s, reading serial port %s",
+            self.config.machine.id,
+            self.url,
+            self.config.serial.port,
+        )
+
+    def stop(self) -> None:
+        """Stop serving, stop the reader, close the buffer. Idempotent."""
+        with self._lock:
+            if self._state != "running":
+                self._state = "stopped"
+                return
+            self._state = "stopped"
+            server, buffer = self._server, self._buffer
+        if server is not None:
+            server.stop()
+        self.reader.stop()
+        if buffer is not None:
+            buffer.close()
+
+    def __enter__(self) -> ExporterApp:
+        self.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- addresses ---------------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port (the OS's choice when `listen` asked for port 0)."""
+        if self._server is not None:
+            return self._server.port
+        if self.config.listen.port == 0:
+            raise RuntimeError("the port is chosen when the ExporterApp starts")
+        return self.config.listen.port
+
+    @property
+    def url(self) -> str:
+        """The /metrics URL that reaches this exporter from this host (a wildcard address → loopback)."""
+        host = _WILDCARD_TO_LOOPBACK.get(self.config.listen.host, self.config.listen.host)
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}/metrics"
+
+    @property
+    def buffer(self) -> ReadingBuffer | None:
+        return self._buffer
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _on_reading(self, values: Mapping[str, float], at: float) -> None:
+        buffer = self._buffer
+        if buffer is None:
+            return
+        rows = [(at, c.metric, c.apply(values[c.key])) for c in self.config.channels if c.key in values]
+        try:
+            buffer.append_many(rows)
+        except BufferStoreError as exc:
+            if str(exc) != self._buffer_problem:  # disk full at every line must not flood the log
+                log.warning("%s (readings are still served live on /metrics)", exc)
+                self._buffer_problem = str(exc)
+        else:
+            self._buffer_problem = None
+
+    def _status_page(self) -> str:
+        status = self.reader.status()
+        rows: int | None = None
+        if self._buffer is not None:
+            try:
+                rows = self._buffer.count()
+            except ExporterError:
+                rows = None
+        summary = BufferSummary(self.config.buffer.path, rows, self.config.buffer.retention)
+        return render_status_page(self.config, status, self._clock(), self.version, summary)

@@ -1,0 +1,599 @@
+"""`exporter.yaml` → `ExporterConfig`, with every problem reported as `file:line: key.path: message`.
+
+The schema is the "Exporter configuration" of the design brief. Every key is optional except
+`machine.id` and `serial.port`; unknown keys are errors so that a typo never silently falls back to
+a default. Features the brief names but this version does not implement (formats other than `kv`,
+mode `poll`, web authentication/TLS, push) are accepted only when left empty, and otherwise
+rejected with "not supported yet", so that a config written for a later version fails loudly.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from exporter.durations import parse_duration
+from exporter.errors import ConfigError
+
+DEFAULT_PORT = 9817
+DEFAULT_BUFFER_PATH = "./millwatch-buffer.sqlite"
+DEFAULT_ALIASES: Mapping[str, str] = {"T": "temperature", "P": "pressure", "S": "speed", "RPM": "speed"}
+SUPPORTED_FORMATS = ("kv",)
+PLANNED_FORMATS = ("json", "csv", "regex")
+SUPPORTED_MODES = ("stream",)
+PLANNED_MODES = ("poll",)
+COMMAND_LINE = "command line"
+
+# Reading keys as the line parser accepts them (see exporter.lineformat).
+READING_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+MACHINE_ID = re.compile(r"^[a-z0-9_-]+$")
+CHANNEL_METRIC = re.compile(r"^machine_[a-z0-9_]+$")
+_PARITIES = {"N": "N", "E": "E", "O": "O", "M": "M", "S": "S"}
+_PARITY_NAMES = {"none": "N", "even": "E", "odd": "O", "mark": "M", "space": "S"}
+_BYTESIZES = (5, 6, 7, 8)
+_STOPBITS = (1.0, 1.5, 2.0)
+_MIN_LINE_BYTES = 16
+_MAX_LINE_BYTES = 1024 * 1024
+
+KeyPath = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    """Where the HTTP server binds. Port 0 asks the OS for a free port (see ExporterApp.port)."""
+
+    host: str = "0.0.0.0"
+    port: int = DEFAULT_PORT
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class MachineConfig:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class SerialConfig:
+    """The serial input. `port` is anything `serial.serial_for_url` opens."""
+
+    port: str
+    baudrate: int = 9600
+    bytesize: int = 8
+    parity: str = "N"
+    stopbits: float = 1.0
+    format: str = "kv"
+    mode: str = "stream"
+    stale_after: float = 30.0
+    max_line_bytes: int = 1024
+    aliases: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_ALIASES))
+
+    @property
+    def framing(self) -> str:
+        """The framing in the usual short form, such as `8N1`."""
+        stop = "1.5" if self.stopbits == 1.5 else str(int(self.stopbits))
+        return f"{self.bytesize}{self.parity}{stop}"
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    """One reading key exported as one gauge: `value * scale + offset`."""
+
+    key: str
+    metric: str
+    scale: float = 1.0
+    offset: float = 0.0
+    help: str = ""
+
+    def apply(self, value: float) -> float:
+        return value * self.scale + self.offset
+
+
+@dataclass(frozen=True)
+class BufferConfig:
+    path: str = DEFAULT_BUFFER_PATH
+    retention: float = 24 * 3600.0
+
+
+DEFAULT_CHANNELS: tuple[ChannelConfig, ...] = (
+    ChannelConfig(
+        "temperature",
+        "machine_temperature_celsius",
+        help="Temperature reported by the machine's serial sensor, in degrees Celsius.",
+    ),
+    ChannelConfig(
+        "pressure", "machine_pressure_bar", help="Pressure reported by the machine's serial sensor, in bar."
+    ),
+    ChannelConfig(
+        "speed",
+        "machine_speed_rpm",
+        help="Speed reported by the machine's serial sensor, in revolutions per minute.",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class ExporterConfig:
+    """A complete, validated exporter configuration. `source` names where it came from."""
+
+    machine: MachineConfig
+    serial: SerialConfig
+    listen: ListenAddress = field(default_factory=ListenAddress)
+    channels: tuple[ChannelConfig, ...] = DEFAULT_CHANNELS
+    buffer: BufferConfig = field(default_factory=BufferConfig)
+    source: str = "<code>"
+
+    def channel_for(self, key: str) -> ChannelConfig | None:
+        for channel in self.channels:
+            if channel.key == key:
+                return channel
+        return None
+
+
+def load_config(
+    path: str | os.PathLike[str] | None, overrides: Mapping[str, object] | None = None
+) -> ExporterConfig:
+    """Read and validate an exporter.yaml file, then apply `overrides`.
+
+    `overrides` maps dotted key paths (`listen`, `serial.port`, `machine.id`, `buffer.path`, ...)
+    to values that replace the file's; their problems are reported as coming from the command line.
+    `path=None` means no file: the configuration is the overrides on top of the defaults.
+    A relative `buffer.path` from the file (or its default) is taken relative to the file's folder,
+    so that a service started from another working directory still finds its buffer.
+
+    Raises ConfigError (one line: `file:line: key.path: message`) for an unreadable file, a YAML
+    syntax error or any invalid value.
+    """
+    if path is None:
+        source = COMMAND_LINE
+        data: Any = {}
+        base_dir: str | None = None
+    else:
+        source = os.fspath(path)
+        data = _read_yaml(source)
+        if data is None:  # an empty file: every default
+            data = {}
+        base_dir = os.path.dirname(os.path.abspath(source))
+    overridden = _apply_overrides(data, overrides or {}, source)
+    return _Document(data, source, overridden).build(base_dir)
+
+
+def parse_config(data: Mapping[str, Any], source: str) -> ExporterConfig:
+    """Validate configuration `data` (as exporter.yaml would hold it) built in code.
+
+    `source` names the origin in error messages. When `data` comes from ruamel.yaml's round-trip
+    loader the errors carry line numbers too. Relative paths stay relative to the working directory.
+    Raises ConfigError.
+    """
+    return _Document(data, source, frozenset()).build(None)
+
+
+def _read_yaml(source: str) -> Any:
+    try:
+        with open(source, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the file: {exc.strerror or exc}", source=source) from exc
+    try:
+        text = raw.decode("utf-8-sig")  # Notepad on the machine PCs may write a BOM
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"the file is not UTF-8 text (byte {exc.start})", source=source) from exc
+    try:
+        return YAML(typ="rt").load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = None if mark is None else mark.line + 1
+        words = [w for w in (exc.problem, exc.context and f"({exc.context})") if w]
+        message = " ".join(words) if words else "invalid YAML"
+        raise ConfigError("YAML syntax error: " + _one_line(message), source=source, line=line) from exc
+    except YAMLError as exc:
+        raise ConfigError("YAML syntax error: " + _one_line(str(exc)), source=source) from exc
+
+
+def _apply_overrides(data: Any, overrides: Mapping[str, object], source: str) -> frozenset[KeyPath]:
+    applied: set[KeyPath] = set()
+    for dotted, value in overrides.items():
+        path = tuple(dotted.split("."))
+        node = data
+        for depth, key in enumerate(path[:-1]):
+            if not isinstance(node, dict):
+                break
+            child = node.get(key)
+            if child is None:
+                child = {}
+                node[key] = child
+            if not isinstance(child, dict):
+                where = ".".join(path[: depth + 1])
+                raise ConfigError(
+                    f"expected a mapping, got {_show(child)} (needed for the {dotted} override)",
+                    source=source,
+                    key=where,
+                )
+            node = child
+        if isinstance(node, dict):
+            node[path[-1]] = value
+            applied.add(path)
+    return frozenset(applied)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _show(value: object) -> str:
+    """A value as a message quotes it: short, one line, YAML-ish for null and booleans."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool) or type(value).__name__ == "ScalarBoolean":
+        return "true" if value else "false"
+    if isinstance(value, str):
+        text = str(value)
+        return repr(text if len(text) <= 60 else text[:57] + "...")
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, float):
+        return repr(float(value))
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return repr(value)
+
+
+def _is_bool(value: object) -> bool:
+    return isinstance(value, bool) or type(value).__name__ == "ScalarBoolean"
+
+
+def _is_empty(value: object) -> bool:
+    return value is None or (isinstance(value, (str, Mapping, list, tuple)) and len(value) == 0)
+
+
+class _Document:
+    """One configuration being validated: knows where each key path was written."""
+
+    def __init__(self, root: Any, source: str, overridden: frozenset[KeyPath]) -> None:
+        self.root = {} if root is None else root
+        self.source = source
+        self.overridden = overridden
+
+    # -- locating problems -------------------------------------------------------------------------
+
+    def error(self, path: KeyPath, message: str, *, at_key: bool = False) -> ConfigError:
+        key = ".".join(path) if path else None
+        if any(path[: len(o)] == o for o in self.overridden):
+            return ConfigError(message, source=COMMAND_LINE, key=key)
+        return ConfigError(message, source=self.source, line=self._line(path, at_key), key=key)
+
+    def _line(self, path: KeyPath, at_key: bool) -> int | None:
+        node = self.root
+        key_line: int | None = None
+        value_line: int | None = None
+        for key in path:
+            if not isinstance(node, Mapping) or key not in node:
+                return key_line  # a missing key: point at its parent
+            lc = getattr(node, "lc", None)
+            if lc is None:
+                return None
+            try:
+                key_line = lc.key(key)[0] + 1
+                value_line = lc.value(key)[0] + 1
+            except (KeyError, TypeError, AttributeError):
+                return key_line
+            node = node[key]
+        return key_line if at_key else value_line
+
+    # -- typed readers -----------------------------------------------------------------------------
+
+    def mapping(self, value: Any, path: KeyPath, allowed: Iterable[str]) -> Mapping[str, Any]:
+        """`value` as a mapping (null → empty) whose keys are all in `allowed`."""
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise self.error(path, f"expected a mapping, got {_show(value)}")
+        allowed = tuple(allowed)
+        for key in value:
+            if not isinstance(key, str):
+                raise self.error(path, f"keys must be text, got {_show(key)}")
+            if key not in allowed:
+                raise self.error(path + (key,), _unknown_key_message(key, allowed), at_key=True)
+        return value
+
+    def text(
+        self, value: Any, path: KeyPath, *, pattern: re.Pattern[str] | None = None, what: str = ""
+    ) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(path, f"expected {what or 'a non-empty text'}, got {_show(value)}")
+        text = str(value)
+        if pattern is not None and not pattern.match(text):
+            raise self.error(path, f"expected {what or pattern.pattern}, got {_show(value)}")
+        return text
+
+    def integer(
+        self, value: Any, path: KeyPath, *, low: int = 1, high: int | None = None, what: str = ""
+    ) -> int:
+        description = what or (
+            "a positive integer" if low == 1 and high is None else f"an integer {low}-{high}"
+        )
+        if _is_bool(value) or not isinstance(value, int):
+            raise self.error(path, f"expected {description}, got {_show(value)}")
+        number = int(value)
+        if number < low or (high is not None and number > high):
+            raise self.error(path, f"expected {description}, got {number}")
+        return number
+
+    def number(self, value: Any, path: KeyPath) -> float:
+        if _is_bool(value) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
+            raise self.error(path, f"expected a number, got {_show(value)}")
+        return float(value)
+
+    def duration(self, value: Any, path: KeyPath) -> float:
+        try:
+            seconds = parse_duration(value if not isinstance(value, str) else str(value))
+        except ValueError as exc:
+            raise self.error(path, str(exc)) from None
+        if seconds <= 0:
+            raise self.error(path, f"expected a duration greater than zero, got {_show(value)}")
+        return seconds
+
+    def choice(self, value: Any, path: KeyPath, supported: tuple[str, ...], planned: tuple[str, ...]) -> str:
+        name = path[-1]
+        if isinstance(value, str) and value in supported:
+            return str(value)
+        only = ", ".join(repr(s) for s in supported)
+        if isinstance(value, str) and value in planned:
+            raise self.error(path, f"{name} {value!r} is not supported yet; only {only} is implemented")
+        raise self.error(path, f"expected {only}, got {_show(value)}")
+
+    def not_supported(self, value: Any, path: KeyPath, allowed: tuple[str, ...]) -> None:
+        """A section reserved for a later version: accepted only when null or empty."""
+        if value is None:
+            return
+        if not isinstance(value, Mapping):
+            raise self.error(path, f"not supported yet (must be null or empty), got {_show(value)}")
+        section = self.mapping(value, path, allowed)
+        for key, item in section.items():
+            if not _is_empty(item):
+                raise self.error(
+                    path + (key,), f"not supported yet (must be null or empty), got {_show(item)}"
+                )
+
+    # -- the schema --------------------------------------------------------------------------------
+
+    def build(self, base_dir: str | None) -> ExporterConfig:
+        if not isinstance(self.root, Mapping):
+            raise ConfigError(
+                f"expected a mapping of settings at the top level, got {_show(self.root)}",
+                source=self.source,
+                line=1,
+            )
+        top = self.mapping(
+            self.root, (), ("machine", "listen", "serial", "channels", "buffer", "web", "push")
+        )
+        machine = self._machine(top)
+        serial = self._serial(top)
+        listen = self._listen(top)
+        channels = self._channels(top)
+        buffer = self._buffer(top, base_dir)
+        self.not_supported(
+            top.get("web"),
+            ("web",),
+            ("bearer_token_file", "basic_auth_users", "tls_cert_file", "tls_key_file"),
+        )
+        self.not_supported(top.get("push"), ("push",), ("url", "api_key_file", "every"))
+        return ExporterConfig(
+            machine=machine,
+            serial=serial,
+            listen=listen,
+            channels=channels,
+            buffer=buffer,
+            source=self.source,
+        )
+
+    def _machine(self, top: Mapping[str, Any]) -> MachineConfig:
+        section = self.mapping(top.get("machine"), ("machine",), ("id", "name"))
+        if section.get("id") is None:
+            raise self.error(("machine", "id"), "required key is missing")
+        machine_id = self.text(
+            section["id"],
+            ("machine", "id"),
+            pattern=MACHINE_ID,
+            what="an id of lowercase letters, digits, '_' or '-'",
+        )
+        name = machine_id
+        if section.get("name") is not None:
+            name = self.text(section["name"], ("machine", "name"))
+        return MachineConfig(id=machine_id, name=name)
+
+    def _listen(self, top: Mapping[str, Any]) -> ListenAddress:
+        value = top.get("listen")
+        if value is None:
+            return ListenAddress()
+        what = "host:port (for example 0.0.0.0:9817 or [::]:9817)"
+        if not isinstance(value, str):
+            raise self.error(("listen",), f"expected {what}, got {_show(value)}")
+        match = re.match(r"^(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]\s]+)):(\d{1,5})$", value.strip())
+        if match is None:
+            raise self.error(("listen",), f"expected {what}, got {_show(value)}")
+        port = int(match.group(3))
+        if port > 65535:
+            raise self.error(("listen",), f"expected a port 0-65535, got {port}")
+        return ListenAddress(host=match.group(1) or match.group(2), port=port)
+
+    def _serial(self, top: Mapping[str, Any]) -> SerialConfig:
+        path: KeyPath = ("serial",)
+        planned = {
+            "command": "mode 'poll'",
+            "every": "mode 'poll'",
+            "fields": "format 'csv'",
+            "pattern": "format 'regex'",
+        }
+        known = (
+            "port",
+            "baudrate",
+            "bytesize",
+            "parity",
+            "stopbits",
+            "format",
+            "mode",
+            "stale_after",
+            "max_line_bytes",
+            "aliases",
+        )
+        section = self.mapping(top.get("serial"), path, known + tuple(planned))
+        for key, needs in planned.items():
+            if key in section:
+                raise self.error(path + (key,), f"not supported yet (it belongs to {needs}, not implemented)")
+        if section.get("port") is None:
+            raise self.error(path + ("port",), "required key is missing")
+        port = self.text(section["port"], path + ("port",), what="a serial port such as COM3 or /dev/ttyUSB0")
+        result = SerialConfig(port=port)
+        values: dict[str, Any] = {}
+        if section.get("baudrate") is not None:
+            values["baudrate"] = self.integer(section["baudrate"], path + ("baudrate",))
+        if section.get("bytesize") is not None:
+            value = section["bytesize"]
+            if _is_bool(value) or value not in _BYTESIZES:
+                raise self.error(path + ("bytesize",), f"expected one of 5, 6, 7, 8, got {_show(value)}")
+            values["bytesize"] = int(value)
+        if section.get("parity") is not None:
+            values["parity"] = self._parity(section["parity"], path + ("parity",))
+        if section.get("stopbits") is not None:
+            value = section["stopbits"]
+            if _is_bool(value) or not isinstance(value, (int, float)) or float(value) not in _STOPBITS:
+                raise self.error(path + ("stopbits",), f"expected one of 1, 1.5, 2, got {_show(value)}")
+            values["stopbits"] = float(value)
+        if section.get("format") is not None:
+            values["format"] = self.choice(
+                section["format"], path + ("format",), SUPPORTED_FORMATS, PLANNED_FORMATS
+            )
+        if section.get("mode") is not None:
+            values["mode"] = self.choice(section["mode"], path + ("mode",), SUPPORTED_MODES, PLANNED_MODES)
+        if section.get("stale_after") is not None:
+            values["stale_after"] = self.duration(section["stale_after"], path + ("stale_after",))
+        if section.get("max_line_bytes") is not None:
+            values["max_line_bytes"] = self.integer(
+                section["max_line_bytes"],
+                path + ("max_line_bytes",),
+                low=_MIN_LINE_BYTES,
+                high=_MAX_LINE_BYTES,
+            )
+        values["aliases"] = self._aliases(section.get("aliases"), path + ("aliases",))
+        return replace(result, **values)
+
+    def _parity(self, value: Any, path: KeyPath) -> str:
+        if isinstance(value, str):
+            text = str(value)
+            if text in _PARITIES:
+                return _PARITIES[text]
+            if text.lower() in _PARITY_NAMES:
+                return _PARITY_NAMES[text.lower()]
+        raise self.error(
+            path, f"expected one of N, E, O, M, S (or none, even, odd, mark, space), got {_show(value)}"
+        )
+
+    def _aliases(self, value: Any, path: KeyPath) -> dict[str, str]:
+        aliases = dict(DEFAULT_ALIASES)
+        if value is None:
+            return aliases
+        if not isinstance(value, Mapping):
+            raise self.error(path, f"expected a mapping of line key to reading key, got {_show(value)}")
+        for key, target in value.items():
+            if not isinstance(key, str) or not READING_KEY.match(key):
+                raise self.error(
+                    path, f"expected a line key of letters, digits, '_', '.' or '-', got {_show(key)}"
+                )
+            if target is None:
+                aliases.pop(str(key), None)  # null removes a default alias
+                continue
+            aliases[str(key)] = self.text(
+                target, path + (str(key),), pattern=READING_KEY, what="a reading key such as temperature"
+            )
+        return aliases
+
+    def _channels(self, top: Mapping[str, Any]) -> tuple[ChannelConfig, ...]:
+        path: KeyPath = ("channels",)
+        value = top.get("channels")
+        channels = {c.key: c for c in DEFAULT_CHANNELS}
+        if value is None:
+            return tuple(channels.values())
+        if not isinstance(value, Mapping):
+            raise self.error(path, f"expected a mapping of reading key to channel, got {_show(value)}")
+        for key, spec in value.items():
+            if not isinstance(key, str) or not READING_KEY.match(key):
+                raise self.error(
+                    path, f"expected a reading key of letters, digits, '_', '.' or '-', got {_show(key)}"
+                )
+            key = str(key)
+            where = path + (key,)
+            if spec is None:
+                channels.pop(key, None)  # null switches a default channel off
+                continue
+            fields = self.mapping(spec, where, ("metric", "scale", "offset", "help"))
+            default = channels.get(key) or next((c for c in DEFAULT_CHANNELS if c.key == key), None)
+            if fields.get("metric") is None:
+                if default is None:
+                    raise self.error(where + ("metric",), "required key is missing")
+                metric = default.metric
+            else:
+                metric = self.text(
+                    fields["metric"],
+                    where + ("metric",),
+                    pattern=CHANNEL_METRIC,
+                    what="a name like machine_<what>_<unit>",
+                )
+                if metric == "machine_info":
+                    raise self.error(
+                        where + ("metric",), "machine_info is reserved for the machine's identity"
+                    )
+            scale = 1.0 if fields.get("scale") is None else self.number(fields["scale"], where + ("scale",))
+            offset = (
+                0.0 if fields.get("offset") is None else self.number(fields["offset"], where + ("offset",))
+            )
+            if fields.get("help") is not None:
+                help_text = _one_line(self.text(fields["help"], where + ("help",)))
+            elif default is not None and default.metric == metric:
+                help_text = default.help
+            else:
+                help_text = f"Serial sensor channel '{key}'."
+            channels[key] = ChannelConfig(key=key, metric=metric, scale=scale, offset=offset, help=help_text)
+        seen: dict[str, str] = {}
+        for channel in channels.values():
+            if channel.metric in seen:
+                raise self.error(
+                    path + (channel.key, "metric"),
+                    f"{channel.metric} is already the metric of channel {seen[channel.metric]!r}",
+                )
+            seen[channel.metric] = channel.key
+        return tuple(channels.values())
+
+    def _buffer(self, top: Mapping[str, Any], base_dir: str | None) -> BufferConfig:
+        path: KeyPath = ("buffer",)
+        section = self.mapping(top.get("buffer"), path, ("path", "retention"))
+        file_path = DEFAULT_BUFFER_PATH
+        if section.get("path") is not None:
+            file_path = self.text(section["path"], path + ("path",), what="a file path")
+        from_command_line = path + ("path",) in self.overridden
+        if base_dir is not None and not from_command_line and not os.path.isabs(file_path):
+            file_path = os.path.normpath(os.path.join(base_dir, file_path))
+        retention = BufferConfig().retention
+        if section.get("retention") is not None:
+            retention = self.duration(section["retention"], path + ("retention",))
+        return BufferConfig(path=file_path, retention=retention)
+
+
+def _unknown_key_message(key: str, allowed: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(key, allowed, n=1)
+    if close:
+        return f"unknown key (did you mean {close[0]!r}?)"
+    return "unknown key (expected one of: " + ", ".join(allowed) + ")"

@@ -1,0 +1,79 @@
+"""Every error the exporter raises on purpose, as one tree.
+
+    ExporterError                 base class: catch this to handle any exporter failure
+     ├── ConfigError              a bad exporter.yaml or flag: file, line, key path, message
+     ├── LineParseError           one sensor line that cannot be read (counted, never fatal)
+     ├── BufferStoreError         the local SQLite reading buffer cannot be opened or written
+     ├── ListenError              the HTTP server cannot bind its address
+     └── SimulatorError           the serial simulator cannot create its pseudo-terminal
+
+Each error's `str()` is one line that a technician can act on; the attributes carry the
+same context for code.
+"""
+
+from __future__ import annotations
+
+
+class ExporterError(Exception):
+    """Base class of the exporter's own errors."""
+
+
+class ConfigError(ExporterError):
+    """A configuration problem, located as precisely as the input allows.
+
+    `str()` is exactly one line: `file:line: key.path: message`; the line is left out when
+    unknown (a value given in code or on the command line), the key path when the problem
+    is not about one key (a YAML syntax error).
+    """
+
+    def __init__(self, message: str, *, source: str, line: int | None = None, key: str | None = None) -> None:
+        self.message = message
+        self.source = source
+        self.line = line
+        self.key = key
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        place = self.source if self.line is None else f"{self.source}:{self.line}"
+        parts = [place]
+        if self.key:
+            parts.append(self.key)
+        parts.append(self.message)
+        return ": ".join(parts)
+
+
+class LineParseError(ExporterError):
+    """A sensor line that holds no usable reading.
+
+    `reason` is a short stable code (`empty`, `bad_token`, `bad_number`);
+    `detail` quotes the offending part of the line.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")
+
+
+class BufferStoreError(ExporterError):
+    """The reading buffer failed: which file, which operation, and the SQLite error."""
+
+    def __init__(self, path: str, operation: str, cause: str) -> None:
+        self.path = path
+        self.operation = operation
+        self.cause = cause
+        super().__init__(f"reading buffer {path}: cannot {operation}: {cause}")
+
+
+class ListenError(ExporterError):
+    """The HTTP server could not bind `host:port`."""
+
+    def __init__(self, host: str, port: int, cause: str) -> None:
+        self.host = host
+        self.port = port
+        self.cause = cause
+        super().__init__(f"cannot listen on {host}:{port}: {cause}")
+
+
+class SimulatorError(ExporterError):
+    """The simulated sensor could not start (no pseudo-terminals on this system, or the link)."""

@@ -1,0 +1,147 @@
+"""The `/` page: what a technician standing at the machine needs to see, in one self-contained HTML page.
+
+No scripts, no external assets (the machine PC may have no Internet); it refreshes itself every
+few seconds. State is written in words as well as colours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from html import escape
+
+from exporter.config import ExporterConfig
+from exporter.durations import format_duration
+from exporter.serial_reader import ReaderStatus
+
+REFRESH_SECONDS = 5
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Arial,sans-serif;margin:1.5rem;
+color:#1d232a;background:#f6f7f9}
+h1{font-size:1.4rem;margin:0 0 .2rem}h2{font-size:1.1rem;margin:1.4rem 0 .4rem}
+.sub{color:#55606c;margin:0 0 1rem}
+table{border-collapse:collapse;background:#fff;min-width:22rem}
+th,td{border:1px solid #d5dae0;padding:.3rem .6rem;text-align:left}th{background:#eef1f4}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.ok{color:#0b6b2e;font-weight:600}.bad{color:#a4161a;font-weight:600}.dim{color:#6b7580}
+.badge{display:inline-block;padding:.15rem .55rem;border-radius:.3rem;border:2px solid}
+.badge.ok{border-color:#0b6b2e}.badge.bad{border-color:#a4161a}
+a{color:#0b4f8a}
+"""
+
+
+@dataclass(frozen=True)
+class BufferSummary:
+    path: str
+    rows: int | None  # None when the buffer could not be read
+    retention_seconds: float
+
+
+def render_status_page(
+    config: ExporterConfig, status: ReaderStatus, now: float, version: str, buffer: BufferSummary
+) -> str:
+    """The full HTML document for `/` at time `now`."""
+    stale_after = config.serial.stale_after
+    fresh = status.last_reading_time is not None and now - status.last_reading_time <= stale_after
+    up = status.connected and fresh
+    if up:
+        verdict = '<span class="badge ok">&#10004; Sensor OK</span>'
+    elif status.connected:
+        verdict = '<span class="badge bad">&#9888; Port open, no fresh readings</span>'
+    else:
+        verdict = '<span class="badge bad">&#10006; Serial port not open</span>'
+
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>millwatch exporter: {escape(config.machine.name)}</title>",
+        f"<style>{_STYLE}</style></head><body>",
+        f"<h1>{escape(config.machine.name)}</h1>",
+        f'<p class="sub">machine id <code>{escape(config.machine.id)}</code> &middot; '
+        f"millwatch exporter {escape(version)} &middot; {verdict}</p>",
+        "<h2>Serial port</h2><table>",
+        _row("Port", f"<code>{escape(status.port)}</code>"),
+        _row(
+            "Settings",
+            escape(f"{config.serial.baudrate} baud, {config.serial.framing}, format {config.serial.format}"),
+        ),
+        _row(
+            "State",
+            '<span class="ok">open</span>' if status.connected else '<span class="bad">not open</span>',
+        ),
+        _row("Last reading", _age(status.last_reading_time, now)),
+        _row("Readings", f"{status.readings_total} lines"),
+        "</table>",
+        "<h2>Latest readings</h2>",
+        _readings(config, status, now),
+        "<h2>Errors</h2><table><tr><th>Reason</th><th>Count</th></tr>",
+    ]
+    for reason, count in status.errors_total.items():
+        css = "num bad" if count else "num"
+        parts.append(f'<tr><td>{escape(reason)}</td><td class="{css}">{count}</td></tr>')
+    parts.append("</table>")
+    if status.last_error is not None:
+        error = status.last_error
+        parts.append(
+            f"<p>Last error ({escape(_age(error.time, now))}): <code>{escape(error.reason)}</code> "
+            f"{escape(error.message)}</p>"
+        )
+    rows = "unreadable" if buffer.rows is None else f"{buffer.rows} readings"
+    parts += [
+        "<h2>Local buffer</h2><table>",
+        _row("File", f"<code>{escape(buffer.path)}</code>"),
+        _row("Holds", escape(rows)),
+        _row("Retention", escape(format_duration(buffer.retention_seconds))),
+        "</table>",
+        f'<p><a href="/metrics">/metrics</a> &middot; <a href="/history?since={int(now) - 3600}">'
+        f'/history (last hour)</a> &middot; <a href="/healthz">/healthz</a></p>',
+        f'<p class="dim">This page refreshes every {REFRESH_SECONDS} s.</p>',
+        "</body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def _row(label: str, html_value: str) -> str:
+    return f"<tr><th>{escape(label)}</th><td>{html_value}</td></tr>"
+
+
+def _age(then: float | None, now: float) -> str:
+    if then is None:
+        return "never"
+    return f"{format_duration(max(0.0, now - then))} ago"
+
+
+def _readings(config: ExporterConfig, status: ReaderStatus, now: float) -> str:
+    rows = ["<table><tr><th>Reading</th><th>Metric</th><th>Value</th><th>Age</th><th>State</th></tr>"]
+    mapped = set()
+    for channel in config.channels:
+        mapped.add(channel.key)
+        reading = status.latest.get(channel.key)
+        if reading is None:
+            rows.append(
+                f"<tr><td>{escape(channel.key)}</td><td><code>{escape(channel.metric)}</code></td>"
+                '<td class="num">&ndash;</td><td>never</td><td class="bad">no reading</td></tr>'
+            )
+            continue
+        value, at = reading
+        if now - at <= config.serial.stale_after:
+            state = '<span class="ok">fresh</span>'
+        else:
+            limit = escape(format_duration(config.serial.stale_after))
+            state = f'<span class="bad">stale (older than {limit})</span>'
+        rows.append(
+            f"<tr><td>{escape(channel.key)}</td><td><code>{escape(channel.metric)}</code></td>"
+            f'<td class="num">{channel.apply(value):g}</td><td>{escape(_age(at, now))}</td>'
+            f"<td>{state}</td></tr>"
+        )
+    for key in sorted(k for k in status.latest if k not in mapped):
+        value, at = status.latest[key]
+        rows.append(
+            f'<tr><td>{escape(key)}</td><td class="dim">no channel configured</td>'
+            f'<td class="num">{value:g}</td><td>{escape(_age(at, now))}</td>'
+            '<td class="dim">not exported</td></tr>'
+        )
+    rows.append("</table>")
+    return "\n".join(rows)
