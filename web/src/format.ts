@@ -1,0 +1,84 @@
+import type { Threshold } from './types';
+
+/** Display unit derived from a metric's suffix (`_celsius`, `_bar`, `_rpm`), or null when unknown. */
+export function unitOf(metric: string): string | null {
+  if (metric.endsWith('_celsius')) return '°C';
+  if (metric.endsWith('_bar')) return 'bar';
+  if (metric.endsWith('_rpm')) return 'rpm';
+  return null;
+}
+
+/**
+ * The reading's name for people: `machine_temperature_celsius` → "temperature". A metric
+ * without a known unit keeps its raw name, so nothing is guessed.
+ */
+export function metricLabel(metric: string): string {
+  const unit = unitOf(metric);
+  if (unit === null) return metric;
+  const stem = metric.replace(/_(celsius|bar|rpm)$/, '').replace(/^machine_/, '');
+  return stem.replace(/_/g, ' ');
+}
+
+/** A number with no more precision than a sensor reading deserves: 1480, 83.1, 1.02. */
+export function formatNumber(value: number): string {
+  if (!Number.isFinite(value)) return '—';
+  const abs = Math.abs(value);
+  const decimals = abs >= 1000 ? 0 : abs >= 100 ? 1 : 2;
+  const fixed = value.toFixed(decimals);
+  const trimmed = fixed.includes('.') ? fixed.replace(/0+$/, '').replace(/\.$/, '') : fixed;
+  return trimmed === '-0' ? '0' : trimmed;
+}
+
+/** "83.1 °C", "1.02 bar", "1480 rpm", or the bare number for a metric without a known unit. */
+export function formatReading(metric: string, value: number): string {
+  const unit = unitOf(metric);
+  return unit === null ? formatNumber(value) : `${formatNumber(value)} ${unit}`;
+}
+
+/** Which limit a reading has reached (at or above), the worse one first; null when none. */
+export function thresholdCrossed(value: number, threshold: Threshold | undefined): 'warn' | 'alarm' | null {
+  if (threshold === undefined) return null;
+  if (threshold.alarm !== null && value >= threshold.alarm) return 'alarm';
+  if (threshold.warn !== null && value >= threshold.warn) return 'warn';
+  return null;
+}
+
+/** A span of time, coarse enough to read at a glance: "45 s", "12 min", "5 h 3 min", "2 d 4 h". */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '—';
+  const s = Math.floor(seconds);
+  if (s < 60) return `${s} s`;
+  const minutes = Math.floor(s / 60);
+  if (minutes < 60) return `${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 24) return minutes % 60 === 0 ? `${hours} h` : `${hours} h ${minutes % 60} min`;
+  const days = Math.floor(hours / 24);
+  return hours % 24 === 0 ? `${days} d` : `${days} d ${hours % 24} h`;
+}
+
+/**
+ * How long ago `thenSeconds` was at `nowSeconds` (both Unix seconds): "12 s ago". A time
+ * slightly in the future (clocks a little apart) reads "just now" rather than a negative age.
+ */
+export function formatAgo(thenSeconds: number, nowSeconds: number): string {
+  const age = nowSeconds - thenSeconds;
+  if (!Number.isFinite(age)) return '—';
+  if (age < 1) return 'just now';
+  return `${formatDuration(age)} ago`;
+}
+
+/** A 0–1 ratio as a whole percentage: "12%". */
+export function formatPercent(ratio: number | null): string {
+  if (ratio === null || !Number.isFinite(ratio)) return '—';
+  return `${Math.round(ratio * 100)}%`;
+}
+
+function pad2(n: number): string {
+  return n < 10 ? `0${n}` : String(n);
+}
+
+/** Local wall-clock time "HH:MM:SS" of a Unix time (independent of the browser's locale). */
+export function formatClock(unixSeconds: number): string {
+  const d = new Date(unixSeconds * 1000);
+  return `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`;
+}

@@ -1,0 +1,132 @@
+import { retryDelayMs } from './backoff';
+import { parseLiveMessage } from './fleet';
+import type { LiveMessage } from './types';
+
+/** Where the live connection stands. `retryAt` is a local epoch time in milliseconds. */
+export type ConnectionState =
+  | { kind: 'connecting' }
+  | { kind: 'open' }
+  | { kind: 'waiting'; attempt: number; retryAt: number };
+
+/** The part of the browser's WebSocket that the connection uses (a test hands in a fake). */
+export interface SocketLike {
+  onopen: ((ev: Event) => void) | null;
+  onmessage: ((ev: MessageEvent) => void) | null;
+  onclose: ((ev: CloseEvent) => void) | null;
+  onerror: ((ev: Event) => void) | null;
+  close(): void;
+}
+
+export interface LiveDeps {
+  createSocket: (url: string) => SocketLike;
+  setTimer: (fn: () => void, ms: number) => unknown;
+  clearTimer: (handle: unknown) => void;
+  now: () => number;
+  random: () => number;
+}
+
+export interface LiveHandlers {
+  onMessage: (message: LiveMessage) => void;
+  onState: (state: ConnectionState) => void;
+}
+
+/** `ws://host/api/live` or `wss://…` for a page loaded over https, on the page's own host. */
+export function liveUrl(location: { protocol: string; host: string }): string {
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${location.host}/api/live`;
+}
+
+export const browserDeps: LiveDeps = {
+  createSocket: (url) => new WebSocket(url),
+  setTimer: (fn, ms) => window.setTimeout(fn, ms),
+  clearTimer: (handle) => window.clearTimeout(handle as number),
+  now: () => Date.now(),
+  random: () => Math.random(),
+};
+
+/**
+ * Keeps one WebSocket to `/api/live` open: passes each valid message on, and after a close or
+ * an error waits (1 s doubling to 30 s, with jitter) and reconnects. The backoff starts over
+ * only once a message has arrived, so a server that accepts and drops at once is not hammered.
+ */
+export class LiveConnection {
+  private socket: SocketLike | null = null;
+  private timer: unknown = null;
+  private attempt = 0;
+  private stopped = true;
+
+  constructor(
+    private readonly url: string,
+    private readonly handlers: LiveHandlers,
+    private readonly deps: LiveDeps = browserDeps,
+  ) {}
+
+  /** Opens the connection (no-op when already started). */
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.connect();
+  }
+
+  /** Closes the socket and cancels any pending retry; no handler is called afterwards. */
+  stop(): void {
+    this.stopped = true;
+    if (this.timer !== null) this.deps.clearTimer(this.timer);
+    this.timer = null;
+    const socket = this.socket;
+    this.socket = null;
+    if (socket !== null) {
+      detach(socket);
+      socket.close();
+    }
+  }
+
+  private connect(): void {
+    this.timer = null;
+    this.handlers.onState({ kind: 'connecting' });
+    let socket: SocketLike;
+    try {
+      socket = this.deps.createSocket(this.url);
+    } catch {
+      this.scheduleRetry();
+      return;
+    }
+    this.socket = socket;
+    socket.onopen = () => {
+      if (this.socket === socket) this.handlers.onState({ kind: 'open' });
+    };
+    socket.onmessage = (ev) => {
+      if (this.socket !== socket || typeof ev.data !== 'string') return;
+      const message = parseLiveMessage(ev.data);
+      if (message === null) return;
+      this.attempt = 0;
+      this.handlers.onMessage(message);
+    };
+    // A failed connection fires error then close; both lead to the same single retry.
+    const lost = () => {
+      if (this.socket !== socket) return;
+      this.socket = null;
+      detach(socket);
+      socket.close();
+      this.scheduleRetry();
+    };
+    socket.onclose = lost;
+    socket.onerror = lost;
+  }
+
+  private scheduleRetry(): void {
+    if (this.stopped) return;
+    const delay = retryDelayMs(this.attempt, this.deps.random());
+    const retryAt = this.deps.now() + delay;
+    this.handlers.onState({ kind: 'waiting', attempt: this.attempt, retryAt });
+    this.attempt += 1;
+    this.timer = this.deps.setTimer(() => this.connect(), delay);
+  }
+}
+
+function detach(socket: SocketLike): void {
+  socket.onopen = null;
+  socket.onmessage = null;
+  socket.onclose = null;
+  socket.onerror = null;
+}

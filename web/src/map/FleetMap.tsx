@@ -1,0 +1,212 @@
+import L from 'leaflet';
+import { useEffect, useLayoutEffect, useRef, useState } from 'react';
+import { createPortal } from 'react-dom';
+import { MachinePopup, StackList } from '../components/MachinePopup';
+import type { TileConfig } from '../config';
+import type { FleetData } from '../fleet';
+import type { Machine, Status } from '../types';
+import { formatViewHash, MAX_ZOOM, MIN_ZOOM, parseViewHash } from '../viewHash';
+import { BASEMAP_ATTRIBUTION, BASEMAP_PANE, loadWorld, WorldBasemap } from './basemap';
+import { FleetMarkers } from './markers';
+
+type Selection =
+  | { kind: 'machine'; id: string }
+  | { kind: 'stack'; ids: string[]; lat: number; lon: number }
+  | null;
+
+export interface FleetMapProps {
+  fleet: FleetData;
+  /** Show only machines with this status (null: all). */
+  filter: Status | null;
+  /** Optional online tiles from the server's configuration. */
+  tiles: TileConfig | null;
+}
+
+const WORLD_VIEW = { lat: 25, lon: 10, zoom: 2 };
+
+function selectionKey(selection: Selection): string {
+  if (selection === null) return '';
+  return selection.kind === 'machine' ? `m:${selection.id}` : `s:${selection.lat},${selection.lon}`;
+}
+
+function viewOf(map: L.Map): { zoom: number; lat: number; lon: number } {
+  const c = map.getCenter();
+  return { zoom: map.getZoom(), lat: c.lat, lon: c.lng };
+}
+
+/**
+ * The Leaflet map: bundled world basemap, clustered machine markers and the popup of the
+ * selected machine. Its view comes from the URL hash (or, on the first snapshot only, from the
+ * machines' extent) and is written back to the hash; data changes never move it.
+ */
+export function FleetMap({ fleet, filter, tiles }: FleetMapProps) {
+  const containerRef = useRef<HTMLDivElement>(null);
+  const mapRef = useRef<L.Map | null>(null);
+  const markersRef = useRef<FleetMarkers | null>(null);
+  const popupRef = useRef<L.Popup | null>(null);
+  const openKeyRef = useRef('');
+  const viewDecidedRef = useRef(false);
+  const [popupNode] = useState(() => document.createElement('div'));
+  const [selection, setSelection] = useState<Selection>(null);
+
+  useEffect(() => {
+    const container = containerRef.current;
+    if (container === null) return;
+    const fromHash = parseViewHash(window.location.hash);
+    viewDecidedRef.current = fromHash !== null;
+    const start = fromHash ?? WORLD_VIEW;
+    const map = L.map(container, {
+      preferCanvas: true,
+      minZoom: MIN_ZOOM,
+      maxZoom: MAX_ZOOM,
+      worldCopyJump: true,
+      center: [start.lat, start.lon],
+      zoom: start.zoom,
+    });
+    // Below the tile pane (200): configured tiles cover the bundled map, which shows when they fail.
+    const pane = map.createPane(BASEMAP_PANE);
+    pane.style.zIndex = '150';
+    pane.style.pointerEvents = 'none';
+    map.attributionControl.setPrefix('Leaflet').addAttribution(BASEMAP_ATTRIBUTION);
+    mapRef.current = map;
+
+    const popup = L.popup({ className: 'mw-popup', minWidth: 260, maxWidth: 440, autoPan: false });
+    popup.setContent(popupNode);
+    popup.on('remove', () => {
+      openKeyRef.current = '';
+      setSelection(null);
+    });
+    popupRef.current = popup;
+
+    markersRef.current = new FleetMarkers(map, {
+      onMachine: (id) => setSelection({ kind: 'machine', id }),
+      onStack: (ids, at) => setSelection({ kind: 'stack', ids, lat: at.lat, lon: at.lng }),
+    });
+
+    const writeHash = () => {
+      const hash = formatViewHash(viewOf(map), window.location.hash);
+      if (hash !== window.location.hash) window.history.replaceState(window.history.state, '', hash);
+    };
+    map.on('moveend', writeHash);
+    // Someone edited or pasted a link into the address bar: go where it points.
+    const onHashChange = () => {
+      const view = parseViewHash(window.location.hash);
+      if (view !== null && formatViewHash(view) !== formatViewHash(viewOf(map))) {
+        map.setView([view.lat, view.lon], view.zoom);
+      }
+    };
+    window.addEventListener('hashchange', onHashChange);
+
+    let alive = true;
+    let basemap: WorldBasemap | null = null;
+    loadWorld()
+      .then((world) => {
+        if (alive) basemap = new WorldBasemap(map, world);
+      })
+      .catch((error: unknown) => {
+        console.error('millwatch: the bundled basemap could not be loaded', error);
+      });
+
+    return () => {
+      alive = false;
+      basemap?.destroy();
+      window.removeEventListener('hashchange', onHashChange);
+      markersRef.current?.destroy();
+      markersRef.current = null;
+      popupRef.current = null;
+      mapRef.current = null;
+      map.remove();
+    };
+  }, [popupNode]);
+
+  useEffect(() => {
+    const map = mapRef.current;
+    if (map === null || tiles === null) return;
+    const layer = L.tileLayer(tiles.tileUrl, { attribution: tiles.attribution, maxZoom: MAX_ZOOM }).addTo(map);
+    return () => {
+      layer.remove();
+    };
+  }, [tiles]);
+
+  useEffect(() => {
+    const map = mapRef.current;
+    const markers = markersRef.current;
+    if (map === null || markers === null) return;
+    const all = [...fleet.machines.values()];
+    markers.setMachines(filter === null ? all : all.filter((m) => m.status === filter));
+    // The one time the page moves the map by itself: the first snapshot, when the link had no view.
+    if (!viewDecidedRef.current && fleet.snapshots > 0) {
+      viewDecidedRef.current = true;
+      const located = all.filter((m) => m.location !== null);
+      if (located.length > 0) {
+        const bounds = L.latLngBounds(located.map((m) => [m.location!.lat, m.location!.lon] as L.LatLngTuple));
+        const panel = document.querySelector<HTMLElement>('.mw-summary');
+        map.fitBounds(bounds, {
+          paddingTopLeft: [50, 50],
+          paddingBottomRight: [(panel?.offsetWidth ?? 0) + 50, 50],
+          maxZoom: 10,
+        });
+      }
+    }
+  }, [fleet.machines, fleet.snapshots, filter]);
+
+  const selectedMachine = selection?.kind === 'machine' ? fleet.machines.get(selection.id) : undefined;
+  const stackMachines =
+    selection?.kind === 'stack'
+      ? selection.ids.map((id) => fleet.machines.get(id)).filter((m): m is Machine => m !== undefined)
+      : [];
+
+  useLayoutEffect(() => {
+    const map = mapRef.current;
+    const popup = popupRef.current;
+    if (map === null || popup === null) return;
+    let at: L.LatLng | null = null;
+    if (selection?.kind === 'machine' && selectedMachine?.location) {
+      at = L.latLng(selectedMachine.location.lat, selectedMachine.location.lon);
+    } else if (selection?.kind === 'stack' && stackMachines.length > 0) {
+      at = L.latLng(selection.lat, selection.lon);
+    }
+    if (at === null) {
+      // Nothing (left) to show: the machine was removed, lost its location, or the popup was closed.
+      if (map.hasLayer(popup)) popup.close();
+      if (selection !== null) setSelection(null);
+      return;
+    }
+    const key = selectionKey(selection);
+    if (!at.equals(popup.getLatLng() ?? at, 0) || !map.hasLayer(popup)) popup.setLatLng(at);
+    if (!map.hasLayer(popup)) {
+      popup.openOn(map);
+    }
+    if (openKeyRef.current !== key) {
+      // Pan so a newly opened popup is visible; live updates of an open one never move the map.
+      openKeyRef.current = key;
+      popup.options.autoPan = true;
+      popup.update();
+      popup.options.autoPan = false;
+    } else {
+      popup.update();
+    }
+  });
+
+  const relayout = () => {
+    const popup = popupRef.current;
+    if (popup !== null && mapRef.current?.hasLayer(popup)) popup.update();
+  };
+
+  return (
+    <>
+      <div ref={containerRef} className="mw-map" role="region" aria-label="Map of the fleet" />
+      {selectedMachine !== undefined &&
+        createPortal(
+          <MachinePopup machine={selectedMachine} clockOffset={fleet.clockOffset} onLayout={relayout} />,
+          popupNode,
+        )}
+      {selection?.kind === 'stack' &&
+        stackMachines.length > 0 &&
+        createPortal(
+          <StackList machines={stackMachines} onPick={(id) => setSelection({ kind: 'machine', id })} />,
+          popupNode,
+        )}
+    </>
+  );
+}
