@@ -1,0 +1,270 @@
+"""The `millwatch` command of the central host: serve, scrape, check, simulate-serial, demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from scraper.errors import InventoryError, InventoryUnreadable, StoreError
+from server.errors import ServerError
+
+# The exporter-only install of a machine PC has this command too, for `simulate-serial`: modules that
+# need the central host's dependencies (pydantic, uvicorn, SQLAlchemy) are imported where they are used.
+
+PROG = "millwatch"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+# Libraries that log once per HTTP request or per job run: an operator wants events, not traffic.
+_CHATTY_LOGGERS = ("httpx", "httpcore", "apscheduler", "uvicorn.access")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `millwatch` command with `argv` (default: sys.argv[1:]); returns the exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    # The simulator parses its own options (and answers its own --help).
+    if args_list[:1] == ["simulate-serial"]:
+        from exporter.simulator import main as simulate_main
+
+        return simulate_main(args_list[1:])
+
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    configure_logging(getattr(args, "log_level", "info"))
+    try:
+        result: int = args.handler(args)
+        return result
+    except KeyboardInterrupt:
+        return 0  # Ctrl-C before the server took over its signals: a normal stop
+    except ServerError as e:
+        return _fail(str(e))
+    except InventoryUnreadable as e:
+        return _fail("cannot read the inventory", str(e))
+    except InventoryError as e:
+        return _fail("invalid inventory", str(e))
+    except StoreError as e:
+        return _fail(f"database: {e}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `millwatch`, with every subcommand."""
+    from server.settings import Settings
+
+    defaults = Settings.model_fields
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="millwatch central host: scrape the machines' exporters, store the readings, "
+        "serve the API and the live map.",
+        epilog="Settings also come from MILLWATCH_* environment variables (see docs/operations.md); "
+        "flags win over them.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the server (API, live map) with the scraper in the same process",
+        description="Run the server: REST API, WebSocket live updates and the map page, with the "
+        "scraper in the same process unless --no-scrape is given.",
+    )
+    _add_inventory_and_db(serve)
+    serve.add_argument(
+        "--host", help=f"address to listen on (default {defaults['host'].default}; env MILLWATCH_HOST)"
+    )
+    serve.add_argument(
+        "--port", type=_port, help=f"TCP port (default {defaults['port'].default}; env MILLWATCH_PORT)"
+    )
+    serve.add_argument(
+        "--no-scrape",
+        action="store_true",
+        help="do not scrape: show what separate `millwatch scrape` processes write to the database "
+        "(read every 2 s; machines turn stale when nobody scrapes them)",
+    )
+    _add_log_level(serve)
+    serve.set_defaults(handler=_serve)
+
+    scrape = sub.add_parser(
+        "scrape",
+        help="run the scraper alone, writing to the database (until Ctrl-C)",
+        description="Run the scraper alone: scrape every enabled machine of the inventory and write "
+        "the samples and machine states to the database, until Ctrl-C or SIGTERM.",
+    )
+    _add_inventory_and_db(scrape)
+    _add_log_level(scrape)
+    scrape.set_defaults(handler=_scrape)
+
+    check = sub.add_parser(
+        "check",
+        help="validate an inventory file and print every problem with its line",
+        description="Validate an inventory file. Prints every problem as file:line: field: message. "
+        "Exit status 0 when valid, 1 when it has problems, 2 when it cannot be read.",
+    )
+    check.add_argument(
+        "path",
+        nargs="?",
+        type=Path,
+        help="the inventory file (default ./machines.yaml; env MILLWATCH_INVENTORY)",
+    )
+    check.set_defaults(handler=_check)
+
+    sub.add_parser(
+        "simulate-serial",
+        add_help=False,
+        help="a simulated serial sensor on a pseudo-terminal, for demos and tests "
+        "(options: millwatch simulate-serial --help)",
+    )
+
+    demo = sub.add_parser(
+        "demo",
+        help="a simulated fleet (real exporters on simulated serial ports) with the server",
+        description="Start a simulated fleet in this process: one simulated serial sensor and one real "
+        "exporter per machine, an inventory of them at factory sites around the world, and the "
+        "server scraping them. Some machines are made to fail on purpose (overheating, silent or "
+        "garbled sensors, an unreachable exporter, a disabled machine). Ctrl-C stops everything.",
+    )
+    demo.add_argument("--machines", type=_positive_int, default=50, help="number of machines (default 50)")
+    demo.add_argument("--host", default="127.0.0.1", help="address the server listens on (default 127.0.0.1)")
+    demo.add_argument("--port", type=_port, default=8000, help="port of the server (default 8000)")
+    demo.add_argument(
+        "--dir",
+        type=Path,
+        default=Path("millwatch-demo"),
+        help="folder for the demo's inventory, database and exporter buffers "
+        "(default ./millwatch-demo; its database is recreated on each run)",
+    )
+    demo.add_argument(
+        "--interval",
+        type=_positive_float,
+        default=5.0,
+        help="scrape interval of every machine in seconds (default 5)",
+    )
+    _add_log_level(demo, default="warning")
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def configure_logging(level: str) -> None:
+    """One line per event on stderr; the per-request chatter of libraries only at debug level."""
+    numeric = getattr(logging, level.upper())
+    logging.basicConfig(
+        level=numeric,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    for name in _CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(numeric if numeric <= logging.DEBUG else logging.WARNING)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from server.serving import run_server
+    from server.settings import load_settings
+
+    settings = load_settings(
+        inventory=args.inventory,
+        database_url=args.db,
+        host=args.host,
+        port=args.port,
+        scrape=False if args.no_scrape else None,
+    )
+    run_server(settings, log_level=args.log_level, on_ready=_announce_serving)
+    return 0
+
+
+def _announce_serving(url: str) -> None:
+    print(f"{PROG}: serving {url}", flush=True)
+
+
+def _scrape(args: argparse.Namespace) -> int:
+    from scraper.runner import run_scrape
+    from server.settings import load_settings
+
+    settings = load_settings(inventory=args.inventory, database_url=args.db)
+    return run_scrape(settings.inventory, settings.database_url)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from scraper.inventory import check_command
+    from server.settings import load_settings
+
+    path = args.path if args.path is not None else load_settings().inventory
+    return check_command(path)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from server.demo import DemoOptions, run_demo
+
+    return run_demo(
+        DemoOptions(
+            machines=args.machines,
+            host=args.host,
+            port=args.port,
+            directory=args.dir,
+            scrape_interval=args.interval,
+            log_level=args.log_level,
+        )
+    )
+
+
+def _add_inventory_and_db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--inventory",
+        type=Path,
+        help="the inventory file (default ./machines.yaml; env MILLWATCH_INVENTORY)",
+    )
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        help="database URL (default sqlite:///./millwatch.db; PostgreSQL: "
+        "postgresql+psycopg://user@host/db; env MILLWATCH_DATABASE_URL)",
+    )
+
+
+def _add_log_level(parser: argparse.ArgumentParser, default: str = "info") -> None:
+    parser.add_argument(
+        "--log-level", choices=LOG_LEVELS, default=default, help=f"log detail on stderr (default {default})"
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 65535, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
+def _fail(message: str, details: str = "") -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    if details:
+        print(details, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Errors raised by the server package.
+
+    ServerError                 base: every error the `millwatch` command reports in one line
+     ├── ListenError            the server cannot listen on host:port (address in use, not permitted, ...)
+     ├── SettingsError          a setting (environment variable or flag) has an invalid value
+     └── DemoError              `millwatch demo` could not set up its simulated fleet
+
+Errors of the other packages (`scraper.errors.InventoryError`, `scraper.errors.StoreError`) pass
+through unchanged; the CLI turns each into its own message and exit status.
+"""
+
+from __future__ import annotations
+
+
+class ServerError(Exception):
+    """Base of the server's errors; `str(e)` is a complete one-line message for an operator."""
+
+
+class ListenError(ServerError):
+    """The server socket could not be bound."""
+
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        self.host = host
+        self.port = port
+        self.reason = reason
+        super().__init__(f"cannot listen on {format_host_port(host, port)}: {reason}")
+
+
+class SettingsError(ServerError):
+    """A setting has an invalid value; `problems` holds one "name: message" line per bad setting."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid settings: " + "; ".join(problems))
+
+
+class DemoError(ServerError):
+    """The demo fleet could not be set up (for example an exporter failed to start)."""
+
+
+def format_host_port(host: str, port: int) -> str:
+    """`host:port`, with an IPv6 address in brackets as URLs write it."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

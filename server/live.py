@@ -1,0 +1,186 @@
+"""The live hub: tells every WebSocket client what changed in the fleet.
+
+Changes arrive from `FleetState` listeners in the writer's thread; the hub hands them to its event
+loop with `call_soon_threadsafe` and gathers them for `batch_interval` seconds into one message
+
+    {"type": "update", "machines": [views], "removed": [ids], "time": T}
+
+which carries, per machine, the view that is current when the message is built (read back from the
+state, so two writers racing cannot leave a client with an older view than the state holds).
+
+Each client has its own bounded queue of messages. A client whose queue is full cannot keep up: it is
+disconnected (close code 1013, "try again later") and gets a fresh snapshot when it reconnects. So a
+slow client never delays the others and never makes the server hold an unbounded backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from scraper.state import FleetState, MachineView
+from server.jsonout import dumps
+
+log = logging.getLogger(__name__)
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_TRY_AGAIN_LATER = 1013
+
+
+@dataclass(eq=False)
+class _Client:
+    queue: asyncio.Queue[str]
+    # Set when the hub wants this client gone; the code and reason go into the close frame.
+    kicked: asyncio.Event = field(default_factory=asyncio.Event)
+    close_code: int = CLOSE_GOING_AWAY
+    close_reason: str = ""
+
+
+class LiveHub:
+    """Fan-out of fleet changes to WebSocket clients, in batches, with one bounded queue per client."""
+
+    def __init__(
+        self,
+        state: FleetState,
+        *,
+        batch_interval: float = 0.2,
+        queue_size: int = 64,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._state = state
+        self._batch_interval = batch_interval
+        self._queue_size = queue_size
+        self._clock = clock
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._touched: set[str] = set()
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._clients: set[_Client] = set()
+        self.slow_disconnects_total = 0
+        self.updates_total = 0
+
+    @property
+    def clients(self) -> int:
+        """Number of connected WebSocket clients."""
+        return len(self._clients)
+
+    async def start(self) -> None:
+        """Bind to the running event loop and start listening to the fleet state."""
+        self._loop = asyncio.get_running_loop()
+        self._unsubscribe = self._state.subscribe(self._on_state_change)
+
+    async def stop(self) -> None:
+        """Stop listening and disconnect every client (close code 1001, going away)."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        for client in list(self._clients):
+            self._kick(client, CLOSE_GOING_AWAY, "server shutting down")
+
+    async def serve(self, websocket: WebSocket) -> None:
+        """Run one client: accept, send the snapshot, then the updates; return once it is gone.
+
+        The snapshot is built and the client registered in one step of the event loop, so every change
+        after the snapshot reaches the client as an update and none is lost in between.
+        """
+        if self._loop is None:
+            raise RuntimeError("LiveHub.serve() called before start()")
+        await websocket.accept()
+        client = _Client(queue=asyncio.Queue(maxsize=self._queue_size))
+        client.queue.put_nowait(self._snapshot_message())
+        self._clients.add(client)
+        log.info("live client connected from %s (%d connected)", _peer(websocket), len(self._clients))
+        tasks = [
+            asyncio.create_task(self._send_loop(websocket, client)),
+            asyncio.create_task(_receive_until_disconnect(websocket)),
+            asyncio.create_task(client.kicked.wait()),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._clients.discard(client)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if client.kicked.is_set():
+            # A slow client's socket may be full: never wait on it for long.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(websocket.close(client.close_code, client.close_reason), timeout=1.0)
+        log.info("live client %s gone (%d connected)", _peer(websocket), len(self._clients))
+
+    def _snapshot_message(self) -> str:
+        views = self._state.snapshot()
+        return dumps({"type": "snapshot", "machines": [v.to_dict() for v in views], "time": self._clock()})
+
+    def _on_state_change(self, changed: list[MachineView], removed: list[str]) -> None:
+        # Runs in the writer's thread: only hand the ids over to the loop.
+        ids = [v.id for v in changed] + list(removed)
+        loop = self._loop
+        if loop is None or not ids:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the server is gone
+            loop.call_soon_threadsafe(self._touch, ids)
+
+    def _touch(self, ids: list[str]) -> None:
+        self._touched.update(ids)
+        if self._flush_handle is None and self._loop is not None:
+            self._flush_handle = self._loop.call_later(self._batch_interval, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        touched, self._touched = self._touched, set()
+        machines = []
+        removed = []
+        for machine_id in sorted(touched):
+            view = self._state.get(machine_id)
+            if view is None:
+                removed.append(machine_id)
+            else:
+                machines.append(view.to_dict())
+        if not self._clients:
+            return
+        message = dumps({"type": "update", "machines": machines, "removed": removed, "time": self._clock()})
+        self.updates_total += 1
+        for client in list(self._clients):
+            try:
+                client.queue.put_nowait(message)
+            except asyncio.QueueFull:
+                self.slow_disconnects_total += 1
+                log.warning("live client too slow (%d messages queued): disconnected", self._queue_size)
+                self._kick(client, CLOSE_TRY_AGAIN_LATER, "too slow: reconnect for a fresh snapshot")
+
+    def _kick(self, client: _Client, code: int, reason: str) -> None:
+        self._clients.discard(client)
+        client.close_code = code
+        client.close_reason = reason
+        client.kicked.set()
+
+    async def _send_loop(self, websocket: WebSocket, client: _Client) -> None:
+        try:
+            while True:
+                text = await client.queue.get()
+                await websocket.send_text(text)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            return  # the client went away while we were sending
+
+
+async def _receive_until_disconnect(websocket: WebSocket) -> None:
+    # Clients have nothing to say; reading is how a closed connection is noticed.
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+
+
+def _peer(websocket: WebSocket) -> str:
+    client = websocket.client
+    return "unknown" if client is None else f"{client.host}:{client.port}"

@@ -1,0 +1,119 @@
+"""The server's own metrics (`GET /metrics`), read from their sources at scrape time.
+
+One collector in its own registry: nothing is registered globally and nothing polls on a timer.
+The scraper's counters are exposed as they are (0 when this process does not scrape, with
+`millwatch_scraper_running` saying so).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from scraper.state import FleetState, Status
+from server.live import LiveHub
+
+
+class ScraperCounters(Protocol):
+    """What the collector reads from a scraper (ScraperService has these attributes)."""
+
+    scrapes_total: int
+    scrape_failures_total: int
+    store_failures_total: int
+    samples_dropped_total: int
+
+
+class FollowerCounters(Protocol):
+    """What the collector reads from the database follower of a server without scraper."""
+
+    reload_failures_total: int
+
+
+class ServerCollector(Collector):
+    """Yields the server's metrics from the fleet state, the live hub and the scraper (if any)."""
+
+    def __init__(
+        self,
+        state: FleetState,
+        hub: LiveHub,
+        scraper: ScraperCounters | None,
+        follower: FollowerCounters | None,
+        version: str,
+    ) -> None:
+        self._state = state
+        self._hub = hub
+        self._scraper = scraper
+        self._follower = follower
+        self._version = version
+
+    def collect(self) -> Iterator[Metric]:
+        info = GaugeMetricFamily(
+            "millwatch_server_build_info", "Version of the millwatch server, always 1.", labels=["version"]
+        )
+        info.add_metric([self._version], 1)
+        yield info
+
+        running = GaugeMetricFamily(
+            "millwatch_scraper_running", "1 when this server process runs the scraper, 0 when it does not."
+        )
+        running.add_metric([], 1 if self._scraper is not None else 0)
+        yield running
+
+        s = self._scraper
+        for name, help_text, value in (
+            ("millwatch_scrapes", "Scrapes attempted by this process.", s.scrapes_total if s else 0),
+            (
+                "millwatch_scrape_failures",
+                "Scrapes that failed (machine down, timeout, bad answer).",
+                s.scrape_failures_total if s else 0,
+            ),
+            (
+                "millwatch_store_failures",
+                "Database writes that failed (their samples are retried).",
+                s.store_failures_total if s else 0,
+            ),
+            (
+                "millwatch_samples_dropped",
+                "Samples dropped because the retry queue for the database was full.",
+                s.samples_dropped_total if s else 0,
+            ),
+            (
+                "millwatch_store_reload_failures",
+                "Failed reads of the machines' states from the database (server without scraper).",
+                self._follower.reload_failures_total if self._follower else 0,
+            ),
+        ):
+            counter = CounterMetricFamily(name, help_text)
+            counter.add_metric([], value)
+            yield counter
+
+        by_status = Counter(v.status for v in self._state.snapshot())
+        machines = GaugeMetricFamily(
+            "millwatch_machines", "Machines in the fleet by status.", labels=["status"]
+        )
+        for status in Status:
+            machines.add_metric([status.value], by_status.get(status, 0))
+        yield machines
+
+        clients = GaugeMetricFamily("millwatch_websocket_clients", "Connected WebSocket (live map) clients.")
+        clients.add_metric([], self._hub.clients)
+        yield clients
+
+        slow = CounterMetricFamily(
+            "millwatch_websocket_slow_disconnects",
+            "WebSocket clients disconnected because they could not keep up with the updates.",
+        )
+        slow.add_metric([], self._hub.slow_disconnects_total)
+        yield slow
+
+
+def server_registry(collector: ServerCollector) -> CollectorRegistry:
+    """A fresh registry holding only `collector`."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return registry

@@ -1,0 +1,21 @@
+"""`GET /metrics`: the server's own metrics, in the format the scraper asks for.
+
+Plain text format 0.0.4 by default; OpenMetrics (or text 1.0.0) when the `Accept` header asks for it,
+negotiated by prometheus-client as its own HTTP handler does.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from prometheus_client.exposition import choose_encoder
+from starlette.responses import Response
+
+from server.deps import ContextDep
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/metrics")
+def metrics(request: Request, context: ContextDep) -> Response:
+    encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+    return Response(encoder(context.registry), headers={"Content-Type": content_type})

@@ -1,0 +1,221 @@
+"""Runs the application under uvicorn: the process behind `millwatch serve` and `millwatch demo`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import signal
+import socket
+import threading
+from collections.abc import Callable, Generator
+from types import FrameType
+
+import httpx
+import uvicorn
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from scraper.inventory import load_inventory
+from scraper.service import ScraperService
+from scraper.state import FleetState
+from scraper.store import Store
+from server.app import create_app
+from server.context import ServerContext
+from server.errors import ListenError, ServerError, format_host_port
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Seconds that open connections (live map clients) get to finish when the server stops.
+GRACEFUL_SHUTDOWN_SECONDS = 5
+READY_TIMEOUT_SECONDS = 30.0
+
+_ERRNO_TEXT = {
+    errno.EADDRINUSE: "address already in use",
+    errno.EACCES: "permission denied",
+    errno.EADDRNOTAVAIL: "address not available on this host",
+}
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port (port 0: any free port), not yet listening.
+
+    Raises ListenError with the reason in words ("address already in use", ...).
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise ListenError(host, port, f"cannot resolve host: {e.strerror}") from e
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    # As uvicorn does: a restart must not wait for the old connections' TIME_WAIT to expire.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as e:
+        sock.close()
+        reason = _ERRNO_TEXT.get(e.errno or 0, (e.strerror or str(e)).lower())
+        raise ListenError(host, port, reason) from e
+    return sock
+
+
+def server_url(host: str, port: int) -> str:
+    """The URL of the page for a server listening on host:port."""
+    return f"http://{format_host_port(host, port)}/"
+
+
+def safe_database_url(url: str) -> str:
+    """`url` with its password masked, fit for logs and terminal output."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparsable database URL>"
+
+
+def run_server(
+    settings: Settings,
+    *,
+    sock: socket.socket | None = None,
+    log_level: str = "info",
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve the application (with the scraper unless `settings.scrape` is false) until SIGINT/SIGTERM.
+
+    Order of the checks, so that a mistake is reported before anything is started: the listening
+    socket (`sock`, or bound here: ListenError), the inventory (InventoryError), the database and
+    its migrations (StoreError). `on_ready(url)` is called once `/healthz` answers. A start-up
+    failure inside the application raises that failure, or ServerError when it has no better name.
+    """
+    own_sock = sock is None
+    if sock is None:
+        sock = bind_socket(settings.host, settings.port)
+    try:
+        if settings.scrape:
+            load_inventory(settings.inventory)
+        store = Store(settings.database_url)
+        try:
+            store.migrate()
+            _serve(settings, store, sock, log_level, on_ready)
+        finally:
+            store.close()
+    finally:
+        if own_sock:
+            sock.close()
+
+
+def _serve(
+    settings: Settings,
+    store: Store,
+    sock: socket.socket,
+    log_level: str,
+    on_ready: Callable[[str], None] | None,
+) -> None:
+    state = FleetState()
+    scraper = None
+    if settings.scrape:
+        scraper = ScraperService(settings.inventory, store, state, max_concurrency=settings.max_concurrency)
+    app = create_app(settings, state=state, store=store, scraper=scraper)
+    context: ServerContext = app.state.millwatch
+    host, port = sock.getsockname()[:2]
+    url = server_url(settings.host, port)
+    config = uvicorn.Config(
+        app,
+        log_config=None,  # the CLI configured logging: one line per event, in one format
+        log_level=log_level,
+        access_log=log_level == "debug",
+        lifespan="on",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
+    server = _Server(config, ready_probe=_probe_address(host, port), on_ready=lambda: _ready(url, on_ready))
+    log.info(
+        "serving %s (scraper %s, inventory %s, database %s)",
+        url,
+        "on" if scraper is not None else "off",
+        settings.inventory if scraper is not None else "-",
+        safe_database_url(settings.database_url),
+    )
+    try:
+        server.run(sockets=[sock])
+    except SystemExit as e:  # uvicorn's way to say the lifespan start-up failed
+        if context.startup_error is not None:
+            raise context.startup_error from None
+        raise ServerError("the server failed to start (see the log above)") from e
+    log.info("server stopped")
+
+
+def _ready(url: str, on_ready: Callable[[str], None] | None) -> None:
+    log.info("ready at %s", url)
+    if on_ready is not None:
+        on_ready(url)
+
+
+def _probe_address(host: str, port: int) -> str:
+    # A server on every interface answers on loopback.
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://{format_host_port(host, port)}/healthz"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server that reports readiness and ends on SIGINT/SIGTERM without re-raising them.
+
+    uvicorn re-raises the captured signal after a graceful shutdown, which would turn an
+    operator's Ctrl-C into a KeyboardInterrupt traceback; a stop on request is a normal end here.
+    """
+
+    def __init__(self, config: uvicorn.Config, *, ready_probe: str, on_ready: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._ready_probe = ready_probe
+        self._on_ready = on_ready
+        self._ready_task: asyncio.Task[None] | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            self._ready_task = asyncio.create_task(self._wait_ready())
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._ready_task is not None:
+            self._ready_task.cancel()
+        await super().shutdown(sockets=sockets)
+
+    async def _wait_ready(self) -> None:
+        deadline = asyncio.get_running_loop().time() + READY_TIMEOUT_SECONDS
+        delay = 0.05
+        async with httpx.AsyncClient(timeout=5.0, trust_env=False) as client:
+            while True:
+                try:
+                    await client.get(self._ready_probe)
+                except httpx.HTTPError:
+                    if asyncio.get_running_loop().time() > deadline:
+                        log.error("the server does not answer on %s", self._ready_probe)
+                        return
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 1.0)
+                    continue
+                self._on_ready()
+                return
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        originals = {sig: signal.signal(sig, self._stop_on_signal) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in originals.items():
+                signal.signal(sig, handler)
+
+    def _stop_on_signal(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True  # a second Ctrl-C: stop waiting for connections
+        else:
+            log.info("stopping on %s", signal.Signals(sig).name)
+            self.should_exit = True

@@ -1,0 +1,59 @@
+"""The server's settings: one class, read from `MILLWATCH_*` environment variables, flags on top."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from server.errors import SettingsError
+
+PACKAGE_STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+class Settings(BaseSettings):
+    """Every setting of `millwatch serve`; the environment variable of `x` is `MILLWATCH_X`."""
+
+    model_config = SettingsConfigDict(env_prefix="MILLWATCH_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///./millwatch.db",
+        description="SQLAlchemy URL of the database (sqlite:///PATH or postgresql+psycopg://...)",
+    )
+    inventory: Path = Field(default=Path("machines.yaml"), description="the inventory file machines.yaml")
+    host: str = Field(default="127.0.0.1", description="address the server listens on")
+    port: int = Field(default=8000, ge=0, le=65535, description="TCP port (0: any free port)")
+    scrape: bool = Field(default=True, description="run the scraper in the server process")
+    tile_url: str | None = Field(default=None, description="optional online map tile URL template")
+    tile_attribution: str | None = Field(default=None, description="attribution shown with the tiles")
+    static_dir: Path = Field(default=PACKAGE_STATIC_DIR, description="folder of the built web page")
+    max_concurrency: int = Field(default=16, ge=1, le=1024, description="scrapes in flight at most")
+    store_poll_interval: float = Field(
+        default=2.0, gt=0, description="seconds between database reads when the scraper runs elsewhere"
+    )
+    live_batch_interval: float = Field(
+        default=0.2, gt=0, le=10, description="seconds over which live changes are gathered into one message"
+    )
+    live_queue_size: int = Field(
+        default=64, ge=1, description="messages queued per WebSocket client before it is disconnected as slow"
+    )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment with `overrides` (flags) on top; None overrides are ignored.
+
+    Raises SettingsError naming every invalid setting by its environment variable.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            name = ".".join(str(p) for p in err["loc"])
+            # A value given as a flag is named as such; anything else came from the environment.
+            label = name if name in given else f"MILLWATCH_{name.upper()}"
+            problems.append(f"{label}: {err['msg']}")
+        raise SettingsError(problems) from e

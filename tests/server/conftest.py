@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from server_helpers import running_app
+
+from scraper.state import FleetState
+from server.app import create_app
+from server.settings import Settings
+
+Serve = Callable[..., str]
+
+
+@pytest.fixture
+def state() -> FleetState:
+    return FleetState()
+
+
+@pytest.fixture
+def static_dir(tmp_path: Path) -> Path:
+    """An empty folder standing for the unbuilt web page."""
+    path = tmp_path / "static"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def serve(static_dir: Path) -> Iterator[Serve]:
+    """serve(state, store=None, scraper=None, **settings) -> base URL of the app under a real uvicorn."""
+    with contextlib.ExitStack() as stack:
+
+        def start(state: FleetState, store: Any = None, scraper: Any = None, **overrides: Any) -> str:
+            values: dict[str, Any] = {"static_dir": static_dir, "live_batch_interval": 0.05}
+            values.update(overrides)
+            app = create_app(Settings(**values), state=state, store=store, scraper=scraper)
+            return stack.enter_context(running_app(app))
+
+        yield start
