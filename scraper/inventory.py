@@ -512,7 +512,7 @@ class _Checker:
                     try:
                         check(value)
                     except ValueError as e:
-                        self.add([*loc, key], f"{e} (got {value!r})")
+                        self.add([*loc, key], str(e))
         self._check_names(loc, raw)
         spec: MachineSpec | None = self._validate(MachineSpec, loc, raw)
         if spec is None or defaults is None or len(self.problems) > before:

@@ -1,0 +1,400 @@
+"""machines.yaml: every problem reported at once with file:line and field path; defaults resolved."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from scraper.errors import InventoryError, InventoryUnreadable, Problem
+from scraper.inventory import check_command, load_inventory, parse_duration
+from scraper.state import Location, Status, Threshold
+
+DESIGN_EXAMPLE = """\
+defaults:
+  scrape_interval: 15s
+  scrape_timeout: 5s
+  thresholds:
+    machine_temperature_celsius: {warn: 80, alarm: 95}
+machines:
+  - id: ironcast_berlin            # unique, [a-z0-9_-]
+    name: IronCast Berlin
+    url: http://10.0.1.23:9817/metrics
+    location: {lat: 52.52, lon: 13.405}
+    site: Berlin
+    labels: {line: casting}
+    auth: {bearer_token_file: /etc/millwatch/ironcast_berlin.token}   # or _env, or basic
+    enabled: true
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "machines.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems_of(tmp_path: Path, text: str) -> list[str]:
+    with pytest.raises(InventoryError) as caught:
+        load_inventory(write(tmp_path, text))
+    return [str(p) for p in caught.value.problems]
+
+
+def test_the_design_example_loads_with_everything_resolved(tmp_path: Path) -> None:
+    inventory = load_inventory(write(tmp_path, DESIGN_EXAMPLE))
+    (machine,) = inventory.machines
+    assert machine.id == "ironcast_berlin"
+    assert machine.name == "IronCast Berlin"
+    assert machine.url == "http://10.0.1.23:9817/metrics"
+    assert machine.location == Location(52.52, 13.405)
+    assert machine.site == "Berlin"
+    assert machine.labels == {"line": "casting"}
+    assert (
+        machine.auth is not None and machine.auth.bearer_token_file == "/etc/millwatch/ironcast_berlin.token"
+    )
+    assert machine.enabled is True
+    assert (machine.scrape_interval_seconds, machine.scrape_timeout_seconds) == (15.0, 5.0)
+    assert machine.thresholds == {"machine_temperature_celsius": Threshold(warn=80, alarm=95)}
+    assert inventory.get("ironcast_berlin") is machine and inventory.get("nope") is None
+
+
+def test_initial_views(tmp_path: Path) -> None:
+    inventory = load_inventory(
+        write(
+            tmp_path,
+            "machines:\n"
+            "  - {id: a, url: 'http://127.0.0.1:1/metrics', scrape_interval: 1m}\n"
+            "  - {id: b, url: 'http://127.0.0.1:2/metrics', enabled: false}\n",
+        )
+    )
+    a, b = (m.initial_view() for m in inventory.machines)
+    assert (a.status, a.name, a.scrape_interval_seconds, a.enabled) == (Status.UNKNOWN, "a", 60.0, True)
+    assert (b.status, b.enabled) == (Status.DISABLED, False)
+    assert "auth" not in a.to_dict()
+    assert [m.id for m in inventory.enabled_machines] == ["a"]
+
+
+def test_minimal_file_takes_every_default(tmp_path: Path) -> None:
+    inventory = load_inventory(
+        write(tmp_path, "machines:\n  - id: m1\n    url: https://plant.example:9817/metrics\n")
+    )
+    machine = inventory.machines[0]
+    assert (machine.name, machine.scrape_interval_seconds, machine.scrape_timeout_seconds) == (
+        "m1",
+        15.0,
+        5.0,
+    )
+    assert (
+        machine.thresholds == {}
+        and machine.labels == {}
+        and machine.auth is None
+        and machine.location is None
+    )
+
+
+def test_an_empty_fleet_is_valid(tmp_path: Path) -> None:
+    assert load_inventory(write(tmp_path, "machines: []\n")).machines == []
+
+
+def test_per_machine_settings_override_and_thresholds_merge_per_metric(tmp_path: Path) -> None:
+    inventory = load_inventory(
+        write(
+            tmp_path,
+            """\
+defaults:
+  scrape_interval: 30s
+  thresholds:
+    machine_temperature_celsius: {warn: 80, alarm: 95}
+    machine_pressure_bar: {warn: 2, alarm: 3}
+machines:
+  - id: hot_oven
+    url: http://127.0.0.1:9817/metrics
+    scrape_interval: 1m30s
+    scrape_timeout: 500ms
+    thresholds:
+      machine_temperature_celsius: {warn: 90}
+      machine_pressure_bar: {warn: null}
+      machine_speed_rpm: {alarm: 3000}
+""",
+        )
+    )
+    machine = inventory.machines[0]
+    assert (machine.scrape_interval_seconds, machine.scrape_timeout_seconds) == (90.0, 0.5)
+    assert machine.thresholds == {
+        "machine_temperature_celsius": Threshold(warn=90, alarm=95),
+        "machine_pressure_bar": Threshold(warn=None, alarm=3),
+        "machine_speed_rpm": Threshold(warn=None, alarm=3000),
+    }
+
+
+def test_labels_given_as_numbers_become_strings(tmp_path: Path) -> None:
+    inventory = load_inventory(
+        write(tmp_path, "machines:\n  - {id: m, url: 'http://h', labels: {floor: 2}}\n")
+    )
+    assert inventory.machines[0].labels == {"floor": "2"}
+
+
+def test_relative_secret_files_are_resolved_against_the_inventory_folder(tmp_path: Path) -> None:
+    text = (
+        "machines:\n"
+        "  - {id: a, url: 'http://h', auth: {bearer_token_file: secrets/a.token}}\n"
+        "  - {id: b, url: 'http://h', auth: {basic: {username: scraper, password_file: b.pw}}}\n"
+        "  - {id: c, url: 'http://h', auth: {basic: {username: scraper, password_env: MW_PW}}}\n"
+    )
+    a, b, c = load_inventory(write(tmp_path, text)).machines
+    assert a.auth is not None and a.auth.bearer_token_file == str(tmp_path / "secrets" / "a.token")
+    assert b.auth is not None and b.auth.basic is not None
+    assert b.auth.basic.password_file == str(tmp_path / "b.pw")
+    assert c.auth is not None and c.auth.basic is not None and c.auth.basic.password_env == "MW_PW"
+
+
+def test_every_problem_is_reported_at_once_with_line_and_path(tmp_path: Path) -> None:
+    text = """\
+defaults:
+  scrape_interval: 15s
+machines:
+  - id: press_01
+    url: http://127.0.0.1:9817/metrics
+  - id: Press 02
+    url: ftp://10.0.0.2/metrics
+    location: {lat: 91, lon: 13}
+    colour: red
+  - id: press_01
+    url: http://127.0.0.1:9818/metrics
+    enabled: maybe
+  - name: no id or url
+"""
+    where = tmp_path / "machines.yaml"
+    assert problems_of(tmp_path, text) == [
+        f"{where}:6: machines[1].id: must use only lowercase letters, digits, '_' and '-'",
+        f"{where}:7: machines[1].url: must start with http:// or https://",
+        f"{where}:8: machines[1].location.lat: must be less than or equal to 90 (got 91)",
+        f"{where}:9: machines[1].colour: unknown key (expected one of: id, name, url, "
+        "location, site, labels, auth, enabled, scrape_interval, scrape_timeout, thresholds)",
+        f"{where}:10: machines[2].id: duplicate id 'press_01' (first used by machines[0] at line 4)",
+        f"{where}:12: machines[2].enabled: must be true or false (got 'maybe')",
+        f"{where}:13: machines[3].id: required",
+        f"{where}:13: machines[3].url: required",
+    ]
+
+
+def test_problem_and_error_text() -> None:
+    problem = Problem("machines.yaml", 12, "machines[3].url", "must start with http:// or https://")
+    assert str(problem) == "machines.yaml:12: machines[3].url: must start with http:// or https://"
+    assert str(Problem("machines.yaml", None, "", "cannot read: No such file or directory")) == (
+        "machines.yaml: cannot read: No such file or directory"
+    )
+    error = InventoryError([problem, Problem("machines.yaml", 14, "machines[4].id", "required")])
+    assert str(error).splitlines() == [str(problem), "machines.yaml:14: machines[4].id: required"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("machines:\n  - id: a\n  url: x\n", ":3: YAML syntax error: expected <block end>"),
+        ("machines: [\n", ":2: YAML syntax error:"),
+        (
+            "machines:\n  - {id: a, id: b, url: 'http://h'}\n",
+            ':2: YAML syntax error: found duplicate key "id"',
+        ),
+        ("machines:\n  - id: a\n\tbad: tab\n", ":3: YAML syntax error:"),
+        ("", ": the file is empty"),
+        ("- just a list\n", ": the top level must be a mapping"),
+        ("defaults: {}\n", ": machines: required"),
+        ("machines: 3\n", ":1: machines: must be a list of machines"),
+        ("machines: []\nextra: 1\n", ":2: extra: unknown key (expected one of: defaults, machines)"),
+        ("machines:\n  - just-a-string\n", ":2: machines[0]: must be a mapping (got 'just-a-string')"),
+    ],
+)
+def test_structural_problems(tmp_path: Path, text: str, expected: str) -> None:
+    problems = problems_of(tmp_path, text)
+    assert any(expected in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("machine", "expected"),
+    [
+        (
+            "{id: m, url: 'http://h', scrape_interval: 5s, scrape_timeout: 5s}",
+            "machines[0].scrape_timeout: scrape_timeout (5s) must be shorter than scrape_interval (5s)",
+        ),
+        (
+            "{id: m, url: 'http://h', scrape_interval: 2s}",
+            "machines[0].scrape_interval: scrape_timeout (5s) must be shorter than scrape_interval (2s)",
+        ),
+        (
+            "{id: m, url: 'http://h', scrape_interval: fast}",
+            "machines[0].scrape_interval: must be a duration",
+        ),
+        (
+            "{id: m, url: 'http://h', scrape_interval: 0s}",
+            "machines[0].scrape_interval: must be greater than 0",
+        ),
+        (
+            "{id: m, url: 'http://h', scrape_interval: -1}",
+            "machines[0].scrape_interval: must be greater than 0",
+        ),
+        (
+            "{id: m, url: 'http://h', scrape_interval: true}",
+            "machines[0].scrape_interval: must be a duration",
+        ),
+        ("{id: m, url: 'http:///metrics'}", "machines[0].url: has no host"),
+        ("{id: m, url: 'http://h:99999/'}", "machines[0].url: has a bad port number"),
+        ("{id: m, url: 'http://h/a b'}", "machines[0].url: must not contain spaces"),
+        ("{id: m, url: 'http://h', location: {lat: 1}}", "machines[0].location.lon: required"),
+        (
+            "{id: m, url: 'http://h', location: {lat: 1, lon: -181}}",
+            "machines[0].location.lon: must be greater",
+        ),
+        (
+            "{id: m, url: 'http://h', location: {lat: '52', lon: 1}}",
+            "machines[0].location.lat: must be a number",
+        ),
+        (
+            "{id: m, url: 'http://h', auth: {}}",
+            "machines[0].auth: needs exactly one of bearer_token_file, bearer_token_env, basic",
+        ),
+        (
+            "{id: m, url: 'http://h', auth: {bearer_token_file: a, bearer_token_env: B}}",
+            "machines[0].auth: needs exactly one of",
+        ),
+        ("{id: m, url: 'http://h', auth: {bearer_token_env: ''}}", "machines[0].auth: must not be empty"),
+        (
+            "{id: m, url: 'http://h', auth: {basic: {username: u}}}",
+            "machines[0].auth.basic: needs exactly one of password_file, password_env",
+        ),
+        (
+            "{id: m, url: 'http://h', auth: {basic: {password_env: P}}}",
+            "machines[0].auth.basic.username: required",
+        ),
+        (
+            "{id: m, url: 'http://h', auth: {token: x}}",
+            "machines[0].auth.token: unknown key (expected one of: "
+            "bearer_token_file, bearer_token_env, basic)",
+        ),
+        (
+            "{id: m, url: 'http://h', labels: {'bad-label': x}}",
+            "machines[0].labels.bad-label: is not a valid label",
+        ),
+        ("{id: m, url: 'http://h', labels: [a]}", "machines[0].labels: must be a mapping"),
+        (
+            "{id: m, url: 'http://h', thresholds: {'temp.c': {warn: 1}}}",
+            "machines[0].thresholds.temp.c: is not a valid metric name",
+        ),
+        (
+            "{id: m, url: 'http://h', thresholds: {m1: {warn: 5, alarm: 4}}}",
+            "machines[0].thresholds.m1: warn (5) must not be above alarm (4)",
+        ),
+        (
+            "{id: m, url: 'http://h', thresholds: {m1: {warn: high}}}",
+            "machines[0].thresholds.m1.warn: must be a number (got 'high')",
+        ),
+        (
+            "{id: m, url: 'http://h', thresholds: {m1: {warm: 1}}}",
+            "machines[0].thresholds.m1.warm: unknown key (expected one of: warn, alarm)",
+        ),
+        ("{id: m, url: 'http://h', name: ''}", "machines[0].name: must not be empty"),
+        ("{id: 7, url: 'http://h'}", "machines[0].id: must be a string (got 7)"),
+    ],
+)
+def test_machine_problems(tmp_path: Path, machine: str, expected: str) -> None:
+    problems = problems_of(tmp_path, f"machines:\n  - {machine}\n")
+    assert any(f"machines.yaml:2: {expected}" in p for p in problems), problems
+
+
+def test_merged_thresholds_are_checked_too(tmp_path: Path) -> None:
+    text = (
+        "defaults:\n  thresholds:\n    machine_temperature_celsius: {warn: 80, alarm: 95}\n"
+        "machines:\n  - id: m\n    url: http://h\n    thresholds:\n"
+        "      machine_temperature_celsius: {warn: 99}\n"
+    )
+    where = tmp_path / "machines.yaml"
+    assert problems_of(tmp_path, text) == [
+        f"{where}:8: machines[0].thresholds.machine_temperature_celsius: warn (99) must not "
+        "be above alarm (95) once merged with the defaults"
+    ]
+
+
+def test_defaults_problems(tmp_path: Path) -> None:
+    text = (
+        "defaults:\n  scrape_interval: 10s\n  scrape_timeout: 10s\n  colour: red\n"
+        "  thresholds:\n    9lives: {warn: 1}\nmachines: []\n"
+    )
+    problems = problems_of(tmp_path, text)
+    assert any(
+        ":4: defaults.colour: unknown key (expected one of: scrape_interval, scrape_timeout, thresholds)" in p
+        for p in problems
+    ), problems
+    assert any(":6: defaults.thresholds.9lives: is not a valid metric name" in p for p in problems), problems
+    text = "defaults:\n  scrape_interval: 10s\n  scrape_timeout: 10s\nmachines: []\n"
+    where = tmp_path / "machines.yaml"
+    assert problems_of(tmp_path, text) == [
+        f"{where}:3: defaults.scrape_timeout: scrape_timeout (10s) must be shorter than scrape_interval (10s)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("500ms", 0.5),
+        ("15s", 15),
+        ("2m", 120),
+        ("1h", 3600),
+        ("1d", 86400),
+        ("1m30s", 90),
+        (7, 7),
+        (0.25, 0.25),
+        ("12", 12),
+    ],
+)
+def test_durations(value: object, seconds: float) -> None:
+    assert parse_duration(value) == seconds
+
+
+def test_not_utf8_is_a_problem_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "machines.yaml"
+    path.write_bytes(b"machines:\n  - id: caf\xe9\n")
+    with pytest.raises(InventoryError) as caught:
+        load_inventory(path)
+    assert not isinstance(caught.value, InventoryUnreadable)
+    assert str(caught.value) == f"{path}:2: not valid UTF-8 text"
+
+
+def test_check_command_valid(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        DESIGN_EXAMPLE.replace("enabled: true", "enabled: false")
+        + "  - {id: second, url: 'http://127.0.0.1:9817/metrics'}\n",
+    )
+    out, err = io.StringIO(), io.StringIO()
+    assert check_command(path, out, err) == 0
+    assert out.getvalue() == f"{path}: OK, 2 machines (1 enabled)\n"
+    assert err.getvalue() == ""
+
+
+def test_check_command_problems(tmp_path: Path) -> None:
+    path = write(tmp_path, "machines:\n  - {id: a, url: 'ftp://x'}\n  - {id: a, url: 'http://x'}\n")
+    out, err = io.StringIO(), io.StringIO()
+    assert check_command(path, out, err) == 1
+    assert err.getvalue().splitlines() == [
+        f"{path}:2: machines[0].url: must start with http:// or https://",
+        f"{path}:3: machines[1].id: duplicate id 'a' (first used by machines[0] at line 2)",
+        f"{path}: 2 problems",
+    ]
+    assert out.getvalue() == ""
+
+
+def test_check_command_unreadable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert check_command(tmp_path / "missing.yaml") == 2
+    assert capsys.readouterr().err == f"{tmp_path / 'missing.yaml'}: cannot read: No such file or directory\n"
+    assert check_command(tmp_path) == 2  # a folder
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_the_example_inventory_of_the_repository_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "machines.yaml"
+    out, err = io.StringIO(), io.StringIO()
+    assert check_command(example, out, err) == 0, err.getvalue()
+    inventory = load_inventory(example)
+    assert len(inventory.machines) == 3

@@ -1,0 +1,229 @@
+"""The status rules, one test per rule: what the map shows for each situation."""
+
+from __future__ import annotations
+
+import pytest
+
+from scraper.errors import ConnectFailed, HTTPStatusError, ScrapeTimeout
+from scraper.exposition import Sample
+from scraper.inventory import Machine
+from scraper.state import LastScrape, MachineView, Status, Threshold
+from scraper.status import apply_staleness, crossings, evaluate, failed, format_number
+
+T0 = 1_764_136_800.0
+
+
+def machine(**changes: object) -> Machine:
+    values: dict[str, object] = {
+        "id": "press_01",
+        "name": "Press 01",
+        "url": "http://127.0.0.1:9817/metrics",
+        "scrape_interval_seconds": 15.0,
+        "scrape_timeout_seconds": 5.0,
+        "thresholds": {
+            "machine_temperature_celsius": Threshold(warn=80, alarm=95),
+            "machine_pressure_bar": Threshold(warn=2, alarm=3),
+            "machine_speed_rpm": Threshold(alarm=3000),
+        },
+    }
+    values.update(changes)
+    return Machine.model_validate(values)
+
+
+def healthy(**readings: float) -> list[Sample]:
+    values = {"machine_temperature_celsius": 60.0, "machine_pressure_bar": 1.0, "machine_speed_rpm": 1480.0}
+    values.update(readings)
+    return [
+        *(Sample(name, {}, value) for name, value in values.items()),
+        Sample("millwatch_serial_up", {}, 1.0),
+        Sample("machine_info", {"machine_id": "press_01", "name": "Press 01"}, 1.0),
+    ]
+
+
+def test_all_readings_below_their_limits_is_up_with_no_reason() -> None:
+    view = evaluate(machine(), healthy(), T0, 0.012)
+    assert view.status is Status.UP
+    assert view.reason is None
+    assert view.readings == {
+        "machine_temperature_celsius": 60,
+        "machine_pressure_bar": 1,
+        "machine_speed_rpm": 1480,
+    }
+    assert view.last_scrape == LastScrape(time=T0, duration_seconds=0.012, error=None)
+    assert view.last_success_time == T0
+    assert view.name == "Press 01" and view.scrape_interval_seconds == 15.0
+
+
+def test_readings_are_unlabelled_finite_machine_samples_except_machine_info() -> None:
+    samples = [
+        Sample("machine_temperature_celsius", {}, 70.0),
+        Sample("machine_temperature_celsius", {"sensor": "2"}, 99.0),  # labelled: not a reading
+        Sample("machine_info", {}, 1.0),
+        Sample("machine_level_ratio", {}, float("nan")),
+        Sample("process_cpu_seconds_total", {}, 3.0),
+    ]
+    assert evaluate(machine(), samples, T0, 0.01).readings == {"machine_temperature_celsius": 70.0}
+
+
+def test_reading_at_warn_limit_is_warn_and_names_metric_value_and_limit() -> None:
+    view = evaluate(machine(), healthy(machine_temperature_celsius=80.0), T0, 0.01)
+    assert view.status is Status.WARN
+    assert view.reason == "machine_temperature_celsius 80 ≥ warn 80"
+
+
+def test_reading_at_or_above_alarm_is_alarm() -> None:
+    view = evaluate(machine(), healthy(machine_temperature_celsius=97.2), T0, 0.01)
+    assert view.status is Status.ALARM
+    assert view.reason == "machine_temperature_celsius 97.2 ≥ alarm 95"
+
+
+def test_several_crossings_name_the_worst_first_then_count_the_others() -> None:
+    samples = healthy(machine_temperature_celsius=85.0, machine_pressure_bar=3.5, machine_speed_rpm=3100.0)
+    view = evaluate(machine(), samples, T0, 0.01)
+    assert view.status is Status.ALARM
+    # Both alarms: pressure is 17% past its limit, speed 3%; the warning comes last.
+    assert view.reason == "machine_pressure_bar 3.5 ≥ alarm 3, +2 more"
+    order = [c.metric for c in crossings(view.readings, machine().thresholds)]
+    assert order == ["machine_pressure_bar", "machine_speed_rpm", "machine_temperature_celsius"]
+
+
+def test_thresholds_apply_to_any_unlabelled_metric() -> None:
+    m = machine(thresholds={"system_cpu_usage_ratio": Threshold(warn=0.9)})
+    view = evaluate(m, [*healthy(), Sample("system_cpu_usage_ratio", {}, 0.95)], T0, 0.01)
+    assert view.status is Status.WARN
+    assert view.reason == "system_cpu_usage_ratio 0.95 ≥ warn 0.9"
+
+
+def test_serial_down_is_sensor_fault_with_the_age_of_the_last_reading() -> None:
+    samples = [
+        Sample("millwatch_serial_up", {}, 0.0),
+        Sample("millwatch_serial_last_reading_timestamp_seconds", {}, T0 - 94),
+    ]
+    view = evaluate(machine(), samples, T0, 0.01)
+    assert view.status is Status.SENSOR_FAULT
+    assert view.reason == "serial sensor not reporting, last reading 94s ago"
+    assert view.readings == {}
+
+
+def test_serial_down_without_any_reading_yet() -> None:
+    samples = [
+        Sample("millwatch_serial_up", {}, 0.0),
+        Sample("millwatch_serial_last_reading_timestamp_seconds", {}, 0),
+    ]
+    assert evaluate(machine(), samples, T0, 0.01).reason == "serial sensor not reporting"
+
+
+def test_sensor_fault_wins_over_stale_readings_past_their_limits() -> None:
+    samples = [Sample("millwatch_serial_up", {}, 0.0), Sample("machine_temperature_celsius", {}, 120.0)]
+    assert evaluate(machine(), samples, T0, 0.01).status is Status.SENSOR_FAULT
+
+
+def test_an_exporter_without_serial_metrics_is_judged_by_readings_alone() -> None:
+    view = evaluate(machine(), [Sample("machine_temperature_celsius", {}, 50.0)], T0, 0.01)
+    assert view.status is Status.UP
+
+
+def test_disabled_machine_stays_disabled() -> None:
+    m = machine(enabled=False)
+    assert m.initial_view().status is Status.DISABLED
+    assert evaluate(m, healthy(machine_temperature_celsius=120.0), T0, 0.01).status is Status.DISABLED
+    assert failed(m.initial_view(), ConnectFailed("connection refused"), T0, 0.01).status is Status.DISABLED
+
+
+def test_system_summary() -> None:
+    samples = [
+        Sample("system_boot_time_seconds", {}, T0 - 86400),
+        Sample("system_cpu_usage_ratio", {}, 0.12),
+        Sample("system_memory_total_bytes", {}, 8e9),
+        Sample("system_memory_available_bytes", {}, 2e9),
+        Sample("system_disk_total_bytes", {"mountpoint": "C:\\"}, 100.0),
+        Sample("system_disk_free_bytes", {"mountpoint": "C:\\"}, 30.0),
+        Sample("system_disk_total_bytes", {"mountpoint": "D:\\"}, 100.0),
+        Sample("system_disk_free_bytes", {"mountpoint": "D:\\"}, 90.0),
+        Sample("system_disk_total_bytes", {"mountpoint": "E:\\"}, 0.0),  # an empty card reader
+        Sample("system_disk_free_bytes", {"mountpoint": "E:\\"}, 0.0),
+    ]
+    system = evaluate(machine(), samples, T0, 0.01).system
+    assert system.uptime_seconds == 86400
+    assert system.cpu_usage_ratio == 0.12
+    assert system.memory_used_ratio == pytest.approx(0.75)
+    assert system.disk_used_ratio == pytest.approx(0.7)
+
+
+def test_missing_system_figures_stay_unknown() -> None:
+    system = evaluate(machine(), healthy(), T0, 0.01).system
+    assert (
+        system.uptime_seconds is None and system.memory_used_ratio is None and system.disk_used_ratio is None
+    )
+
+
+def test_failed_scrape_is_down_with_the_error_text_and_keeps_last_readings() -> None:
+    before = evaluate(machine(), healthy(machine_temperature_celsius=83.1), T0, 0.01)
+    after = failed(before, ScrapeTimeout(5.0), T0 + 15, 5.0)
+    assert after.status is Status.DOWN
+    assert after.reason == "timeout after 5s"
+    assert after.last_scrape == LastScrape(time=T0 + 15, duration_seconds=5.0, error="timeout after 5s")
+    assert after.readings == before.readings
+    assert after.system == before.system
+    assert after.last_success_time == T0
+
+
+def test_failed_scrape_of_a_never_scraped_machine() -> None:
+    view = failed(machine().initial_view(), HTTPStatusError(503), T0, 0.003)
+    assert (view.status, view.reason, view.readings, view.last_success_time) == (
+        Status.DOWN,
+        "HTTP 503",
+        {},
+        None,
+    )
+
+
+def scraped(at: float, status: Status = Status.UP, interval: float = 15.0) -> MachineView:
+    return MachineView(
+        id="m",
+        name="m",
+        url="http://127.0.0.1:1/metrics",
+        scrape_interval_seconds=interval,
+        status=status,
+        last_scrape=LastScrape(time=at, duration_seconds=0.01),
+        last_success_time=at,
+        readings={"machine_temperature_celsius": 70.0},
+    )
+
+
+def test_staleness_after_three_intervals_plus_the_timeout() -> None:
+    view = scraped(T0)
+    assert apply_staleness(view, T0 + 50, scrape_timeout_seconds=5) is view  # 3 x 15 + 5 = 50: not yet
+    stale = apply_staleness(view, T0 + 94, scrape_timeout_seconds=5)
+    assert stale.status is Status.STALE
+    assert stale.reason == "no scrape for 94s"
+    assert stale.readings == view.readings
+    assert apply_staleness(view, T0 + 3 * 3600, scrape_timeout_seconds=5).reason == "no scrape for 3h"
+
+
+def test_staleness_without_the_timeout_allows_a_whole_interval_for_it() -> None:
+    view = scraped(T0)
+    assert apply_staleness(view, T0 + 60).status is Status.UP
+    assert apply_staleness(view, T0 + 61).status is Status.STALE
+
+
+def test_down_machines_turn_stale_too_but_never_scraped_or_disabled_ones_do_not() -> None:
+    assert apply_staleness(scraped(T0, Status.DOWN), T0 + 1000).status is Status.STALE
+    never = MachineView(id="n", name="n", url="http://127.0.0.1:1/")
+    assert apply_staleness(never, T0 + 1e6) is never
+    disabled = scraped(T0).with_changes(enabled=False, status=Status.DISABLED)
+    assert apply_staleness(disabled, T0 + 1e6) is disabled
+
+
+def test_staleness_is_idempotent_and_lifted_by_the_next_scrape() -> None:
+    stale = apply_staleness(scraped(T0), T0 + 100)
+    assert apply_staleness(stale, T0 + 100) is stale
+    assert evaluate(machine(), healthy(), T0 + 101, 0.01).status is Status.UP
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(95.0, "95"), (97.2, "97.2"), (1.02, "1.02"), (1480.0, "1480"), (0.000123, "0.000123")],
+)
+def test_numbers_in_reasons_read_naturally(value: float, text: str) -> None:
+    assert format_number(value) == text
