@@ -145,6 +145,7 @@ class Store:
                     if series_id not in seen:  # one value per series and time, the first one
                         seen.add(series_id)
                         rows.append({"series_id": series_id, "time": batch.time, "value": value})
+            rows.sort(key=lambda row: (row["series_id"], row["time"]))  # key order, as for the views
             inserted = self._insert_samples(connection, rows)
             self._upsert_views(connection, views)
         # Only now: ids from a rolled-back transaction must never reach the cache.
@@ -215,9 +216,11 @@ class Store:
             return
         now = time.time()
         latest = {v.id: v for v in views}  # the last view of a machine wins
+        # Rows in key order: concurrent writers (several scraper processes) then lock rows in the
+        # same order and cannot deadlock each other.
         rows = [
             {"machine_id": v.id, "view_json": json.dumps(v.to_dict(), allow_nan=False), "updated_at": now}
-            for v in latest.values()
+            for _, v in sorted(latest.items())
         ]
         for start in range(0, len(rows), _ROWS_PER_STATEMENT):
             chunk = rows[start : start + _ROWS_PER_STATEMENT]

@@ -97,7 +97,7 @@ class FakeExporter:
         self._released = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
     @property
@@ -183,3 +183,52 @@ def write_inventory(path: Path, machines: list[str], defaults: str | None = None
     temporary.write_text(text, encoding="utf-8")
     os.replace(temporary, path)
     return path
+
+
+class RawServer:
+    """A TCP server on 127.0.0.1 whose every connection is handed to `serve(connection, stop)`.
+
+    For misbehaviour an HTTP library would not produce: a body trickling in, a connection cut
+    mid-body. `stop` is set by `close`, so a handler waiting on it ends at once.
+    """
+
+    def __init__(self, serve: Callable[[socket.socket, threading.Event], None]) -> None:
+        self._serve = serve
+        self.stop = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self._threads: list[threading.Thread] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}/metrics"
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            thread = threading.Thread(target=self._handle, args=(connection,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _handle(self, connection: socket.socket) -> None:
+        with connection:
+            connection.settimeout(5)
+            try:
+                connection.recv(65536)  # the request; its content does not matter here
+                self._serve(connection, self.stop)
+            except OSError:
+                pass  # the client went away: what these tests provoke
+
+    def close(self) -> None:
+        self.stop.set()
+        self._thread.join(timeout=5)
+        self._listener.close()
+        for thread in self._threads:
+            thread.join(timeout=5)
