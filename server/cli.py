@@ -17,7 +17,7 @@ from server.errors import ServerError
 PROG = "millwatch"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 # Libraries that log once per HTTP request or per job run: an operator wants events, not traffic.
-_CHATTY_LOGGERS = ("httpx", "httpcore", "apscheduler", "uvicorn.access")
+_CHATTY_LOGGERS = ("httpx", "httpcore", "apscheduler", "uvicorn.access", "alembic")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

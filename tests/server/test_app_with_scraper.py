@@ -1,0 +1,66 @@
+"""The app with a real ScraperService in its event loop (what `millwatch serve` runs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+from server_helpers import free_port, get_json, metric_samples, wait_until
+from websockets.sync.client import connect
+
+from scraper.service import ScraperService
+from scraper.state import FleetState
+from scraper.store import Store
+
+
+def test_scraper_results_reach_api_live_clients_health_and_metrics(
+    state: FleetState, serve, tmp_path: Path
+) -> None:
+    inventory = tmp_path / "machines.yaml"
+    inventory.write_text(
+        "defaults: {scrape_interval: 0.3, scrape_timeout: 0.2}\n"
+        "machines:\n"
+        f"  - id: lathe_01\n    url: http://127.0.0.1:{free_port()}/metrics\n"
+    )
+    store = Store(f"sqlite:///{tmp_path / 'm.db'}")
+    store.migrate()
+    scraper = ScraperService(inventory, store, state, reload_interval=0.1)
+    try:
+        base = serve(state, store=store, scraper=scraper)
+        with connect(base.replace("http://", "ws://") + "/api/live") as ws:
+            ws.recv(timeout=10)  # the snapshot
+
+            def down() -> bool:
+                machine = get_json(f"{base}/api/machines/lathe_01")
+                assert machine["status"] == "down", machine
+                return True
+
+            wait_until(down, what="the machine to be scraped and found down")
+            # The live client heard about it too, in an update.
+            while True:
+                message = json.loads(ws.recv(timeout=10))
+                if message["type"] == "update" and any(m["status"] == "down" for m in message["machines"]):
+                    break
+
+        health = get_json(f"{base}/healthz")
+        assert (health["scraper"], health["database"], health["inventory_error"]) == ("running", "ok", None)
+        metrics = metric_samples(httpx.get(f"{base}/metrics").text)
+        assert metrics[("millwatch_scraper_running", ())] == 1
+        assert metrics[("millwatch_scrapes_total", ())] >= 1
+        assert metrics[("millwatch_scrape_failures_total", ())] >= 1
+        assert metrics[("millwatch_machines", (("status", "down"),))] == 1
+
+        # A broken edit keeps the fleet and says what is wrong, with file and line.
+        inventory.write_text(inventory.read_text() + "  - id: Bad Id\n    url: http://x\n")
+
+        def reported() -> str:
+            error = get_json(f"{base}/healthz")["inventory_error"]
+            assert error, "no inventory_error yet"
+            return str(error)
+
+        error = wait_until(reported, what="the inventory error in /healthz")
+        assert f"{inventory}:5: machines[1].id" in error
+        assert [m["id"] for m in get_json(f"{base}/api/machines")["machines"]] == ["lathe_01"]
+    finally:
+        store.close()
