@@ -1,0 +1,102 @@
+"""Helpers for the exporter tests: polling with a deadline, raw HTTP, a raw pseudo-terminal."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import time
+import tty
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+T = TypeVar("T")
+
+
+def wait_until(
+    predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, what: str = ""
+) -> T:
+    """Poll `predicate` until it returns something truthy; return that. Fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        try:
+            result = predicate()
+        except AssertionError as exc:  # a predicate may assert to explain what it still waits for
+            last_error = exc
+        else:
+            if result:
+                return result
+        if time.monotonic() >= deadline:
+            detail = f" (last: {last_error})" if last_error else ""
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}{detail}")
+        time.sleep(interval)
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8")
+
+
+def http_get(url: str, headers: dict[str, str] | None = None, method: str = "GET") -> Response:
+    """One request, the body exactly as sent (no automatic gunzip), header names lower-cased."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=10)
+    try:
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        connection.request(method, target, headers=headers or {})
+        response = connection.getresponse()
+        body = response.read()
+        return Response(response.status, {k.lower(): v for k, v in response.getheaders()}, body)
+    finally:
+        connection.close()
+
+
+def base_url(metrics_url: str) -> str:
+    return metrics_url.rsplit("/metrics", 1)[0]
+
+
+def samples(exposition: str) -> dict[str, float]:
+    """`name{labels}` -> value for every sample line of a text exposition (no timestamps expected)."""
+    result: dict[str, float] = {}
+    for line in exposition.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name, _, value = line.rpartition(" ")
+        result[name] = float(value)
+    return result
+
+
+class RawPty:
+    """A pseudo-terminal whose master side the test writes exact bytes to."""
+
+    def __init__(self) -> None:
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        self.path = os.ttyname(self.slave)
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self.master, view)
+            view = view[written:]
+
+    def close(self) -> None:
+        for fd in (self.master, self.slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def scrape(url: str) -> dict[str, float]:
+    response = http_get(url)
+    assert response.status == 200, response
+    return samples(response.text)

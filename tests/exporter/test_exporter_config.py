@@ -1,0 +1,409 @@
+"""exporter.yaml → ExporterConfig: defaults, overrides, and every error as one `file:line: key: message`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from exporter.config import (
+    DEFAULT_ALIASES,
+    DEFAULT_CHANNELS,
+    ExporterConfig,
+    ListenAddress,
+    load_config,
+    parse_config,
+)
+from exporter.durations import format_duration, parse_duration
+from exporter.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+MINIMAL = """\
+machine:
+  id: ironcast_berlin
+serial:
+  port: COM3
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "exporter.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def error_of(tmp_path: Path, text: str) -> str:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    prefix = f"{path}"
+    assert message.startswith(prefix)
+    return message[len(prefix) :]
+
+
+# -- durations ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("500ms", 0.5),
+        ("30s", 30.0),
+        ("5m", 300.0),
+        ("24h", 86400.0),
+        ("7d", 604800.0),
+        ("1.5s", 1.5),
+        (12, 12.0),
+    ],
+)
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["soon", "30", "30 sec", "-5s", "5x", "", True, None, [1], float("nan"), -1])
+def test_bad_durations(text: object) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_duration_display() -> None:
+    assert [format_duration(s) for s in (0.25, 30, 300, 86400)] == ["250ms", "30s", "5m", "24h"]
+
+
+# -- valid files -------------------------------------------------------------------------------------
+
+
+def test_minimal_file_gets_every_default(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL))
+    assert config.machine.id == "ironcast_berlin"
+    assert config.machine.name == "ironcast_berlin"
+    assert config.listen == ListenAddress("0.0.0.0", 9817)
+    serial = config.serial
+    assert (serial.port, serial.baudrate, serial.framing, serial.format, serial.mode) == (
+        "COM3",
+        9600,
+        "8N1",
+        "kv",
+        "stream",
+    )
+    assert serial.stale_after == 30.0
+    assert serial.max_line_bytes == 1024
+    assert dict(serial.aliases) == {"T": "temperature", "P": "pressure", "S": "speed", "RPM": "speed"}
+    assert config.channels == DEFAULT_CHANNELS
+    assert [c.metric for c in config.channels] == [
+        "machine_temperature_celsius",
+        "machine_pressure_bar",
+        "machine_speed_rpm",
+    ]
+    assert config.buffer.retention == 86400.0
+    assert config.buffer.path == str(tmp_path / "millwatch-buffer.sqlite"), (
+        "relative to the config file's folder"
+    )
+
+
+def test_every_key_set(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            """\
+machine: {id: press-7, name: "Press 7, hall B"}
+listen: "[::1]:0"
+serial:
+  port: socket://127.0.0.1:7000
+  baudrate: 19200
+  bytesize: 7
+  parity: even
+  stopbits: 1.5
+  format: kv
+  mode: stream
+  stale_after: 500ms
+  max_line_bytes: 64
+  aliases: {TEMP: temperature, RPM: null}
+channels:
+  temperature: {scale: 0.1, offset: -2}
+  speed: null
+  humidity: {metric: machine_humidity_ratio, scale: 0.01, help: Relative humidity.}
+buffer: {path: /var/lib/millwatch/buffer.sqlite, retention: 2h}
+web: {bearer_token_file: null, basic_auth_users: {}, tls_cert_file: "", tls_key_file: null}
+push: {}
+""",
+        )
+    )
+    assert config.machine.name == "Press 7, hall B"
+    assert config.listen == ListenAddress("::1", 0)
+    assert str(config.listen) == "[::1]:0"
+    assert config.serial.framing == "7E1.5"
+    assert config.serial.stale_after == 0.5
+    assert config.serial.aliases == {"T": "temperature", "P": "pressure", "S": "speed", "TEMP": "temperature"}
+    keys = {c.key: c for c in config.channels}
+    assert list(keys) == ["temperature", "pressure", "humidity"]
+    assert keys["temperature"].metric == "machine_temperature_celsius"
+    assert keys["temperature"].apply(700) == pytest.approx(68.0)
+    assert keys["humidity"].apply(40) == pytest.approx(0.4)
+    assert keys["humidity"].help == "Relative humidity."
+    assert config.buffer.path == "/var/lib/millwatch/buffer.sqlite"
+    assert config.buffer.retention == 7200.0
+
+
+def test_empty_file_with_overrides(tmp_path: Path) -> None:
+    path = write(tmp_path, "# nothing yet\n")
+    config = load_config(
+        path, {"machine.id": "lathe_2", "serial.port": "loop://", "listen": "127.0.0.1:9900"}
+    )
+    assert (config.machine.id, config.serial.port, config.listen.port) == ("lathe_2", "loop://", 9900)
+
+
+def test_overrides_win_over_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + "listen: 0.0.0.0:9817\nbuffer: {path: data/buf.sqlite}\n")
+    config = load_config(
+        path,
+        {
+            "listen": "127.0.0.1:0",
+            "serial.port": "/dev/ttyS1",
+            "machine.id": "other",
+            "buffer.path": "x.sqlite",
+        },
+    )
+    assert config.listen == ListenAddress("127.0.0.1", 0)
+    assert config.serial.port == "/dev/ttyS1"
+    assert config.machine.id == "other"
+    assert config.buffer.path == "x.sqlite", (
+        "a path from the command line stays relative to the working directory"
+    )
+
+
+def test_without_a_file_the_flags_must_give_the_required_keys() -> None:
+    config = load_config(None, {"machine.id": "m1", "serial.port": "COM4"})
+    assert config.source == "command line"
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, {"serial.port": "COM4"})
+    assert str(caught.value) == "command line: machine.id: required key is missing"
+
+
+def test_a_bad_override_is_blamed_on_the_command_line(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {"listen": "localhost"})
+    assert str(caught.value) == (
+        "command line: listen: expected host:port (for example 0.0.0.0:9817 or [::]:9817), got 'localhost'"
+    )
+
+
+def test_parse_config_builds_configs_in_code() -> None:
+    config = parse_config(
+        {
+            "machine": {"id": "demo_01", "name": "Demo 01"},
+            "listen": "127.0.0.1:0",
+            "serial": {"port": "/dev/pts/9"},
+        },
+        "demo",
+    )
+    assert isinstance(config, ExporterConfig)
+    assert config.buffer.path == "./millwatch-buffer.sqlite"
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"machine": {"id": "Demo 01"}, "serial": {"port": "x"}}, "demo")
+    assert (
+        str(caught.value)
+        == "demo: machine.id: expected an id of lowercase letters, digits, '_' or '-', got 'Demo 01'"
+    )
+
+
+def test_the_example_file_loads_and_documents_every_key() -> None:
+    example = REPO / "exporter" / "exporter.example.yaml"
+    config = load_config(example)
+    assert config.machine.id == "ironcast_berlin"
+    assert config.serial.port == "/dev/ttyUSB0"
+    assert config.channels == DEFAULT_CHANNELS
+    assert dict(config.serial.aliases) == dict(DEFAULT_ALIASES)
+    text = example.read_text(encoding="utf-8")
+    for key in (
+        "baudrate:",
+        "bytesize:",
+        "parity:",
+        "stopbits:",
+        "format:",
+        "mode:",
+        "stale_after:",
+        "max_line_bytes:",
+        "aliases:",
+        "scale:",
+        "offset:",
+        "help:",
+        "retention:",
+        "web:",
+        "push:",
+    ):
+        assert key in text, key
+
+
+# -- errors, with their exact one-line text ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "machine:\n  id: ironcast_berlin\n  name: IronCast Berlin\nlisten: 0.0.0.0:9817\nserial:\n"
+            "  port: COM3\n  baudrate: fast\n",
+            ":7: serial.baudrate: expected a positive integer, got 'fast'",
+        ),
+        (MINIMAL + "  baudrate: 0\n", ":5: serial.baudrate: expected a positive integer, got 0"),
+        (MINIMAL + "  baudrat: 9600\n", ":5: serial.baudrat: unknown key (did you mean 'baudrate'?)"),
+        (
+            MINIMAL + "colour: blue\n",
+            ":5: colour: unknown key (expected one of: machine, listen, serial, channels, buffer, web, push)",
+        ),
+        ("serial:\n  port: COM3\n", ": machine.id: required key is missing"),
+        ("machine:\n  name: X\nserial: {port: COM3}\n", ":1: machine.id: required key is missing"),
+        (
+            "machine: {id: Ironcast}\nserial: {port: COM3}\n",
+            ":1: machine.id: expected an id of lowercase letters, digits, '_' or '-', got 'Ironcast'",
+        ),
+        ("machine: {id: a}\nserial: {baudrate: 9600}\n", ":2: serial.port: required key is missing"),
+        ("machine: {id: a}\nserial: COM3\n", ":2: serial: expected a mapping, got 'COM3'"),
+        (
+            "machine: {id: a}\nserial: {port: ''}\n",
+            ":2: serial.port: expected a serial port such as COM3 or /dev/ttyUSB0, got ''",
+        ),
+        (
+            MINIMAL + "  format: json\n",
+            ":5: serial.format: format 'json' is not supported yet; only 'kv' is implemented",
+        ),
+        (MINIMAL + "  format: xml\n", ":5: serial.format: expected 'kv', got 'xml'"),
+        (
+            MINIMAL + "  mode: poll\n",
+            ":5: serial.mode: mode 'poll' is not supported yet; only 'stream' is implemented",
+        ),
+        (
+            MINIMAL + "  command: READ\n",
+            ":5: serial.command: not supported yet (it belongs to mode 'poll', not implemented)",
+        ),
+        (
+            MINIMAL + "  parity: X\n",
+            ":5: serial.parity: expected one of N, E, O, M, S (or none, even, odd, mark, space), got 'X'",
+        ),
+        (MINIMAL + "  bytesize: 9\n", ":5: serial.bytesize: expected one of 5, 6, 7, 8, got 9"),
+        (MINIMAL + "  stopbits: 3\n", ":5: serial.stopbits: expected one of 1, 1.5, 2, got 3"),
+        (
+            MINIMAL + "  stale_after: soon\n",
+            ":5: serial.stale_after: expected a duration like 30s, 5m, 24h or a number of seconds, "
+            "got 'soon'",
+        ),
+        (
+            MINIMAL + "  stale_after: 0s\n",
+            ":5: serial.stale_after: expected a duration greater than zero, got '0s'",
+        ),
+        (
+            MINIMAL + "  max_line_bytes: 4\n",
+            ":5: serial.max_line_bytes: expected an integer 16-1048576, got 4",
+        ),
+        (
+            MINIMAL + "  max_line_bytes: true\n",
+            ":5: serial.max_line_bytes: expected an integer 16-1048576, got true",
+        ),
+        (
+            MINIMAL + "  aliases: {T: 'not a key'}\n",
+            ":5: serial.aliases.T: expected a reading key such as temperature, got 'not a key'",
+        ),
+        (
+            MINIMAL + "listen: 9817\n",
+            ":5: listen: expected host:port (for example 0.0.0.0:9817 or [::]:9817), got 9817",
+        ),
+        (MINIMAL + "listen: 0.0.0.0:70000\n", ":5: listen: expected a port 0-65535, got 70000"),
+        (
+            MINIMAL + "channels:\n  humidity: {scale: 2}\n",
+            ":6: channels.humidity.metric: required key is missing",
+        ),
+        (
+            MINIMAL + "channels:\n  humidity: {metric: humidity}\n",
+            ":6: channels.humidity.metric: expected a name like machine_<what>_<unit>, got 'humidity'",
+        ),
+        (
+            MINIMAL + "channels:\n  humidity: {metric: machine_info}\n",
+            ":6: channels.humidity.metric: machine_info is reserved for the machine's identity",
+        ),
+        (
+            MINIMAL + "channels:\n  temp2: {metric: machine_temperature_celsius}\n",
+            ":6: channels.temp2.metric: machine_temperature_celsius is already the metric of channel "
+            "'temperature'",
+        ),
+        (
+            MINIMAL + "channels:\n  temperature:\n    scale: ten\n",
+            ":7: channels.temperature.scale: expected a number, got 'ten'",
+        ),
+        (
+            MINIMAL + "channels:\n  temperature: {unit: C}\n",
+            ":6: channels.temperature.unit: unknown key (expected one of: metric, scale, offset, help)",
+        ),
+        (
+            MINIMAL + "buffer:\n  retention: forever\n",
+            ":6: buffer.retention: expected a duration like 30s, 5m, 24h or a number of seconds, "
+            "got 'forever'",
+        ),
+        (
+            MINIMAL + "web:\n  bearer_token_file: /etc/token\n",
+            ":6: web.bearer_token_file: not supported yet (must be null or empty), got '/etc/token'",
+        ),
+        (
+            MINIMAL + "web:\n  basic_auth_users: {admin: $2b$12$x}\n",
+            ":6: web.basic_auth_users: not supported yet (must be null or empty), got a mapping",
+        ),
+        (
+            MINIMAL + "push: {url: 'https://central:8000/api/ingest'}\n",
+            ":5: push.url: not supported yet (must be null or empty), got 'https://central:8000/api/ingest'",
+        ),
+        (
+            MINIMAL + "push: yes please\n",
+            ":5: push: not supported yet (must be null or empty), got 'yes please'",
+        ),
+        ("- machine\n- serial\n", ":1: expected a mapping of settings at the top level, got a list"),
+        (
+            "machine: {id: a\nserial: {port: COM3}\n",
+            ":2: YAML syntax error: expected ',' or '}', but got ':' (while parsing a flow mapping)",
+        ),
+        (
+            "machine: {id: a}\nmachine: {id: b}\n",
+            ":2: YAML syntax error: found duplicate key \"machine\" with value \"{'id': 'b'}\" "
+            "(original value: \"{'id': 'a'}\") (while constructing a mapping)",
+        ),
+    ],
+)
+def test_config_errors_name_file_line_key_and_problem(tmp_path: Path, text: str, expected: str) -> None:
+    assert error_of(tmp_path, text) == expected
+
+
+def test_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "nope.yaml")
+    assert str(caught.value) == f"{tmp_path / 'nope.yaml'}: cannot read the file: No such file or directory"
+
+
+def test_a_file_that_is_not_text(tmp_path: Path) -> None:
+    path = tmp_path / "exporter.yaml"
+    path.write_bytes(b"machine: {id: \xff}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == f"{path}: the file is not UTF-8 text (byte 14)"
+
+
+def test_a_windows_notepad_file_with_bom_and_crlf(tmp_path: Path) -> None:
+    path = tmp_path / "exporter.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + MINIMAL.replace("\n", "\r\n").encode())
+    assert load_config(path).serial.port == "COM3"
+
+
+def test_relative_source_keeps_the_name_the_user_typed(tmp_path: Path) -> None:
+    write(tmp_path, "machine: {id: a}\nserial: {port: COM3, baudrate: fast}\n", name="bad.yaml")
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        with pytest.raises(ConfigError) as caught:
+            load_config("bad.yaml")
+    finally:
+        os.chdir(cwd)
+    assert str(caught.value) == "bad.yaml:2: serial.baudrate: expected a positive integer, got 'fast'"
+    assert (caught.value.source, caught.value.line, caught.value.key) == ("bad.yaml", 2, "serial.baudrate")
