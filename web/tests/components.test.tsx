@@ -136,7 +136,7 @@ describe('MachinePopup', () => {
     }
     const temp = container.querySelector('tr[data-metric="machine_temperature_celsius"]');
     expect(temp?.className).toBe('mw-crossed-warn');
-    expect(temp?.querySelector('.mw-limit-warn.mw-limit-hit')?.textContent).toBe('≥ warn 80 °C');
+    expect(temp?.querySelector('.mw-limit-warn.mw-limit-hit')?.textContent?.trim()).toBe('≥ warn 80 °C');
     expect(temp?.querySelector('.mw-limit-alarm')?.className).not.toContain('mw-limit-hit');
   });
 

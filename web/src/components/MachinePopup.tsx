@@ -26,7 +26,7 @@ function ReadingRow({ metric, value, threshold }: { metric: string; value: numbe
           const hit = crossed === level || (crossed === 'alarm' && level === 'warn');
           return (
             <span key={level} className={`mw-limit mw-limit-${level}${hit ? ' mw-limit-hit' : ''}`}>
-              {hit ? `≥ ${text}` : text}
+              {hit ? `≥ ${text}` : text}{' '}
             </span>
           );
         })}
@@ -60,9 +60,10 @@ export function MachinePopup({
         {machine.site !== null && <span className="mw-popup-site"> · {machine.site}</span>}
       </p>
       <p className={`mw-popup-status mw-status-${machine.status}`} data-testid="popup-status">
-        <StatusIcon status={machine.status} size={22} />
-        <strong>{meta.label}</strong>
-        {machine.reason !== null && <span className="mw-popup-reason"> — {machine.reason}</span>}
+        <StatusIcon status={machine.status} size={22} /> <strong>{meta.label}</strong>
+        {machine.reason !== null && machine.reason !== '' && (
+          <span className="mw-popup-reason"> — {machine.reason}</span>
+        )}
       </p>
       {readings.length > 0 ? (
         <table className="mw-readings">

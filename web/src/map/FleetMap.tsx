@@ -180,6 +180,8 @@ export function FleetMap({ fleet, filter, tiles }: FleetMapProps) {
     if (openKeyRef.current !== key) {
       // Pan so a newly opened popup is visible; live updates of an open one never move the map.
       openKeyRef.current = key;
+      // Bounded so that, panned into view on opening, it stays readable as its text changes.
+      popup.options.maxHeight = Math.max(200, Math.round(map.getSize().y * 0.7));
       popup.options.autoPan = true;
       popup.update();
       popup.options.autoPan = false;

@@ -1,22 +1,9 @@
 import L from 'leaflet';
-import Supercluster, { type PointFeature } from 'supercluster';
-import {
-  type ClusterCountProps,
-  clusterTitle,
-  countsFromProps,
-  mergeCountProps,
-  pointCountProps,
-  worstInCounts,
-} from '../counts';
+import { clusterTitle, countsFromProps, type StatusCounts, totalOf, worstInCounts } from '../counts';
 import { clusterSize, clusterSvg, statusIconSvg } from '../icons';
 import { machineTitle, STATUS_META } from '../status';
-import type { Machine, Status } from '../types';
-import { MAX_ZOOM } from '../viewHash';
-
-interface PointProps {
-  id: string;
-  status: Status;
-}
+import type { Machine } from '../types';
+import { type BBox, type ClusterEngine, type ClusterPoint, createClusterEngine } from './clusterEngine';
 
 export interface MarkerHandlers {
   /** A machine marker was clicked (or activated with Enter). */
@@ -46,106 +33,110 @@ interface Shown {
   signature: string;
 }
 
-// Past this zoom supercluster returns single points; at the map's own maximum, machines that
-// share a place stay one cluster, which opens as a list instead of markers piled on each other.
-const CLUSTER_MAX_ZOOM = MAX_ZOOM;
-// A rebuild for 10,000 machines takes tens of milliseconds: coalesce bursts of updates.
-const REBUILD_INTERVAL_MS = 250;
+// Coalesces bursts of fleet updates into at most a few re-clusterings per second.
+const RELOAD_INTERVAL_MS = 250;
 
 function markerSize(): number {
   return window.innerWidth >= 1800 ? 32 : 26;
 }
 
+function onActivate(marker: L.Marker, action: () => void): void {
+  marker.on('click', action);
+  marker.on('keypress', (e: L.LeafletKeyboardEvent) => {
+    if (e.originalEvent.key === 'Enter' || e.originalEvent.key === ' ') action();
+  });
+}
+
 /**
- * The machine markers of one map: clusters with supercluster and keeps as DOM elements only
- * the clusters and markers inside the visible area (re-computed on moveend and on data change).
- * Never moves the map by itself except when the operator clicks a cluster.
+ * The machine markers of one map. Clusters with supercluster (in a worker) and keeps as DOM
+ * elements only the clusters and markers in and around the visible area, re-computed on
+ * moveend and on data change. Never moves the map by itself; clicking a cluster zooms in.
  */
 export class FleetMarkers {
   private readonly layer: L.LayerGroup;
-  private index: Supercluster<PointProps, ClusterCountProps> | null = null;
+  private readonly engine: ClusterEngine;
   private machines: ReadonlyMap<string, Machine> = new Map();
   private pending: Machine[] | null = null;
-  private rebuildTimer: number | null = null;
-  private lastRebuild = 0;
+  private reloadTimer: number | null = null;
+  private lastReload = -Infinity;
+  private querySeq = 0;
   private readonly shown = new Map<string, Shown>();
 
   constructor(
     private readonly map: L.Map,
     private readonly handlers: MarkerHandlers,
+    engine: ClusterEngine = createClusterEngine(),
   ) {
+    this.engine = engine;
     this.layer = L.layerGroup().addTo(map);
-    map.on('moveend', this.render, this);
+    map.on('moveend', this.refresh, this);
   }
 
   /** Replaces the machines to show (those without a location are skipped); redraws soon. */
   setMachines(machines: Machine[]): void {
     this.pending = machines;
-    if (this.rebuildTimer !== null) return;
-    const wait = Math.max(0, this.lastRebuild + REBUILD_INTERVAL_MS - performance.now());
-    this.rebuildTimer = window.setTimeout(() => {
-      this.rebuildTimer = null;
-      this.rebuild();
+    if (this.reloadTimer !== null) return;
+    const wait = Math.max(0, this.lastReload + RELOAD_INTERVAL_MS - performance.now());
+    this.reloadTimer = window.setTimeout(() => {
+      this.reloadTimer = null;
+      this.reload();
     }, wait);
   }
 
-  /** Removes every marker and listener. */
+  /** Removes every marker and listener and stops the clustering. */
   destroy(): void {
-    if (this.rebuildTimer !== null) window.clearTimeout(this.rebuildTimer);
-    this.map.off('moveend', this.render, this);
+    if (this.reloadTimer !== null) window.clearTimeout(this.reloadTimer);
+    this.map.off('moveend', this.refresh, this);
+    this.querySeq += 1; // answers still on their way are dropped
+    this.engine.destroy();
     this.layer.remove();
     this.shown.clear();
   }
 
-  private rebuild(): void {
+  private reload(): void {
     const machines = this.pending ?? [];
     this.pending = null;
-    this.lastRebuild = performance.now();
-    const points: Array<PointFeature<PointProps>> = [];
+    this.lastReload = performance.now();
+    const points: ClusterPoint[] = [];
     const byId = new Map<string, Machine>();
     for (const m of machines) {
       if (m.location === null) continue;
       byId.set(m.id, m);
-      points.push({
-        type: 'Feature',
-        geometry: { type: 'Point', coordinates: [m.location.lon, m.location.lat] },
-        properties: { id: m.id, status: m.status },
-      });
+      points.push({ id: m.id, status: m.status, lon: m.location.lon, lat: m.location.lat });
     }
-    const index = new Supercluster<PointProps, ClusterCountProps>({
-      radius: 60,
-      maxZoom: CLUSTER_MAX_ZOOM,
-      map: (p) => pointCountProps(p.status),
-      reduce: mergeCountProps,
-    });
-    index.load(points);
-    this.index = index;
     this.machines = byId;
-    this.render();
+    this.engine.load(points);
+    this.refresh();
   }
 
-  private render(): void {
-    const index = this.index;
-    if (index === null) return;
+  private refresh(): void {
     const bounds = this.map.getBounds().pad(0.2);
-    const west = Math.max(-180, bounds.getWest());
-    const east = Math.min(180, bounds.getEast());
-    const south = Math.max(-85, bounds.getSouth());
-    const north = Math.min(85, bounds.getNorth());
+    const bbox: BBox = [
+      Math.max(-180, bounds.getWest()),
+      Math.max(-85, bounds.getSouth()),
+      Math.min(180, bounds.getEast()),
+      Math.min(85, bounds.getNorth()),
+    ];
+    const seq = ++this.querySeq;
     const zoom = Math.round(this.map.getZoom());
-    const features = index.getClusters([west, south, east, north], zoom);
+    void this.engine.query(bbox, zoom).then((items) => {
+      // Only the latest answer is drawn: an older one is for a view or a fleet that has moved on.
+      if (seq !== this.querySeq) return;
+      this.draw(items);
+    });
+  }
+
+  private draw(items: Awaited<ReturnType<ClusterEngine['query']>>): void {
     const size = markerSize();
     const keep = new Set<string>();
-    for (const f of features) {
-      const [lon, lat] = f.geometry.coordinates as [number, number];
-      const latlng = L.latLng(lat, lon);
-      const props = f.properties;
-      if ('cluster' in props && props.cluster) {
-        const key = `c${props.cluster_id}`;
+    for (const item of items) {
+      const latlng = L.latLng(item.lat, item.lon);
+      if (item.kind === 'cluster') {
+        const key = `c${item.clusterId}`;
         keep.add(key);
-        this.showCluster(key, latlng, props.cluster_id, countsFromProps(props));
+        this.showCluster(key, latlng, item.clusterId, countsFromProps(item.counts));
       } else {
-        const machine = this.machines.get((props as PointProps).id);
+        const machine = this.machines.get(item.id);
         if (machine === undefined) continue;
         const key = `m${machine.id}`;
         keep.add(key);
@@ -181,12 +172,7 @@ export class FleetMarkers {
           iconSize: [size, size],
           iconAnchor: [size / 2, size / 2],
         },
-        {
-          'data-machine-id': machine.id,
-          'data-status': machine.status,
-          'aria-label': title,
-          title,
-        },
+        { 'data-machine-id': machine.id, 'data-status': machine.status, 'aria-label': title, title },
       );
       const marker = L.marker(latlng, {
         icon,
@@ -195,23 +181,14 @@ export class FleetMarkers {
         // Worse statuses are drawn above better ones so an alarm is never hidden under an "up".
         zIndexOffset: STATUS_META[machine.status].severity * 1000,
       });
-      const open = () => this.handlers.onMachine(machine.id);
-      marker.on('click', open);
-      marker.on('keypress', (e: L.LeafletKeyboardEvent) => {
-        if (e.originalEvent.key === 'Enter' || e.originalEvent.key === ' ') open();
-      });
+      onActivate(marker, () => this.handlers.onMachine(machine.id));
       return marker;
     });
   }
 
-  private showCluster(
-    key: string,
-    latlng: L.LatLng,
-    clusterId: number,
-    counts: ReturnType<typeof countsFromProps>,
-  ): void {
+  private showCluster(key: string, latlng: L.LatLng, clusterId: number, counts: StatusCounts): void {
     const worst = worstInCounts(counts) ?? 'unknown';
-    const count = Object.values(counts).reduce((a, b) => a + b, 0);
+    const count = totalOf(counts);
     const title = clusterTitle(counts);
     const signature = `${latlng.lat},${latlng.lng}|${title}`;
     this.place(key, latlng, signature, () => {
@@ -230,32 +207,15 @@ export class FleetMarkers {
         keyboard: true,
         zIndexOffset: 10000 + STATUS_META[worst].severity * 1000,
       });
-      const open = () => this.openCluster(clusterId, latlng);
-      marker.on('click', open);
-      marker.on('keypress', (e: L.LeafletKeyboardEvent) => {
-        if (e.originalEvent.key === 'Enter' || e.originalEvent.key === ' ') open();
-      });
+      onActivate(marker, () => void this.openCluster(clusterId, latlng));
       return marker;
     });
   }
 
-  private openCluster(clusterId: number, latlng: L.LatLng): void {
-    const index = this.index;
-    if (index === null) return;
-    let expansion: number;
-    try {
-      expansion = index.getClusterExpansionZoom(clusterId);
-    } catch {
-      return; // the index was rebuilt since this marker was drawn; the next render replaces it
-    }
-    if (expansion <= Math.min(CLUSTER_MAX_ZOOM, this.map.getMaxZoom())) {
-      this.map.setView(latlng, expansion);
-      return;
-    }
-    const ids = index
-      .getLeaves(clusterId, Infinity)
-      .map((leaf) => leaf.properties.id)
-      .filter((id): id is string => typeof id === 'string');
-    this.handlers.onStack(ids, latlng);
+  private async openCluster(clusterId: number, latlng: L.LatLng): Promise<void> {
+    const expansion = await this.engine.expand(clusterId);
+    if (expansion === null) return; // the fleet was re-clustered meanwhile; the next draw replaces it
+    if (expansion.kind === 'zoom') this.map.setView(latlng, Math.min(expansion.zoom, this.map.getMaxZoom()));
+    else this.handlers.onStack(expansion.ids, latlng);
   }
 }
