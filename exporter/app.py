@@ -113,6 +113,7 @@ class ExporterApp:
         if server is not None:
             server.stop()
         self.reader.stop()
+        self._buffer = None  # a reading still in flight is dropped rather than written to a closed file
         if buffer is not None:
             buffer.close()
 

@@ -24,7 +24,7 @@ PRUNE_EVERY = 60.0
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS readings ("
-    " time REAL NOT NULL, metric TEXT NOT NULL, value REAL NOT NULL, PRIMARY KEY (time, metric))",
+    " time REAL NOT NULL, metric TEXT NOT NULL, value REAL NOT NULL, PRIMARY KEY (time, metric))"
 )
 
 
@@ -50,8 +50,7 @@ class ReadingBuffer:
             )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            for statement in _SCHEMA:
-                self._db.execute(statement)
+            self._db.execute(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise BufferStoreError(path, "open", str(exc)) from exc
         self.prune()

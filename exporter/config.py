@@ -134,12 +134,6 @@ class ExporterConfig:
     buffer: BufferConfig = field(default_factory=BufferConfig)
     source: str = "<code>"
 
-    def channel_for(self, key: str) -> ChannelConfig | None:
-        for channel in self.channels:
-            if channel.key == key:
-                return channel
-        return None
-
 
 def load_config(
     path: str | os.PathLike[str] | None, overrides: Mapping[str, object] | None = None

@@ -33,6 +33,11 @@ class ConfigError(ExporterError):
         self.key = key
         super().__init__(self.__str__())
 
+    @property
+    def file(self) -> str:
+        """The file the problem is in (or `command line`, or the source given to parse_config)."""
+        return self.source
+
     def __str__(self) -> str:
         place = self.source if self.line is None else f"{self.source}:{self.line}"
         parts = [place]

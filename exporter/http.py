@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,7 +55,9 @@ class ExporterHttpServer(ThreadingHTTPServer):
     """A ThreadingHTTPServer bound at construction (port 0 picks a free port; see `port`)."""
 
     daemon_threads = True
-    allow_reuse_address = True
+    # SO_REUSEADDR lets a restarted exporter bind while old connections linger in TIME_WAIT; on
+    # Windows it would instead let two exporters share one port, so it stays off there.
+    allow_reuse_address = sys.platform != "win32"
 
     def __init__(self, host: str, port: int, context: HttpContext) -> None:
         self.context = context
