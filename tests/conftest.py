@@ -1,0 +1,1 @@
+"""Shared by every test folder: makes `tests/support.py` importable as `support`."""

@@ -1,0 +1,172 @@
+"""The map page in a real browser (Debian's Chromium through Playwright) against a real fleet:
+real exporters on simulated serial ports, scraped over HTTP by a `millwatch serve` process."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from support import MillwatchProcess, exporter_on_sensor, free_port, wait_until
+
+from exporter.simulator import SimulatedSensor
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+STATIC_INDEX = Path(__file__).resolve().parents[2] / "server" / "static" / "index.html"
+# Three machines far enough apart that they never cluster at the view the tests open.
+MACHINES = {
+    "forge_berlin": ("Forge Berlin", 52.52, 13.40),
+    "press_hamburg": ("Press Hamburg", 53.55, 9.99),
+    "lathe_munich": ("Lathe Munich", 48.14, 11.58),
+}
+VIEW = "#map=6/51/11.5"
+
+
+@dataclass
+class Fleet:
+    inventory: Path
+    sensors: dict[str, SimulatedSensor]
+
+
+def write_inventory(path: Path, urls: dict[str, str]) -> None:
+    lines = [
+        "defaults:",
+        "  scrape_interval: 0.5s",
+        "  scrape_timeout: 0.4s",
+        "  thresholds:",
+        "    machine_temperature_celsius: {warn: 80, alarm: 95}",
+        "machines:",
+    ]
+    for machine_id, (name, lat, lon) in MACHINES.items():
+        lines += [
+            f"  - id: {machine_id}",
+            f"    name: {name}",
+            f"    url: {urls[machine_id]}",
+            f"    location: {{lat: {lat}, lon: {lon}}}",
+        ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[Fleet]:
+    with contextlib.ExitStack() as stack:
+        sensors: dict[str, SimulatedSensor] = {}
+        urls: dict[str, str] = {}
+        for machine_id in MACHINES:
+            sensor, url = stack.enter_context(exporter_on_sensor(machine_id, "normal", tmp_path))
+            sensors[machine_id] = sensor
+            urls[machine_id] = url
+        inventory = tmp_path / "machines.yaml"
+        write_inventory(inventory, urls)
+        yield Fleet(inventory, sensors)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is not installed (.ci/run installs it: apt-get install chromium)")
+    if not STATIC_INDEX.exists():
+        pytest.fail("the web page is not built: run `make install`")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def serve(fleet: Fleet, port: int, tmp_path: Path) -> MillwatchProcess:
+    return MillwatchProcess(
+        [
+            "serve",
+            "--inventory",
+            str(fleet.inventory),
+            "--db",
+            f"sqlite:///{tmp_path / 'millwatch.db'}",
+            "--port",
+            str(port),
+        ],
+        tmp_path,
+    )
+
+
+def marker(page: Page, machine_id: str):  # noqa: ANN201 - Playwright's Locator
+    return page.locator(f'.mw-marker[data-machine-id="{machine_id}"]')
+
+
+def test_markers_follow_live_status_without_moving_the_view(fleet: Fleet, page: Page, tmp_path: Path) -> None:
+    port = free_port()
+    with serve(fleet, port, tmp_path) as server:
+        server.wait_healthy(port)
+        page.goto(f"http://127.0.0.1:{port}/{VIEW}")
+        page.evaluate("window.__sameDocument = true")
+
+        # Every machine shows up, as a marker with its status in shape, text and attribute.
+        for machine_id, (name, _, _) in MACHINES.items():
+            expect(marker(page, machine_id)).to_have_attribute("data-status", "up", timeout=20_000)
+            expect(marker(page, machine_id)).to_have_attribute("aria-label", re.compile(f"^{name}: "))
+        expect(page.get_by_test_id("summary-up")).to_contain_text("3")
+
+        # The operator zooms in on Berlin; the view goes into the URL.
+        page.locator(".leaflet-control-zoom-in").click()
+        page.wait_for_function("window.location.hash.startsWith('#map=7/')")
+        view_before = page.evaluate("window.location.hash")
+
+        # Berlin's furnace overheats: its marker turns to warn/alarm while the page stays as it was.
+        fleet.sensors["forge_berlin"].scenario = "overheat"
+        expect(marker(page, "forge_berlin")).to_have_attribute(
+            "data-status", re.compile("^(warn|alarm)$"), timeout=20_000
+        )
+        expect(marker(page, "forge_berlin")).to_have_attribute("data-status", "alarm", timeout=20_000)
+        expect(marker(page, "forge_berlin")).to_have_attribute(
+            "aria-label", re.compile(r"machine_temperature_celsius .* alarm 95")
+        )
+        expect(page.get_by_test_id("summary-alarm")).to_contain_text("1")
+        assert page.evaluate("window.__sameDocument") is True, "the page reloaded"
+        assert page.evaluate("window.location.hash") == view_before, "the update moved the operator's view"
+
+        # The popup shows the reading and why the machine is in alarm.
+        marker(page, "forge_berlin").click()
+        popup = page.locator(".mw-popup")
+        expect(popup).to_contain_text("Forge Berlin")
+        expect(popup).to_contain_text("°C")
+        expect(popup).to_contain_text("alarm")
+        assert page.evaluate("window.location.hash") == view_before
+
+
+def test_connection_lost_notice_and_reconnect(fleet: Fleet, page: Page, tmp_path: Path) -> None:
+    port = free_port()
+    banner = page.get_by_test_id("connection-banner")
+    with serve(fleet, port, tmp_path) as server:
+        server.wait_healthy(port)
+        page.goto(f"http://127.0.0.1:{port}/{VIEW}")
+        expect(marker(page, "press_hamburg")).to_have_attribute("data-status", "up", timeout=20_000)
+        expect(banner).to_have_count(0)
+        assert server.stop() == 0
+
+    expect(banner).to_be_visible(timeout=10_000)
+    expect(banner).to_contain_text("Connection lost")
+    # The last known machines stay on the map while the server is away.
+    expect(marker(page, "press_hamburg")).to_have_count(1)
+
+    fleet.sensors["lathe_munich"].scenario = "silent"
+    with serve(fleet, port, tmp_path) as server:
+        server.wait_healthy(port)
+        expect(banner).to_have_count(0, timeout=40_000)
+        expect(marker(page, "lathe_munich")).to_have_attribute("data-status", "sensor_fault", timeout=40_000)
+    wait_until(lambda: not server.running(), what="the server to stop")
