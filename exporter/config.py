@@ -159,7 +159,7 @@ def load_config(
         if data is None:  # an empty file: every default
             data = {}
         base_dir = os.path.dirname(os.path.abspath(source))
-    overridden = _apply_overrides(data, overrides or {}, source)
+    overridden = _apply_overrides(data, overrides or {})
     return _Document(data, source, overridden).build(base_dir)
 
 
@@ -195,26 +195,22 @@ def _read_yaml(source: str) -> Any:
         raise ConfigError("YAML syntax error: " + _one_line(str(exc)), source=source) from exc
 
 
-def _apply_overrides(data: Any, overrides: Mapping[str, object], source: str) -> frozenset[KeyPath]:
+def _apply_overrides(data: Any, overrides: Mapping[str, object]) -> frozenset[KeyPath]:
+    """Write `overrides` into `data`; returns the key paths written.
+
+    An override under a section that is not a mapping (`serial: COM3`) is not applied: validation
+    then reports the file's own mistake, with its line.
+    """
     applied: set[KeyPath] = set()
     for dotted, value in overrides.items():
         path = tuple(dotted.split("."))
         node = data
-        for depth, key in enumerate(path[:-1]):
+        for key in path[:-1]:
             if not isinstance(node, dict):
                 break
-            child = node.get(key)
-            if child is None:
-                child = {}
-                node[key] = child
-            if not isinstance(child, dict):
-                where = ".".join(path[: depth + 1])
-                raise ConfigError(
-                    f"expected a mapping, got {_show(child)} (needed for the {dotted} override)",
-                    source=source,
-                    key=where,
-                )
-            node = child
+            if node.get(key) is None:
+                node[key] = {}
+            node = node[key]
         if isinstance(node, dict):
             node[path[-1]] = value
             applied.add(path)

@@ -407,3 +407,10 @@ def test_relative_source_keeps_the_name_the_user_typed(tmp_path: Path) -> None:
         os.chdir(cwd)
     assert str(caught.value) == "bad.yaml:2: serial.baudrate: expected a positive integer, got 'fast'"
     assert (caught.value.source, caught.value.line, caught.value.key) == ("bad.yaml", 2, "serial.baudrate")
+
+
+def test_an_override_under_a_broken_section_reports_the_files_mistake(tmp_path: Path) -> None:
+    path = write(tmp_path, "machine: {id: a}\nserial: COM3\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {"serial.port": "COM4"})
+    assert str(caught.value) == f"{path}:2: serial: expected a mapping, got 'COM3'"
