@@ -144,6 +144,17 @@ describe('the page', () => {
     expect(window.location.hash).toBe('#map=4/50/10');
   });
 
+  it('keeps the view the operator chose before the first snapshot arrived', async () => {
+    const live = liveDeps();
+    render(<App url="ws://test/api/live" deps={live.deps} />);
+    fireEvent.click(document.querySelector('.leaflet-control-zoom-in')!);
+    await waitUntil(() => window.location.hash.startsWith('#map=3/'), 2000, 'the zoom to reach the hash');
+    const chosen = window.location.hash;
+    live.last().send({ type: 'snapshot', machines: FLEET, time: Date.now() / 1000 });
+    await waitUntil(() => markerFor('berlin') !== null, 2000, 'berlin marker');
+    expect(window.location.hash).toBe(chosen);
+  });
+
   it('ignores a bad view in the link', async () => {
     window.history.replaceState(null, '', '/#map=99/abc/10');
     const live = liveDeps();

@@ -23,6 +23,7 @@ export interface FleetMapProps {
 }
 
 const WORLD_VIEW = { lat: 25, lon: 10, zoom: 2 };
+const TRANSPARENT_PIXEL = 'data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7';
 
 function selectionKey(selection: Selection): string {
   if (selection === null) return '';
@@ -88,6 +89,11 @@ export function FleetMap({ fleet, filter, tiles }: FleetMapProps) {
       if (hash !== window.location.hash) window.history.replaceState(window.history.state, '', hash);
     };
     map.on('moveend', writeHash);
+    // Nothing moves the map before the first snapshot but the operator: then their view wins.
+    const operatorMoved = () => {
+      viewDecidedRef.current = true;
+    };
+    map.once('dragstart zoomstart', operatorMoved);
     // Someone edited or pasted a link into the address bar: go where it points.
     const onHashChange = () => {
       const view = parseViewHash(window.location.hash);
@@ -122,7 +128,12 @@ export function FleetMap({ fleet, filter, tiles }: FleetMapProps) {
   useEffect(() => {
     const map = mapRef.current;
     if (map === null || tiles === null) return;
-    const layer = L.tileLayer(tiles.tileUrl, { attribution: tiles.attribution, maxZoom: MAX_ZOOM }).addTo(map);
+    const layer = L.tileLayer(tiles.tileUrl, {
+      attribution: tiles.attribution,
+      maxZoom: MAX_ZOOM,
+      // A tile that fails to load is left transparent: the bundled map below shows through.
+      errorTileUrl: TRANSPARENT_PIXEL,
+    }).addTo(map);
     return () => {
       layer.remove();
     };
