@@ -40,7 +40,7 @@ BUFFERS_DIR = "buffers"
 SENSOR_INTERVAL_SECONDS = 1.0
 # A hot machine's temperature probe reads this much too high: it shows an alarm from the first scrape.
 HOT_OFFSET_CELSIUS = 40.0
-_STOP_WORKERS = 16
+_STOP_WORKERS = 64
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from scraper.inventory import load_inventory
+from scraper.runner import StatusLog
 from scraper.service import ScraperService
 from scraper.state import FleetState
 from scraper.store import Store
@@ -113,6 +114,7 @@ def _serve(
     on_ready: Callable[[str], None] | None,
 ) -> None:
     state = FleetState()
+    state.subscribe(StatusLog())  # one log line per status change, as `millwatch scrape` writes
     scraper = None
     if settings.scrape:
         scraper = ScraperService(settings.inventory, store, state, max_concurrency=settings.max_concurrency)

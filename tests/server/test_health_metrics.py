@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import httpx
+import pytest
 from server_helpers import free_port, make_view, metric_samples
 from websockets.sync.client import connect
 
@@ -56,6 +58,21 @@ def test_healthz_is_503_with_the_reason_when_the_database_is_unreachable(state: 
     assert body["reason"] == "database unreachable"
     # The last known fleet is still served.
     assert machines.status_code == 200
+
+
+@pytest.mark.postgres
+def test_healthz_with_a_real_postgresql(state: FleetState, serve) -> None:
+    url = os.environ.get("MILLWATCH_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("MILLWATCH_TEST_POSTGRES_URL is not set: no PostgreSQL to check against")
+    store = Store(url)  # only pinged: the tables of that database belong to the scraper's tests
+    try:
+        base = serve(state, store=store)
+        response = httpx.get(f"{base}/healthz")
+    finally:
+        store.close()
+    assert response.status_code == 200
+    assert response.json()["database"] == "ok"
 
 
 def test_metrics_report_machines_by_status_and_websocket_clients(state: FleetState, serve) -> None:
