@@ -1,18 +1,15 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from exporter_helpers import RawPty
+from exporter_helpers import MakeApp, MakeSensor, RawPty
 
 from exporter.app import ExporterApp
 from exporter.config import parse_config
 from exporter.simulator import SimulatedSensor
-
-MakeSensor = Callable[..., SimulatedSensor]
-MakeApp = Callable[..., ExporterApp]
 
 
 @pytest.fixture

@@ -8,10 +8,19 @@ import time
 import tty
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
+if TYPE_CHECKING:
+    from exporter.app import ExporterApp
+    from exporter.simulator import SimulatedSensor
+
 T = TypeVar("T")
+
+MakeSensor = Callable[..., "SimulatedSensor"]
+"""The `make_sensor` fixture: make_sensor(scenario=..., interval=..., seed=..., link=...)."""
+MakeApp = Callable[..., "ExporterApp"]
+"""The `make_app` fixture: make_app(serial_port, buffer_path=None, channels=None, **serial_keys)."""
 
 
 def wait_until(

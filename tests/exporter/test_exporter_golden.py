@@ -12,8 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from conftest import MakeApp
-from exporter_helpers import RawPty, http_get, scrape, wait_until
+from exporter_helpers import MakeApp, RawPty, http_get, scrape, wait_until
 
 GOLDEN = Path(__file__).with_name("golden") / "metrics.txt"
 FIXTURE = [

@@ -9,8 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import MakeApp, MakeSensor
-from exporter_helpers import base_url, http_get, samples, scrape, wait_until
+from exporter_helpers import MakeApp, MakeSensor, base_url, http_get, samples, scrape, wait_until
 
 from exporter.app import ExporterApp
 from exporter.config import parse_config
