@@ -137,9 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--interval",
-        type=_positive_float,
+        type=_duration,
         default=5.0,
-        help="scrape interval of every machine in seconds (default 5)",
+        help="scrape interval of every machine: 5s, 500ms, 1m or a number of seconds (default 5s)",
     )
     _add_log_level(demo, default="warning")
     demo.set_defaults(handler=_demo)
@@ -249,14 +249,13 @@ def _port(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
+def _duration(text: str) -> float:
+    from scraper.inventory import parse_duration
+
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value
+        return parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{e}, got {text!r}") from None
 
 
 def _fail(message: str, details: str = "") -> int:

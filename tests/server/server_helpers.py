@@ -67,7 +67,12 @@ def running_app(app: FastAPI) -> Iterator[str]:
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+
+    def run() -> None:
+        with contextlib.suppress(SystemExit):  # uvicorn's way to end after a failed start-up
+            server.run(sockets=[sock])
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     try:
         wait_until(lambda: server.started or not thread.is_alive(), what="uvicorn to start")

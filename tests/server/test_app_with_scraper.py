@@ -6,12 +6,16 @@ import json
 from pathlib import Path
 
 import httpx
-from server_helpers import free_port, get_json, metric_samples, wait_until
+import pytest
+from server_helpers import free_port, get_json, metric_samples, running_app, wait_until
 from websockets.sync.client import connect
 
+from scraper.errors import InventoryError
 from scraper.service import ScraperService
 from scraper.state import FleetState
 from scraper.store import Store
+from server.app import create_app
+from server.settings import Settings
 
 
 def test_scraper_results_reach_api_live_clients_health_and_metrics(
@@ -64,3 +68,26 @@ def test_scraper_results_reach_api_live_clients_health_and_metrics(
         assert [m["id"] for m in get_json(f"{base}/api/machines")["machines"]] == ["lathe_01"]
     finally:
         store.close()
+
+
+def test_an_inventory_broken_at_start_stops_the_start_with_its_problems(
+    state: FleetState, static_dir: Path, tmp_path: Path
+) -> None:
+    inventory = tmp_path / "machines.yaml"
+    inventory.write_text("machines:\n  - id: press_01\n    url: ftp://x\n")
+    store = Store(f"sqlite:///{tmp_path / 'm.db'}")
+    store.migrate()
+    app = create_app(
+        Settings(static_dir=static_dir),
+        state=state,
+        store=store,
+        scraper=ScraperService(inventory, store, state),
+    )
+    try:
+        with pytest.raises(RuntimeError, match="failed to start"), running_app(app):
+            pass
+    finally:
+        store.close()
+    error = app.state.millwatch.startup_error
+    assert isinstance(error, InventoryError)
+    assert f"{inventory}:3: machines[0].url" in str(error)

@@ -36,7 +36,7 @@ def test_demo_of_ten_machines_shows_every_simulated_failure_and_stops_on_ctrl_c(
     folder = tmp_path / "demo"
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    args = ["demo", "--machines", "10", "--port", str(port), "--dir", str(folder), "--interval", "1"]
+    args = ["demo", "--machines", "10", "--port", str(port), "--dir", str(folder), "--interval", "1s"]
 
     with MillwatchProcess(args, tmp_path) as demo:
 
