@@ -93,7 +93,7 @@ def _comment(number: int, line: str, created_bases: set[str]) -> None:
 def _sample(number: int, line: str) -> Sample:
     match = _METRIC_NAME.match(line)
     if match is None:
-        raise BadExposition(number, f"expected a metric name, found {line[:20]!r}")
+        raise BadExposition(number, f"expected a metric name, found {line[:20].rstrip()!r}")
     name = match.group()
     pos = match.end()
     labels: dict[str, str] = {}

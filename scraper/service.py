@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 STALENESS_SWEEP_SECONDS = 5.0
 START_SPREAD_SECONDS = 2.0
+DROP_LOG_SECONDS = 60.0
 _PARSE_IN_THREAD_CHARS = 2**20  # bigger bodies are parsed off the event loop
 _RELOAD_JOB = "millwatch:reload"
 _STALENESS_JOB = "millwatch:staleness"
@@ -90,6 +91,7 @@ class ScraperService:
         self._store_retry_max = store_retry_max
 
         self._scheduler: AsyncIOScheduler | None = None
+        self._stopping = False
         self._client: httpx.AsyncClient | None = None
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._signature: _FileSignature | None = None
@@ -102,6 +104,7 @@ class ScraperService:
         self._write_lock = asyncio.Lock()
         self._store_retry_at = 0.0
         self._store_backoff = 0.0
+        self._last_drop_log = -DROP_LOG_SECONDS
 
     # --- life cycle ------------------------------------------------------------------------------
 
@@ -114,6 +117,7 @@ class ScraperService:
         """
         if self._scheduler is not None:
             raise RuntimeError("the scraper service is already started")
+        self._stopping = False
         self._signature = _signature(self.inventory_path)
         inventory = await asyncio.to_thread(load_inventory, self.inventory_path)
         self.inventory = inventory
@@ -159,14 +163,17 @@ class ScraperService:
 
         Safe to call twice, or without `start`.
         """
+        self._stopping = True
         scheduler, self._scheduler = self._scheduler, None
         if scheduler is not None:
-            scheduler.shutdown(wait=False)
-            await asyncio.sleep(0)  # the scheduler shuts down on its next loop turn
+            scheduler.pause()  # no new runs while those under way are wound down
         tasks = [t for t in self._tasks if t is not asyncio.current_task()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, *self._background, return_exceptions=True)
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+            await asyncio.sleep(0)  # the scheduler shuts down on its next loop turn
         if self._pending or self._pending_views:
             self._store_retry_at = 0.0
             await self._flush()
@@ -221,6 +228,8 @@ class ScraperService:
         return parse_exposition(text, self._sample_limit)
 
     async def _scrape_job(self, machine_id: str) -> None:
+        if self._stopping:
+            return
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
@@ -228,6 +237,10 @@ class ScraperService:
             await self.scrape_now(machine_id)
         except UnknownMachineError:
             pass  # removed by a reload after this run was due
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+            # Cancelled by `stop`: an orderly end of this run, not an error of the job.
         except Exception:
             log.exception("scrape job of %s failed", machine_id)
         finally:
@@ -288,6 +301,8 @@ class ScraperService:
                 await asyncio.wait([work])
                 self._written(work, batches, views)
                 raise
+            except Exception:  # noqa: S110 - `_written` reads the error from `work` and handles it
+                pass
             self._written(work, batches, views)
 
     def _written(
@@ -317,15 +332,22 @@ class ScraperService:
         self._drop_overflow()
 
     def _drop_overflow(self) -> None:
+        dropped_now = 0
         while self.pending_samples > self._max_pending_samples and self._pending:
             dropped = self._pending.popleft()
             self.pending_samples -= len(dropped.samples)
-            self.samples_dropped_total += len(dropped.samples)
+            dropped_now += len(dropped.samples)
+        if not dropped_now:
+            return
+        self.samples_dropped_total += dropped_now
+        # Once a minute at most: during a long outage this would otherwise be every scrape.
+        now = time.monotonic()
+        if now - self._last_drop_log >= DROP_LOG_SECONDS:
+            self._last_drop_log = now
             log.warning(
-                "store queue full (%d samples): dropped the oldest scrape of %s (%d samples)",
+                "store queue full (%d samples held): dropping the oldest samples, %d dropped so far",
                 self._max_pending_samples,
-                dropped.machine_id,
-                len(dropped.samples),
+                self.samples_dropped_total,
             )
 
     # --- inventory reload and staleness ----------------------------------------------------------

@@ -94,6 +94,9 @@ class FakeExporter:
         self.body: bytes | None = None
         self.gzip = True
         self.requests: list[dict[str, str]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
         self._released = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -120,9 +123,19 @@ class FakeExporter:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-                exporter.requests.append({k.lower(): v for k, v in self.headers.items()})
-                if exporter.delay:
-                    exporter._released.wait(exporter.delay)
+                with exporter._lock:
+                    exporter.requests.append({k.lower(): v for k, v in self.headers.items()})
+                    exporter.in_flight += 1
+                    exporter.max_in_flight = max(exporter.max_in_flight, exporter.in_flight)
+                try:
+                    if exporter.delay:
+                        exporter._released.wait(exporter.delay)
+                    self._answer()
+                finally:
+                    with exporter._lock:
+                        exporter.in_flight -= 1
+
+            def _answer(self) -> None:
                 body = exporter.body if exporter.body is not None else generate_latest(exporter.registry)
                 headers = {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
                 if exporter.gzip and "gzip" in self.headers.get("Accept-Encoding", ""):
