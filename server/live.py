@@ -62,6 +62,11 @@ class LiveHub:
         self._touched: set[str] = set()
         self._flush_handle: asyncio.TimerHandle | None = None
         self._clients: set[_Client] = set()
+        # The snapshot's machines as JSON text, reused until the next change reaches the loop: after
+        # a restart every page reconnects at once, and a large fleet is costly to encode on the loop.
+        # Encoded before a change that has not reached the loop yet is fine: that change is touched,
+        # so its flush sends the current view to every client registered before it.
+        self._snapshot_machines: str | None = None
         self.slow_disconnects_total = 0
         self.updates_total = 0
 
@@ -118,8 +123,10 @@ class LiveHub:
         log.info("live client %s gone (%d connected)", _peer(websocket), len(self._clients))
 
     def _snapshot_message(self) -> str:
-        views = self._state.snapshot()
-        return dumps({"type": "snapshot", "machines": [v.to_dict() for v in views], "time": self._clock()})
+        if self._snapshot_machines is None:
+            self._snapshot_machines = dumps([v.to_dict() for v in self._state.snapshot()])
+        # The time is now: the machines are the current state, however long ago they were encoded.
+        return f'{{"type":"snapshot","machines":{self._snapshot_machines},"time":{dumps(self._clock())}}}'
 
     def _on_state_change(self, changed: list[MachineView], removed: list[str]) -> None:
         # Runs in the writer's thread: only hand the ids over to the loop.
@@ -131,6 +138,7 @@ class LiveHub:
             loop.call_soon_threadsafe(self._touch, ids)
 
     def _touch(self, ids: list[str]) -> None:
+        self._snapshot_machines = None
         self._touched.update(ids)
         if self._flush_handle is None and self._loop is not None:
             self._flush_handle = self._loop.call_later(self._batch_interval, self._flush)

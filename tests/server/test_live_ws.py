@@ -122,6 +122,20 @@ def test_a_client_that_connects_later_gets_the_current_state(state: FleetState, 
         assert recv_json(ws)["machines"] == [changed.to_dict()]
 
 
+def test_a_client_after_a_change_gets_a_snapshot_with_the_change(state: FleetState, serve) -> None:
+    state.put([make_view("a"), make_view("b")])
+    base = serve(state)
+    with connect(ws_url(base)) as first:
+        recv_json(first)  # an earlier snapshot, before the change
+        changed = make_view("b", status=Status.DOWN, reason="timeout after 5s")
+        state.put([changed])
+        recv_update(first)
+        with connect(ws_url(base)) as second:
+            snapshot = recv_json(second)
+    assert snapshot["type"] == "snapshot"
+    assert snapshot["machines"][1] == changed.to_dict()
+
+
 def test_a_client_that_leaves_is_forgotten(state: FleetState, serve) -> None:
     base = serve(state)
     with connect(ws_url(base)) as ws:
