@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
 
 from scraper.errors import InventoryError, InventoryUnreadable, Problem
-from scraper.inventory import check_command, load_inventory, parse_duration
+from scraper.inventory import (
+    Auth,
+    BasicAuth,
+    DefaultsSpec,
+    LocationSpec,
+    MachineSpec,
+    ThresholdSpec,
+    check_command,
+    load_inventory,
+    parse_duration,
+)
 from scraper.state import Location, Status, Threshold
 
 DESIGN_EXAMPLE = """\
@@ -398,3 +409,15 @@ def test_the_example_inventory_of_the_repository_is_valid() -> None:
     assert check_command(example, out, err) == 0, err.getvalue()
     inventory = load_inventory(example)
     assert len(inventory.machines) == 3
+
+
+def test_every_key_is_documented_in_the_guide_and_the_example() -> None:
+    root = Path(__file__).resolve().parents[2]
+    guide = (root / "docs" / "inventory.md").read_text(encoding="utf-8")
+    example = (root / "machines.yaml").read_text(encoding="utf-8")
+    keys = {"defaults", "machines"}
+    for model in (DefaultsSpec, MachineSpec, LocationSpec, Auth, BasicAuth, ThresholdSpec):
+        keys |= set(model.model_fields)
+    for key in sorted(keys):
+        assert re.search(rf"\b{key}\b", guide), f"{key} is not in docs/inventory.md"
+        assert re.search(rf"\b{key}\b", example), f"{key} is not in machines.yaml"
