@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Annotated, Any, TextIO
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -120,6 +128,9 @@ class ThresholdSpec(_Spec):
 
     @model_validator(mode="after")
     def _ordered(self) -> ThresholdSpec:
+        for limit in (self.warn, self.alarm):
+            if limit is not None and not math.isfinite(limit):
+                raise ValueError("limits must be finite numbers")
         if self.warn is not None and self.alarm is not None and self.warn > self.alarm:
             raise ValueError(f"warn ({self.warn:g}) must not be above alarm ({self.alarm:g})")
         return self
@@ -260,17 +271,19 @@ class Inventory(BaseModel):
 
     defaults: Defaults = Field(default_factory=Defaults)
     machines: list[Machine] = Field(default_factory=list)
+    _index: dict[str, Machine] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        # Looked up on every scrape: a dict, not a scan of tens of thousands of machines.
+        self._index = {m.id: m for m in self.machines}
 
     def get(self, machine_id: str) -> Machine | None:
         """The machine with this id, or None."""
-        for machine in self.machines:
-            if machine.id == machine_id:
-                return machine
-        return None
+        return self._index.get(machine_id)
 
     def by_id(self) -> dict[str, Machine]:
-        """Every machine keyed by id."""
-        return {m.id: m for m in self.machines}
+        """Every machine keyed by id (a new dict)."""
+        return dict(self._index)
 
     @property
     def enabled_machines(self) -> list[Machine]:
@@ -304,9 +317,8 @@ def parse_inventory(text: str, *, name: str = "machines.yaml", folder: Path | No
     document = _parse_yaml(text, name)
     checker = _Checker(name, document)
     inventory = checker.check(folder or Path.cwd())
-    if checker.problems:
+    if checker.problems or inventory is None:
         raise InventoryError(sorted(checker.problems, key=lambda p: (p.line or 0, p.path)))
-    assert inventory is not None
     return inventory
 
 

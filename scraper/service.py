@@ -135,9 +135,9 @@ class ScraperService:
             max_redirects=3,
             # The environment's proxy settings are meant for people's browsers, not for the plant network.
             trust_env=False,
-            limits=httpx.Limits(
-                max_connections=self._max_concurrency, max_keepalive_connections=self._max_concurrency
-            ),
+            # No keep-alive: a machine is scraped again only after its interval, longer than any
+            # sensible idle timeout, and an idle connection would hold a thread of the exporter.
+            limits=httpx.Limits(max_connections=self._max_concurrency, max_keepalive_connections=0),
         )
         scheduler = AsyncIOScheduler(
             event_loop=asyncio.get_running_loop(),
