@@ -53,6 +53,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def closed_port_url() -> str:
+    """A /metrics URL on 127.0.0.1 where nothing listens (a port that was free a moment ago)."""
+    return f"http://127.0.0.1:{free_port()}/metrics"
+
+
 def get_json(url: str) -> Any:
     """The JSON body of GET url, or None when nothing answers there (yet)."""
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import time
 import tty
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,26 +20,6 @@ MakeSensor = Callable[..., "SimulatedSensor"]
 """The `make_sensor` fixture: make_sensor(scenario=..., interval=..., seed=..., link=...)."""
 MakeApp = Callable[..., "ExporterApp"]
 """The `make_app` fixture: make_app(serial_port, buffer_path=None, channels=None, **serial_keys)."""
-
-
-def wait_until(
-    predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, what: str = ""
-) -> T:
-    """Poll `predicate` until it returns something truthy; return that. Fails after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last_error: BaseException | None = None
-    while True:
-        try:
-            result = predicate()
-        except AssertionError as exc:  # a predicate may assert to explain what it still waits for
-            last_error = exc
-        else:
-            if result:
-                return result
-        if time.monotonic() >= deadline:
-            detail = f" (last: {last_error})" if last_error else ""
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}{detail}")
-        time.sleep(interval)
 
 
 @dataclass

@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from exporter_helpers import MakeApp, RawPty, http_get, scrape, wait_until
+from exporter_helpers import MakeApp, RawPty, http_get, scrape
+from support import wait_until
 
 GOLDEN = Path(__file__).with_name("golden") / "metrics.txt"
 FIXTURE = [

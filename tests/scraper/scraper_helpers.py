@@ -18,18 +18,6 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 T = TypeVar("T")
 
 
-def wait_until(predicate: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
-    """Poll `predicate` until it returns something truthy (returned) or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
-
-
 async def async_wait_until(predicate: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
     """`wait_until` for code running on an event loop: polls without blocking the loop."""
     deadline = time.monotonic() + timeout
@@ -155,14 +143,6 @@ class FakeExporter:
                 pass
 
         return Handler
-
-
-def closed_port_url() -> str:
-    """A loopback URL where nothing listens (the port was bound then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/metrics"
 
 
 def machine_yaml(machine_id: str, url: str, **extra: Any) -> str:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from scraper_helpers import FakeExporter, RawServer, closed_port_url, run
+from scraper_helpers import FakeExporter, RawServer, run
+from support import closed_port_url
 
 from scraper.errors import (
     BadExposition,

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from scraper_helpers import FakeExporter, machine_yaml, wait_until, write_inventory
+from scraper_helpers import FakeExporter, machine_yaml, write_inventory
+from support import wait_until
 
 from scraper.errors import StoreError
 from scraper.store import Store

@@ -12,11 +12,11 @@ import pytest
 from scraper_helpers import (
     FakeExporter,
     async_wait_until,
-    closed_port_url,
     machine_yaml,
     run,
     write_inventory,
 )
+from support import closed_port_url
 
 from scraper.errors import InventoryError, UnknownMachineError
 from scraper.service import ScraperService

@@ -3,43 +3,20 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 import uvicorn
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
+from support import wait_until
 
 from scraper.state import LastScrape, Location, MachineView, Status, Threshold
 
 T = TypeVar("T")
-
-
-def wait_until(predicate: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
-    """Poll `predicate` until it returns a truthy value (returned); AssertionError after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while True:
-        try:
-            result = predicate()
-        except AssertionError as e:  # a predicate may assert to explain what it saw
-            last_error = e
-        else:
-            if result:
-                return result
-        if time.monotonic() > deadline:
-            detail = f": {last_error}" if last_error else ""
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}{detail}")
-        time.sleep(0.02)
 
 
 def metric_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -49,13 +26,6 @@ def metric_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], f
         for sample in family.samples:
             out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return out
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (for subprocesses that bind it themselves)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -132,65 +102,3 @@ def read_ws_frames(sock: socket.socket, stop: Callable[[int, bytes], bool], time
         payload = need(length)
         if stop(b0 & 0x0F, payload):
             return
-
-
-MILLWATCH = str(Path(sys.executable).with_name("millwatch"))
-
-
-class MillwatchProcess:
-    """`millwatch ARGS` as a subprocess, its output in files (a full pipe would block it).
-
-    Used as a context manager: on exit a still-running process gets SIGINT, then SIGKILL.
-    """
-
-    def __init__(self, args: list[str], folder: Path, env: dict[str, str] | None = None) -> None:
-        self.stdout_path = folder / f"millwatch-{args[0]}-{os.getpid()}-{id(self)}.out"
-        self.stderr_path = self.stdout_path.with_suffix(".err")
-        self._args = args
-        self._env = {**os.environ, **(env or {})}
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> MillwatchProcess:
-        with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
-            self.process = subprocess.Popen([MILLWATCH, *self._args], stdout=out, stderr=err, env=self._env)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.stop(signal.SIGINT)
-
-    def stop(self, sig: int = signal.SIGINT, timeout: float = 20.0) -> int:
-        """Send `sig` and wait for the exit status (SIGKILL and AssertionError past `timeout`)."""
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise AssertionError(f"millwatch did not stop within {timeout}s of {sig}") from None
-
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    @property
-    def stdout(self) -> str:
-        return self.stdout_path.read_text()
-
-    @property
-    def stderr(self) -> str:
-        return self.stderr_path.read_text()
-
-
-def run_millwatch(args: list[str], timeout: float = 60.0, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    """`millwatch ARGS` to completion, output captured as text."""
-    return subprocess.run([MILLWATCH, *args], capture_output=True, text=True, timeout=timeout, **kwargs)
-
-
-def get_json(url: str) -> Any:
-    """The JSON body of GET url, or None when nothing answers there (yet)."""
-    try:
-        return httpx.get(url, timeout=5).json()
-    except httpx.TransportError:
-        return None

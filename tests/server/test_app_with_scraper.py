@@ -7,7 +7,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_helpers import free_port, get_json, metric_samples, running_app, wait_until
+from server_helpers import metric_samples, running_app, wait_until
+from support import free_port, get_json
 from websockets.sync.client import connect
 
 from scraper.errors import InventoryError

@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 
 import httpx
 from ruamel.yaml import YAML
-from server_helpers import MillwatchProcess, free_port, get_json, wait_until
+from server_helpers import wait_until
+from support import MillwatchProcess, free_port, get_json
 
 from server.demo_fleet import Scenario, failure_counts, plan_fleet
 from server.settings import PACKAGE_STATIC_DIR

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_helpers import free_port, make_view, metric_samples
+from server_helpers import make_view, metric_samples
+from support import free_port
 from websockets.sync.client import connect
 
 from scraper.state import FleetState, Status

@@ -6,7 +6,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from server_helpers import run_millwatch
+from support import run_millwatch
 
 GOOD_INVENTORY = """\
 defaults:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import socket
 from collections.abc import Iterator
@@ -10,34 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from server_helpers import MillwatchProcess, free_port, get_json, wait_until
+from server_helpers import wait_until
+from support import MillwatchProcess, closed_port_url, exporter_on_sensor, free_port, get_json
 from websockets.sync.client import connect
-
-from exporter.app import ExporterApp
-from exporter.config import parse_config
-from exporter.simulator import SimulatedSensor
-
-
-@contextlib.contextmanager
-def exporter_on_sensor(machine_id: str, scenario: str, folder: Path) -> Iterator[str]:
-    """A real exporter on 127.0.0.1:0 reading a simulated sensor (fast lines); yields its /metrics URL."""
-    with SimulatedSensor(scenario=scenario, interval=0.05, seed=1) as sensor:
-        assert sensor.path is not None
-        config = parse_config(
-            {
-                "machine": {"id": machine_id, "name": machine_id},
-                "listen": "127.0.0.1:0",
-                "serial": {"port": sensor.path},
-                "buffer": {"path": str(folder / f"{machine_id}.sqlite")},
-            },
-            "test",
-        )
-        with ExporterApp(config) as app:
-            yield app.url
-
-
-def closed_port_url() -> str:
-    return f"http://127.0.0.1:{free_port()}/metrics"
 
 
 def write_inventory(path: Path, urls: dict[str, str], interval: float = 0.5) -> None:
@@ -62,8 +36,8 @@ def statuses(base: str) -> dict[str, dict[str, Any]]:
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[dict[str, str]]:
     with (
-        exporter_on_sensor("press_01", "normal", tmp_path) as normal,
-        exporter_on_sensor("furnace_02", "overheat", tmp_path) as hot,
+        exporter_on_sensor("press_01", "normal", tmp_path) as (_, normal),
+        exporter_on_sensor("furnace_02", "overheat", tmp_path) as (_, hot),
     ):
         yield {"press_01": normal, "furnace_02": hot, "lathe_03": closed_port_url()}
 
