@@ -45,7 +45,7 @@ test-web: install
 	cd web && npx vitest run
 
 bench: install
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/scrape_fleet.py
 
 clean:
 	rm -rf $(VENV) web/node_modules server/static .pytest_cache .mypy_cache .ruff_cache
