@@ -36,7 +36,7 @@ lint: install
 	$(BIN)/mypy
 	cd web && npx tsc --noEmit -p .
 
-test: install lint test-python test-web
+test: install lint test-web test-python
 
 test-python: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

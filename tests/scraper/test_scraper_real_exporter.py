@@ -1,0 +1,68 @@
+"""The scraper against the real exporter: a SimulatedSensor on a pseudo-terminal, an ExporterApp on
+loopback, the ScraperService writing into a real SQLite file."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+
+from scraper_helpers import async_wait_until, machine_yaml, run, write_inventory
+from support import exporter_on_sensor
+
+from scraper.service import ScraperService
+from scraper.state import FleetState, Status
+from scraper.store import Store
+
+TEMPERATURE = "machine_temperature_celsius"
+
+
+def test_readings_statuses_and_stored_samples_follow_the_sensor(tmp_path: Path, sqlite_store: Store) -> None:
+    with contextlib.ExitStack() as stack:
+        sensor, url = stack.enter_context(exporter_on_sensor("furnace_01", "normal", tmp_path))
+        inventory = write_inventory(
+            tmp_path / "machines.yaml",
+            [machine_yaml("furnace_01", url, thresholds={TEMPERATURE: {"warn": 80, "alarm": 95}})],
+            defaults="defaults:\n  scrape_interval: 0.3s\n  scrape_timeout: 0.25s\n",
+        )
+        state = FleetState()
+        started = time.time()
+
+        def status() -> Status | None:
+            view = state.get("furnace_01")
+            return None if view is None else view.status
+
+        async def scenario() -> None:
+            service = ScraperService(inventory, sqlite_store, state, reload_interval=0.1)
+            await service.start()
+            try:
+                await async_wait_until(lambda: status() is Status.UP, what="up")
+                view = state.get("furnace_01")
+                assert view is not None
+                # The simulated sensor drifts around 65 °C, 1 bar, 1480 rpm.
+                assert 50 < view.readings[TEMPERATURE] < 80
+                assert 0.5 < view.readings["machine_pressure_bar"] < 1.5
+                assert 1000 < view.readings["machine_speed_rpm"] < 2000
+                assert view.system.uptime_seconds is not None and view.system.uptime_seconds > 0
+                assert view.system.memory_used_ratio is not None and 0 < view.system.memory_used_ratio < 1
+
+                sensor.scenario = "overheat"
+                await async_wait_until(lambda: status() is Status.WARN, timeout=20, what="warn")
+                await async_wait_until(lambda: status() is Status.ALARM, timeout=20, what="alarm")
+                view = state.get("furnace_01")
+                assert view is not None and view.reason is not None
+                assert view.reason.startswith(f"{TEMPERATURE} ") and "≥ alarm 95" in view.reason
+
+                sensor.scenario = "silent"
+                # stale_after is 2 s in the exporter: then the serial sensor counts as down.
+                await async_wait_until(lambda: status() is Status.SENSOR_FAULT, timeout=20, what="fault")
+            finally:
+                await service.stop()
+
+        run(scenario())
+
+        # Every scraped temperature went to the database once, rising through the overheat.
+        stored = sqlite_store.query_samples("furnace_01", TEMPERATURE, started, time.time())
+        times = [t for t, _ in stored]
+        assert len(stored) >= 5 and times == sorted(set(times))
+        assert min(v for _, v in stored) < 80 and max(v for _, v in stored) >= 95
