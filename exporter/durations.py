@@ -5,28 +5,35 @@ from __future__ import annotations
 import math
 import re
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h|d)\s*$")
+_NUMBER = r"(?:\d+(?:\.\d+)?|\.\d+)"
+_PART = re.compile(r"(" + _NUMBER + r")\s*(ms|s|m|h|d)")
+_DURATION = re.compile(r"\s*(?:" + _NUMBER + r"\s*(?:ms|s|m|h|d)\s*)+")
+_PLAIN_NUMBER = re.compile(r"\s*" + _NUMBER + r"\s*")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
-def parse_duration(value: object) -> float:
-    """Return `value` in seconds.
+def parse_seconds(value: object) -> float:
+    """Return `value` in seconds, checking the grammar only (a number may still be negative).
 
-    Accepts an int or float (seconds) or a string of a number and one unit among
-    ms, s, m, h, d. Raises ValueError, whose text names what was expected, for anything
-    else: booleans, negative or non-finite numbers, unknown units.
+    Accepts an int or float (seconds), a string of a number (seconds), or a string of numbers
+    with units among ms, s, m, h, d, combined as in `1m30s`. Raises ValueError, whose text names
+    what was expected, for anything else: booleans, other types, unknown units. This is the one
+    duration grammar of millwatch: the inventory uses it too.
     """
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError(f"expected a duration like 30s, 5m, 24h or a number of seconds, got {value!r}")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str):
-        match = _DURATION.match(value)
-        if match is None:
-            raise ValueError(f"expected a duration like 30s, 5m, 24h or a number of seconds, got {value!r}")
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    else:
-        raise ValueError(f"expected a duration like 30s, 5m, 24h or a number of seconds, got {value!r}")
+    if not isinstance(value, str):
+        return float(value)
+    if _PLAIN_NUMBER.fullmatch(value):
+        return float(value)
+    if _DURATION.fullmatch(value):
+        return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _PART.findall(value))
+    raise ValueError(f"expected a duration like 30s, 5m, 24h or a number of seconds, got {value!r}")
+
+
+def parse_duration(value: object) -> float:
+    """`parse_seconds`, and a ValueError for a negative or non-finite result."""
+    seconds = parse_seconds(value)
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"expected a non-negative duration, got {value!r}")
     return seconds

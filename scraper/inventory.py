@@ -29,6 +29,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from exporter import durations as exporter_durations
 from scraper.errors import InventoryError, InventoryUnreadable, Problem
 from scraper.state import Location, MachineView, Status, Threshold
 
@@ -38,9 +39,6 @@ DEFAULT_SCRAPE_TIMEOUT = 5.0
 _MACHINE_ID = re.compile(r"^[a-z0-9_-]+$")
 _METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-_DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+$")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 # --- field types ---------------------------------------------------------------------------------
@@ -49,18 +47,13 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 def parse_duration(value: object) -> float:
     """Seconds from "500ms", "15s", "2m", "1h", "1d", combinations such as "1m30s", or a number.
 
+    The grammar is the exporter's (`exporter.durations`), so both files read durations alike.
     Raises ValueError (with the text shown to the operator) for anything else or a duration <= 0.
     """
-    if isinstance(value, bool):
-        raise ValueError("must be a duration such as 15s, 500ms, 2m or a number of seconds")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and _DURATION.fullmatch(value.strip()):
-        seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(value))
-    elif isinstance(value, str) and re.fullmatch(r"\d+(?:\.\d+)?", value.strip()):
-        seconds = float(value)
-    else:
-        raise ValueError("must be a duration such as 15s, 500ms, 2m or a number of seconds")
+    try:
+        seconds = exporter_durations.parse_seconds(value)
+    except ValueError:
+        raise ValueError("must be a duration such as 15s, 500ms, 2m or a number of seconds") from None
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError("must be greater than 0")
     return seconds

@@ -57,6 +57,9 @@ def error_of(tmp_path: Path, text: str) -> str:
         ("24h", 86400.0),
         ("7d", 604800.0),
         ("1.5s", 1.5),
+        ("1m30s", 90.0),
+        ("1h 15m", 4500.0),
+        ("30", 30.0),
         (12, 12.0),
     ],
 )
@@ -64,7 +67,9 @@ def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["soon", "30", "30 sec", "-5s", "5x", "", True, None, [1], float("nan"), -1])
+@pytest.mark.parametrize(
+    "text", ["soon", "30 sec", "s", "1m-30s", "-5s", "5x", "", True, None, [1], float("nan"), -1]
+)
 def test_bad_durations(text: object) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
