@@ -17,6 +17,7 @@ from typing import Annotated, Any, TextIO
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -35,6 +36,11 @@ from scraper.state import Location, MachineView, Status, Threshold
 
 DEFAULT_SCRAPE_INTERVAL = 15.0
 DEFAULT_SCRAPE_TIMEOUT = 5.0
+# A timeout that is not written is at most this share of the interval, so that a short interval never
+# conflicts with a timeout the operator did not write (Prometheus caps its default timeout likewise).
+DEFAULT_TIMEOUT_SHARE = 0.8
+# Longer intervals or timeouts are surely mistakes, and far longer ones overflow the scheduler's dates.
+MAX_SCRAPE_DURATION = 86400.0
 
 _MACHINE_ID = re.compile(r"^[a-z0-9_-]+$")
 _METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
@@ -56,6 +62,12 @@ def parse_duration(value: object) -> float:
         raise ValueError("must be a duration such as 15s, 500ms, 2m or a number of seconds") from None
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError("must be greater than 0")
+    return seconds
+
+
+def _at_most_a_day(seconds: float) -> float:
+    if seconds > MAX_SCRAPE_DURATION:
+        raise ValueError("must be at most 1d")
     return seconds
 
 
@@ -88,6 +100,10 @@ def _check_url(value: str) -> str:
     if value != value.strip() or any(c.isspace() for c in value):
         raise ValueError("must not contain spaces")
     parts = urlsplit(value)
+    # A password here would be shown by the API and the map and stored in the database; the
+    # message never repeats the URL, so the password is not printed either.
+    if "@" in parts.netloc:
+        raise ValueError("must not contain a user or password: put credentials under auth:")
     if parts.scheme not in ("http", "https"):
         raise ValueError("must start with http:// or https://")
     if not parts.hostname:
@@ -105,7 +121,7 @@ def _non_empty(value: str) -> str:
     return value
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+ScrapeDuration = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_at_most_a_day)]
 LabelValue = Annotated[str, BeforeValidator(_label_value)]
 
 
@@ -184,8 +200,8 @@ class Auth(_Spec):
 
 
 class DefaultsSpec(_Spec):
-    scrape_interval: Duration = DEFAULT_SCRAPE_INTERVAL
-    scrape_timeout: Duration = DEFAULT_SCRAPE_TIMEOUT
+    scrape_interval: ScrapeDuration = DEFAULT_SCRAPE_INTERVAL
+    scrape_timeout: ScrapeDuration = DEFAULT_SCRAPE_TIMEOUT
     thresholds: dict[str, ThresholdSpec] = Field(default_factory=dict)
 
 
@@ -198,8 +214,8 @@ class MachineSpec(_Spec):
     labels: dict[str, LabelValue] = Field(default_factory=dict)
     auth: Auth | None = None
     enabled: bool = True
-    scrape_interval: Duration | None = None
-    scrape_timeout: Duration | None = None
+    scrape_interval: ScrapeDuration | None = None
+    scrape_timeout: ScrapeDuration | None = None
     thresholds: dict[str, ThresholdSpec] = Field(default_factory=dict)
 
 
@@ -381,6 +397,8 @@ class _Checker:
         self.name = name
         self.document = document
         self.problems: list[Problem] = []
+        # What a machine that writes no scrape_timeout starts from: the defaults' written one, or 5s.
+        self.inherited_timeout = DEFAULT_SCRAPE_TIMEOUT
 
     def add(self, loc: Sequence[str | int], message: str) -> None:
         self.problems.append(Problem(self.name, self.line_of(loc), _path_text(loc), message))
@@ -487,22 +505,49 @@ class _Checker:
                     except ValueError as e:
                         self.add([*loc, section, key], str(e))
 
+    def _timeout(
+        self,
+        loc: list[str | int],
+        interval: float,
+        interval_note: str,
+        written: float | None,
+        inherited: float,
+    ) -> float:
+        """The scrape timeout at one level (`defaults` or a machine) whose interval is `interval`.
+
+        A timeout written at this level must be shorter than the interval, else a problem at that
+        timeout's key. A timeout not written here is `inherited`, capped at DEFAULT_TIMEOUT_SHARE of
+        the interval, so it never conflicts with it.
+        """
+        if written is None:
+            return min(inherited, DEFAULT_TIMEOUT_SHARE * interval)
+        if written >= interval:
+            self.add(
+                [*loc, "scrape_timeout"],
+                f"scrape_timeout ({written:g}s) must be shorter than "
+                f"scrape_interval ({interval:g}s{interval_note})",
+            )
+        return written
+
     def _check_defaults(self, raw: Any) -> Defaults | None:
         before = len(self.problems)
         raw = {} if raw is None else raw
         self._check_names(["defaults"], raw)
         spec: DefaultsSpec | None = self._validate(DefaultsSpec, ["defaults"], raw)
-        if spec is not None and spec.scrape_timeout >= spec.scrape_interval:
-            self.add(
-                ["defaults", "scrape_timeout"],
-                f"scrape_timeout ({spec.scrape_timeout:g}s) must be shorter than "
-                f"scrape_interval ({spec.scrape_interval:g}s)",
-            )
-        if spec is None or len(self.problems) > before:
+        if spec is None:
+            return None
+        written = spec.scrape_timeout if "scrape_timeout" in spec.model_fields_set else None
+        interval_note = "" if "scrape_interval" in spec.model_fields_set else ", the default"
+        timeout = self._timeout(
+            ["defaults"], spec.scrape_interval, interval_note, written, DEFAULT_SCRAPE_TIMEOUT
+        )
+        if written is not None:
+            self.inherited_timeout = written
+        if len(self.problems) > before:
             return None
         return Defaults(
             scrape_interval_seconds=spec.scrape_interval,
-            scrape_timeout_seconds=spec.scrape_timeout,
+            scrape_timeout_seconds=timeout,
             thresholds={k: Threshold(t.warn, t.alarm) for k, t in spec.thresholds.items()},
         )
 
@@ -524,13 +569,11 @@ class _Checker:
             return None
 
         interval = spec.scrape_interval or defaults.scrape_interval_seconds
-        timeout = spec.scrape_timeout or defaults.scrape_timeout_seconds
-        if timeout >= interval:
-            key = "scrape_timeout" if spec.scrape_timeout is not None else "scrape_interval"
-            self.add(
-                [*loc, key],
-                f"scrape_timeout ({timeout:g}s) must be shorter than scrape_interval ({interval:g}s)",
-            )
+        if spec.scrape_interval is None and spec.scrape_timeout is None:
+            timeout = defaults.scrape_timeout_seconds  # both from defaults, which fit each other
+        else:
+            interval_note = "" if spec.scrape_interval is not None else ", from defaults"
+            timeout = self._timeout(loc, interval, interval_note, spec.scrape_timeout, self.inherited_timeout)
         thresholds = dict(defaults.thresholds)
         for metric, override in spec.thresholds.items():
             base = thresholds.get(metric, Threshold())

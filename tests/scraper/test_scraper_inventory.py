@@ -231,8 +231,17 @@ def test_structural_problems(tmp_path: Path, text: str, expected: str) -> None:
             "machines[0].scrape_timeout: scrape_timeout (5s) must be shorter than scrape_interval (5s)",
         ),
         (
-            "{id: m, url: 'http://h', scrape_interval: 2s}",
-            "machines[0].scrape_interval: scrape_timeout (5s) must be shorter than scrape_interval (2s)",
+            "{id: m, url: 'http://h', scrape_timeout: 15s}",
+            "machines[0].scrape_timeout: scrape_timeout (15s) must be shorter than "
+            "scrape_interval (15s, from defaults)",
+        ),
+        (
+            "{id: m, url: 'http://h', scrape_interval: 2d}",
+            "machines[0].scrape_interval: must be at most 1d (got '2d')",
+        ),
+        (
+            "{id: m, url: 'http://h', scrape_timeout: 1e15}",
+            "machines[0].scrape_timeout: must be at most 1d (got 1000000000000000.0)",
         ),
         (
             "{id: m, url: 'http://h', scrape_interval: fast}",
@@ -253,6 +262,10 @@ def test_structural_problems(tmp_path: Path, text: str, expected: str) -> None:
         ("{id: m, url: 'http:///metrics'}", "machines[0].url: has no host"),
         ("{id: m, url: 'http://h:99999/'}", "machines[0].url: has a bad port number"),
         ("{id: m, url: 'http://h/a b'}", "machines[0].url: must not contain spaces"),
+        (
+            "{id: m, url: 'http://scraper@h:9817/metrics'}",
+            "machines[0].url: must not contain a user or password: put credentials under auth:",
+        ),
         ("{id: m, url: 'http://h', location: {lat: 1}}", "machines[0].location.lon: required"),
         (
             "{id: m, url: 'http://h', location: {lat: 1, lon: -181}}",
@@ -342,6 +355,115 @@ def test_defaults_problems(tmp_path: Path) -> None:
     where = tmp_path / "machines.yaml"
     assert problems_of(tmp_path, text) == [
         f"{where}:3: defaults.scrape_timeout: scrape_timeout (10s) must be shorter than scrape_interval (10s)"
+    ]
+
+
+def test_a_password_in_a_url_is_refused_at_its_line_and_never_repeated(tmp_path: Path) -> None:
+    text = (
+        "machines:\n"
+        "  - {id: a, url: 'http://127.0.0.1:9817/metrics'}\n"
+        "  - {id: b, url: 'http://127.0.0.1:9818/metrics'}\n"
+        "  - id: c\n"
+        "    url: http://admin:hunter2@host:9817/metrics\n"
+    )
+    path = write(tmp_path, text)
+    out, err = io.StringIO(), io.StringIO()
+    assert check_command(path, out, err) == 1
+    assert err.getvalue().splitlines() == [
+        f"{path}:5: machines[2].url: must not contain a user or password: put credentials under auth:",
+        f"{path}: 1 problem",
+    ]
+    assert "hunter2" not in err.getvalue() + out.getvalue()
+
+
+def test_scrape_durations_are_bounded_to_a_day(tmp_path: Path) -> None:
+    where = tmp_path / "machines.yaml"
+    text = "defaults:\n  scrape_interval: 1e15\n  scrape_timeout: 25h\nmachines: []\n"
+    assert problems_of(tmp_path, text) == [
+        f"{where}:2: defaults.scrape_interval: must be at most 1d (got 1000000000000000.0)",
+        f"{where}:3: defaults.scrape_timeout: must be at most 1d (got '25h')",
+    ]
+    inventory = load_inventory(
+        write(tmp_path, "machines:\n  - {id: m, url: 'http://h', scrape_interval: 1d}\n")
+    )
+    assert inventory.machines[0].scrape_interval_seconds == 86400.0
+
+
+@pytest.mark.parametrize(
+    ("text", "interval", "timeout"),
+    [
+        # Not written: 5s, or 80 % of a shorter interval, so a short interval is never a conflict.
+        ("defaults: {scrape_interval: 2s}\n", 2.0, 1.6),
+        ("defaults: {scrape_interval: 10s}\n", 10.0, 5.0),
+        ("defaults: {scrape_interval: 500ms}\n", 0.5, 0.4),
+        # Written: kept as written.
+        ("defaults: {scrape_interval: 2s, scrape_timeout: 1900ms}\n", 2.0, 1.9),
+        ("defaults: {scrape_timeout: 14s}\n", 15.0, 14.0),
+    ],
+)
+def test_an_unwritten_default_timeout_fits_the_interval(
+    tmp_path: Path, text: str, interval: float, timeout: float
+) -> None:
+    inventory = load_inventory(write(tmp_path, text + "machines:\n  - {id: m, url: 'http://h'}\n"))
+    assert (inventory.defaults.scrape_interval_seconds, inventory.defaults.scrape_timeout_seconds) == (
+        interval,
+        pytest.approx(timeout),
+    )
+    machine = inventory.machines[0]
+    assert (machine.scrape_interval_seconds, machine.scrape_timeout_seconds) == (
+        interval,
+        pytest.approx(timeout),
+    )
+
+
+def test_a_machine_without_its_own_timeout_gets_one_that_fits_its_interval(tmp_path: Path) -> None:
+    text = """\
+defaults:
+  scrape_interval: 1m
+  scrape_timeout: 10s
+machines:
+  - {id: fast, url: 'http://h', scrape_interval: 5s}
+  - {id: slow, url: 'http://h', scrape_interval: 5m}
+  - {id: same, url: 'http://h'}
+  - {id: own, url: 'http://h', scrape_interval: 5s, scrape_timeout: 4500ms}
+"""
+    timeouts = {m.id: m.scrape_timeout_seconds for m in load_inventory(write(tmp_path, text)).machines}
+    # The defaults' written 10s, capped at 80 % of the machine's own interval when that is shorter.
+    assert timeouts == {"fast": 4.0, "slow": 10.0, "same": 10.0, "own": 4.5}
+    # A default interval of 2s made the defaults' timeout 1.6s, but it was not written: a machine
+    # with a longer interval gets the usual 5s, not 1.6s.
+    text = "defaults: {scrape_interval: 2s}\nmachines:\n  - {id: m, url: 'http://h', scrape_interval: 1m}\n"
+    assert load_inventory(write(tmp_path, text)).machines[0].scrape_timeout_seconds == 5.0
+
+
+def test_a_timeout_conflict_is_blamed_on_the_written_timeout(tmp_path: Path) -> None:
+    where = tmp_path / "machines.yaml"
+    text = """\
+defaults:
+  scrape_interval: 10s
+  scrape_timeout: 8s
+machines:
+  - id: a
+    url: http://h
+    scrape_interval: 5s
+    scrape_timeout: 6s
+  - id: b
+    url: http://h
+    scrape_timeout: 12s
+  - id: c
+    url: http://h
+    scrape_interval: 5s
+"""
+    assert problems_of(tmp_path, text) == [
+        f"{where}:8: machines[0].scrape_timeout: scrape_timeout (6s) must be shorter than "
+        "scrape_interval (5s)",
+        f"{where}:11: machines[1].scrape_timeout: scrape_timeout (12s) must be shorter than "
+        "scrape_interval (10s, from defaults)",
+    ]
+    text = "defaults:\n  scrape_timeout: 20s\nmachines: []\n"
+    assert problems_of(tmp_path, text) == [
+        f"{where}:2: defaults.scrape_timeout: scrape_timeout (20s) must be shorter than "
+        "scrape_interval (15s, the default)"
     ]
 
 
