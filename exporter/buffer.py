@@ -5,12 +5,18 @@ shared under a lock (the reader thread writes, HTTP threads read). Each append i
 committed transaction: at sensor rates (a line a second) that is cheap in WAL mode, and a reading
 is on disk as soon as `append` returns. Rows older than the retention are pruned at most once a
 minute, from whichever call comes first.
+
+Only finite numbers go in, and only finite numbers come out: a buffer file written by an older
+version may hold `Inf` (or text) values, which /history cannot write as JSON, so the reading
+queries skip every row whose time or value is not a finite number.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -22,6 +28,10 @@ BufferedReading = tuple[float, str, float]
 
 PRUNE_EVERY = 60.0
 
+# In SQLite NULL, text and blobs never compare within a numeric range, and ±Inf lie outside it.
+_FINITE_ROW = "time BETWEEN :lowest AND :highest AND value BETWEEN :lowest AND :highest"
+_FINITE_BOUNDS = {"lowest": -sys.float_info.max, "highest": sys.float_info.max}
+
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS readings ("
     " time REAL NOT NULL, metric TEXT NOT NULL, value REAL NOT NULL, PRIMARY KEY (time, metric))"
@@ -32,7 +42,8 @@ class ReadingBuffer:
     """A SQLite file of (time, metric, value) rows with a retention.
 
     Opening creates the file and its folder when missing. Every method is thread-safe and raises
-    BufferStoreError (with the path and the SQLite error) when the file cannot be used.
+    BufferStoreError (with the path and the SQLite error) when the file cannot be used; a
+    constructor that raises leaves no connection open.
     """
 
     def __init__(self, path: str, retention_seconds: float, clock: Callable[[], float] = time.time) -> None:
@@ -48,22 +59,37 @@ class ReadingBuffer:
             self._db: sqlite3.Connection | None = sqlite3.connect(
                 path, check_same_thread=False, isolation_level=None, timeout=5.0
             )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise BufferStoreError(path, "open", str(exc)) from exc
-        self.prune()
+        try:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.execute(_SCHEMA)
+            except sqlite3.Error as exc:
+                raise BufferStoreError(path, "open", str(exc)) from exc
+            self.prune()
+        except BaseException:
+            # Nobody gets this object to close: without this the file stays open (and locked on
+            # Windows) until the garbage collector finds the connection.
+            self.close()
+            raise
 
     def append(self, time: float, metric: str, value: float) -> None:
         """Store one reading (a second reading of a metric at the same time is ignored)."""
         self.append_many([(time, metric, value)])
 
     def append_many(self, rows: Iterable[BufferedReading]) -> None:
-        """Store several readings in one transaction; they are on disk when this returns."""
+        """Store several readings in one transaction; they are on disk when this returns.
+
+        Raises ValueError, storing nothing, when a time or value is not finite (NaN, ±Inf).
+        """
         batch = list(rows)
         if not batch:
             return
+        for at, metric, value in batch:
+            if not (math.isfinite(at) and math.isfinite(value)):
+                raise ValueError(f"{metric}: only finite readings are buffered, got {value!r} at {at!r}")
         with self._lock:
             db = self._connection("write")
             try:
@@ -81,7 +107,8 @@ class ReadingBuffer:
 
         The page never splits one timestamp: when the limit falls inside a group of readings with
         the same time, the whole group is returned, so a client that continues with
-        `since=<last time>` misses nothing. Raises ValueError for a limit below 1.
+        `since=<last time>` misses nothing. Rows whose time or value is not a finite number are
+        skipped. Raises ValueError for a limit below 1.
         """
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
@@ -89,24 +116,30 @@ class ReadingBuffer:
             db = self._connection("read")
             try:
                 rows = db.execute(
-                    "SELECT time, metric, value FROM readings WHERE time > ? ORDER BY time, metric LIMIT ?",
-                    (since, limit),
+                    f"SELECT time, metric, value FROM readings WHERE time > :since AND {_FINITE_ROW}"
+                    " ORDER BY time, metric LIMIT :limit",
+                    {"since": since, "limit": limit, **_FINITE_BOUNDS},
                 ).fetchall()
                 if len(rows) == limit:
                     last = rows[-1][0]
                     rows = [r for r in rows if r[0] < last] + db.execute(
-                        "SELECT time, metric, value FROM readings WHERE time = ? ORDER BY metric", (last,)
+                        f"SELECT time, metric, value FROM readings WHERE time = :last AND {_FINITE_ROW}"
+                        " ORDER BY metric",
+                        {"last": last, **_FINITE_BOUNDS},
                     ).fetchall()
             except sqlite3.Error as exc:
                 raise BufferStoreError(self.path, "read", str(exc)) from exc
         return [(float(t), str(m), float(v)) for t, m, v in rows]
 
     def has_after(self, time: float) -> bool:
-        """Whether any reading is newer than `time` (the client should ask for another page)."""
+        """Whether any reading that `since` would return is newer than `time` (ask for another page)."""
         with self._lock:
             db = self._connection("read")
             try:
-                row = db.execute("SELECT 1 FROM readings WHERE time > ? LIMIT 1", (time,)).fetchone()
+                row = db.execute(
+                    f"SELECT 1 FROM readings WHERE time > :since AND {_FINITE_ROW} LIMIT 1",
+                    {"since": time, **_FINITE_BOUNDS},
+                ).fetchone()
             except sqlite3.Error as exc:
                 raise BufferStoreError(self.path, "read", str(exc)) from exc
         return row is not None

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
+import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import pytest
 
 from exporter.buffer import ReadingBuffer
@@ -111,3 +116,98 @@ def test_unusable_files_raise_buffer_errors(tmp_path: Path) -> None:
     buffer.close()
     with pytest.raises(BufferStoreError, match="the buffer is closed"):
         buffer.append(1.0, "machine_a", 1.0)
+
+
+def open_paths() -> set[str]:
+    """Files this process holds open (psutil: the same check on Windows and Linux)."""
+    return {os.path.realpath(f.path) for f in psutil.Process().open_files()}
+
+
+def not_a_database(path: Path) -> None:
+    path.write_bytes(b"this is not a database, just text " * 100)  # the first PRAGMA fails
+
+
+def readings_is_an_index(path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as db:  # the CREATE TABLE fails
+        db.executescript("CREATE TABLE other (x); CREATE INDEX readings ON other (x);")
+
+
+def readings_has_no_time(path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as db:  # the first prune fails
+        db.execute("CREATE TABLE readings (metric TEXT, value REAL)")
+        db.commit()
+
+
+@pytest.mark.parametrize(
+    ("make_file", "operation", "cause"),
+    [
+        (not_a_database, "open", "file is not a database"),
+        (readings_is_an_index, "open", "already an index named readings"),
+        (readings_has_no_time, "prune", "no such column: time"),
+    ],
+    ids=["not-a-database", "create-fails", "prune-fails"],
+)
+def test_a_failed_open_closes_the_file(
+    tmp_path: Path, make_file: Callable[[Path], None], operation: str, cause: str
+) -> None:
+    path = tmp_path / "b.sqlite"
+    make_file(path)
+    assert str(path.resolve()) not in open_paths()
+    with pytest.raises(BufferStoreError) as caught:
+        ReadingBuffer(str(path), 100)
+    # `caught` keeps the failed constructor's frame (and whatever it holds) alive: a connection
+    # left open there would show up as an open file right now.
+    assert (caught.value.path, caught.value.operation) == (str(path), operation)
+    assert cause in caught.value.cause
+    leaked = {p for p in open_paths() if p.startswith(str(path.resolve()))}
+    assert not leaked, f"the buffer left {leaked} open after failing"
+
+
+def test_a_folder_in_place_of_the_file_is_an_open_error(tmp_path: Path) -> None:
+    folder = tmp_path / "b.sqlite"
+    folder.mkdir()
+    with pytest.raises(BufferStoreError) as caught:
+        ReadingBuffer(str(folder), 100)
+    assert str(caught.value) == f"reading buffer {folder}: cannot open: unable to open database file"
+    assert not {p for p in open_paths() if p.startswith(str(folder.resolve()))}
+
+
+def test_only_finite_readings_are_buffered(tmp_path: Path) -> None:
+    buffer = ReadingBuffer(str(tmp_path / "b.sqlite"), 3600, Clock(100.0))
+    for bad in (math.inf, -math.inf, math.nan):
+        with pytest.raises(ValueError, match="only finite readings"):
+            buffer.append_many([(90.0, "machine_a", 1.0), (90.0, "machine_b", bad)])
+    with pytest.raises(ValueError, match="only finite readings"):
+        buffer.append(math.inf, "machine_a", 1.0)
+    assert buffer.count() == 0, "a batch with one bad reading stores nothing"
+    buffer.close()
+
+
+def test_rows_that_are_not_finite_numbers_in_an_old_file_are_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    ReadingBuffer(str(path), 3600, Clock(100.0)).close()
+    with contextlib.closing(sqlite3.connect(path)) as db:  # as an older exporter could have written it
+        db.executemany(
+            "INSERT INTO readings (time, metric, value) VALUES (?, ?, ?)",
+            [
+                (10.0, "machine_a", 1.0),
+                (20.0, "machine_a", math.inf),
+                (20.0, "machine_b", 2.0),
+                (30.0, "machine_a", -math.inf),
+                (40.0, "machine_a", "not a number"),
+                (50.0, "machine_a", b"\x00"),
+                (math.inf, "machine_a", 3.0),
+                (60.0, "machine_a", 4.0),
+            ],
+        )
+        db.commit()
+    buffer = ReadingBuffer(str(path), 3600, Clock(100.0))
+    assert buffer.since(0, 100) == [
+        (10.0, "machine_a", 1.0),
+        (20.0, "machine_b", 2.0),
+        (60.0, "machine_a", 4.0),
+    ]
+    page = buffer.since(10.0, 1)
+    assert page == [(20.0, "machine_b", 2.0)], "a bad row neither fills a page nor hides a good one"
+    assert buffer.has_after(20.0) and not buffer.has_after(60.0), "bad rows alone ask for no next page"
+    buffer.close()
