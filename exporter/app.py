@@ -59,13 +59,13 @@ class ExporterApp:
         self._buffer: ReadingBuffer | None = None
         self._server: ExporterHttpServer | None = None
         self._buffer_problem: str | None = None
-        self.reader = SerialReader(config.serial, self._on_reading, clock)
+        self.reader = SerialReader(config.serial, self._on_reading, clock, channels=config.channels)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(
             GuardedCollector(
                 {
                     "info": InfoCollector(config.machine.id, config.machine.name, version),
-                    "serial": SerialCollector(self.reader, config.channels, config.serial.stale_after, clock),
+                    "serial": SerialCollector(self.reader, config.channels, clock),
                     "system": SystemCollector(psutil_module),
                 }
             )

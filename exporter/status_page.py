@@ -1,7 +1,8 @@
 """The `/` page: what a technician standing at the machine needs to see, in one self-contained HTML page.
 
 No scripts, no external assets (the machine PC may have no Internet); it refreshes itself every
-few seconds. State is written in words as well as colours.
+few seconds. State is written in words as well as colours. Its size is bounded whatever the device
+sends: at most `MAX_LISTED_EXTRA_KEYS` keys without a channel are listed, names cut at `KEY_WIDTH`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from exporter.durations import format_duration
 from exporter.serial_reader import ReaderStatus
 
 REFRESH_SECONDS = 5
+MAX_LISTED_EXTRA_KEYS = 20
+KEY_WIDTH = 60
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Arial,sans-serif;margin:1.5rem;
@@ -41,10 +44,7 @@ def render_status_page(
     config: ExporterConfig, status: ReaderStatus, now: float, version: str, buffer: BufferSummary
 ) -> str:
     """The full HTML document for `/` at time `now`."""
-    stale_after = config.serial.stale_after
-    fresh = status.last_reading_time is not None and now - status.last_reading_time <= stale_after
-    up = status.connected and fresh
-    if up:
+    if status.up(now):
         verdict = '<span class="badge ok">&#10004; Sensor OK</span>'
     elif status.connected:
         verdict = '<span class="badge bad">&#9888; Port open, no fresh readings</span>'
@@ -126,22 +126,32 @@ def _readings(config: ExporterConfig, status: ReaderStatus, now: float) -> str:
             )
             continue
         value, at = reading
-        if now - at <= config.serial.stale_after:
+        if status.is_fresh(at, now):
             state = '<span class="ok">fresh</span>'
         else:
-            limit = escape(format_duration(config.serial.stale_after))
+            limit = escape(format_duration(status.stale_after))
             state = f'<span class="bad">stale (older than {limit})</span>'
         rows.append(
             f"<tr><td>{escape(channel.key)}</td><td><code>{escape(channel.metric)}</code></td>"
             f'<td class="num">{channel.apply(value):g}</td><td>{escape(_age(at, now))}</td>'
             f"<td>{state}</td></tr>"
         )
-    for key in sorted(k for k in status.latest if k not in mapped):
+    extra = sorted(k for k in status.latest if k not in mapped)
+    for key in extra[:MAX_LISTED_EXTRA_KEYS]:
         value, at = status.latest[key]
         rows.append(
-            f'<tr><td>{escape(key)}</td><td class="dim">no channel configured</td>'
+            f'<tr><td>{escape(_shorten(key))}</td><td class="dim">no channel configured</td>'
             f'<td class="num">{value:g}</td><td>{escape(_age(at, now))}</td>'
             '<td class="dim">not exported</td></tr>'
         )
+    if len(extra) > MAX_LISTED_EXTRA_KEYS:
+        rows.append(
+            f'<tr><td colspan="5" class="dim">and {len(extra) - MAX_LISTED_EXTRA_KEYS} more keys '
+            "without a channel, not listed</td></tr>"
+        )
     rows.append("</table>")
     return "\n".join(rows)
+
+
+def _shorten(key: str) -> str:
+    return key if len(key) <= KEY_WIDTH else key[: KEY_WIDTH - 1] + "\u2026"

@@ -1,7 +1,7 @@
 """The serial sensor's readings and the reader's health, read from `SerialReader` at scrape time.
 
-A channel's gauge is exported only while its newest reading is younger than `stale_after`: a
-frozen value from a dead sensor would otherwise look like a healthy machine.
+A channel's gauge is exported only while its newest reading is fresh (`ReaderStatus.is_fresh`, the
+reader's `stale_after`): a frozen value from a dead sensor would otherwise look like a healthy machine.
 """
 
 from __future__ import annotations
@@ -25,37 +25,32 @@ class ReaderLike(Protocol):
 class SerialCollector:
     """Yields the channel gauges (value * scale + offset) and the `millwatch_serial_*` families.
 
-    `millwatch_serial_up` is 1 only when the port is open and the newest reading is fresh.
+    `millwatch_serial_up` is 1 only when the port is open and the newest reading is fresh
+    (`ReaderStatus.up`). Freshness is the reader's rule with the reader's `stale_after`.
     """
 
     def __init__(
         self,
         reader: ReaderLike,
         channels: Sequence[ChannelConfig],
-        stale_after: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._reader = reader
         self._channels = tuple(channels)
-        self._stale_after = stale_after
         self._clock = clock
-
-    def _fresh(self, reading_time: float | None, now: float) -> bool:
-        return reading_time is not None and now - reading_time <= self._stale_after
 
     def collect(self) -> Iterable[Metric]:
         status = self._reader.status()
         now = self._clock()
         for channel in self._channels:
-            reading = status.latest.get(channel.key)
-            if reading is not None and self._fresh(reading[1], now):
-                yield GaugeMetricFamily(channel.metric, channel.help, value=channel.apply(reading[0]))
+            value = status.fresh_value(channel.key, now)
+            if value is not None:
+                yield GaugeMetricFamily(channel.metric, channel.help, value=channel.apply(value))
 
-        up = status.connected and self._fresh(status.last_reading_time, now)
         yield GaugeMetricFamily(
             "millwatch_serial_up",
             "1 when the serial port is open and its newest reading is younger than stale_after, else 0.",
-            value=1.0 if up else 0.0,
+            value=1.0 if status.up(now) else 0.0,
         )
         yield CounterMetricFamily(
             "millwatch_serial_readings",
@@ -65,7 +60,7 @@ class SerialCollector:
         errors = CounterMetricFamily(
             "millwatch_serial_errors",
             "Serial input problems by reason: overlong, decode, parse (lines dropped), "
-            "open, io (port failures).",
+            "too_many_keys (values of keys without a channel not kept), open, io (port failures).",
             labels=["reason"],
         )
         for reason in REASONS:

@@ -17,7 +17,7 @@ from exporter.collectors.info import InfoCollector
 from exporter.collectors.serial import SerialCollector
 from exporter.collectors.system import SystemCollector
 from exporter.config import DEFAULT_CHANNELS, ChannelConfig
-from exporter.serial_reader import REASONS, ReaderStatus
+from exporter.serial_reader import REASONS, ReaderStatus, is_fresh
 
 CpuTimes = namedtuple("CpuTimes", "user nice system idle iowait irq softirq steal guest guest_nice")
 Memory = namedtuple("Memory", "total available")
@@ -139,6 +139,7 @@ def reader_status(
     connected: bool = True,
     latest: dict[str, tuple[float, float]] | None = None,
     errors: dict[str, int] | None = None,
+    stale_after: float = 10.0,
 ) -> ReaderStatus:
     latest = latest or {}
     return ReaderStatus(
@@ -149,6 +150,7 @@ def reader_status(
         last_reading_time=max((t for _, t in latest.values()), default=None),
         latest=latest,
         last_error=None,
+        stale_after=stale_after,
     )
 
 
@@ -168,7 +170,7 @@ def test_serial_collector_exports_fresh_channels_scaled() -> None:
             errors={"parse": 2},
         )
     )
-    got = exposition(SerialCollector(reader, channels, stale_after=10.0, clock=lambda: 1000.0))
+    got = exposition(SerialCollector(reader, channels, clock=lambda: 1000.0))
     assert got == {
         "machine_temperature_celsius": 72.5,
         "machine_humidity_ratio": 0.4,
@@ -188,13 +190,30 @@ def test_serial_up_needs_an_open_port_and_a_fresh_reading() -> None:
         (reader_status(connected=True, latest={}), 1000.0, 0.0),  # never read anything
     ]
     for status, now, up in cases:
-        got = exposition(
-            SerialCollector(FakeReader(status), DEFAULT_CHANNELS, 10.0, clock=lambda now=now: now)
-        )
+        got = exposition(SerialCollector(FakeReader(status), DEFAULT_CHANNELS, clock=lambda now=now: now))
         assert got["millwatch_serial_up"] == up, (status, now)
-    empty = exposition(SerialCollector(FakeReader(reader_status(latest={})), DEFAULT_CHANNELS, 10.0))
+    empty = exposition(SerialCollector(FakeReader(reader_status(latest={})), DEFAULT_CHANNELS))
     assert "millwatch_serial_last_reading_timestamp_seconds" not in empty
     assert not any(name.startswith("machine_") for name in empty)
+
+
+def test_freshness_is_one_rule_with_the_readers_stale_after() -> None:
+    assert is_fresh(990.0, 1000.0, 10.0), "exactly stale_after old is still fresh"
+    assert not is_fresh(989.9, 1000.0, 10.0)
+    assert not is_fresh(None, 1000.0, 10.0), "nothing read yet is never fresh"
+    status = reader_status(latest={"temperature": (70.0, 990.0), "speed": (1480.0, 999.0)}, stale_after=5.0)
+    assert status.fresh_value("temperature", 1000.0) is None
+    assert status.fresh_value("speed", 1000.0) == 1480.0
+    assert status.fresh_value("pressure", 1000.0) is None
+    assert status.up(1000.0) and not status.up(1004.1)
+    # The collector follows the status's own stale_after, not a second copy of it.
+    for stale_after, expected in (
+        (5.0, {"machine_speed_rpm"}),
+        (60.0, {"machine_speed_rpm", "machine_temperature_celsius"}),
+    ):
+        current = reader_status(latest=dict(status.latest), stale_after=stale_after)
+        got = exposition(SerialCollector(FakeReader(current), DEFAULT_CHANNELS, clock=lambda: 1000.0))
+        assert {name for name in got if name.startswith("machine_")} == expected
 
 
 def test_info_collector() -> None:

@@ -39,7 +39,7 @@ def test_metrics_show_the_sensor_channels_and_health(make_sensor: MakeSensor, ma
     assert abs(got["millwatch_serial_last_reading_timestamp_seconds"] - time.time()) < 5
     assert got['machine_info{machine_id="press_01",name="Press 01"}'] == 1.0
     assert got['millwatch_exporter_build_info{version="0.1.0"}'] == 1.0
-    for reason in ("overlong", "decode", "parse", "open", "io"):
+    for reason in ("overlong", "decode", "parse", "too_many_keys", "open", "io"):
         assert got[f'millwatch_serial_errors_total{{reason="{reason}"}}'] == 0.0
     for collector in ("info", "serial", "system"):
         assert got[f'millwatch_collector_success{{collector="{collector}"}}'] == 1.0

@@ -11,8 +11,8 @@ import pytest
 from exporter_helpers import RawPty
 from support import wait_until
 
-from exporter.config import SerialConfig
-from exporter.serial_reader import REASONS, SerialReader
+from exporter.config import DEFAULT_CHANNELS, ChannelConfig, SerialConfig
+from exporter.serial_reader import MAX_EXTRA_KEYS, REASONS, SerialReader
 
 
 class Recorder:
@@ -77,7 +77,14 @@ def test_bad_lines_are_counted_by_reason_and_skipped(raw_pty: RawPty, readers: l
     raw_pty.write(b"\n\r\n  \n")  # blank lines are not errors
     raw_pty.write(b"temperature=61.5\n")
     wait_until(lambda: reader.readings_total == 1, what="the good line")
-    assert reader.errors_total() == {"overlong": 2, "decode": 1, "parse": 1, "open": 0, "io": 0}
+    assert reader.errors_total() == {
+        "overlong": 2,
+        "decode": 1,
+        "parse": 1,
+        "too_many_keys": 0,
+        "open": 0,
+        "io": 0,
+    }
     assert [values for values, _ in recorder.calls] == [{"temperature": 61.5}]
     status = reader.status()
     assert status.last_error is not None and status.last_error.reason == "overlong"
@@ -155,3 +162,91 @@ def test_serial_urls_work_too(readers: list[SerialReader]) -> None:
     readers.append(reader)
     wait_until(lambda: reader.readings_total == 1)
     assert recorder.calls[0][0] == {"temperature": 42.0}
+
+
+TEMPERATURE = "machine_temperature_celsius"
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_keys_without_a_channel_are_capped_and_stale_ones_make_room(
+    raw_pty: RawPty, readers: list[SerialReader]
+) -> None:
+    clock = Clock(1000.0)
+    reader = SerialReader(
+        SerialConfig(port=raw_pty.path, stale_after=5.0), None, clock, channels=DEFAULT_CHANNELS
+    )
+    reader.start()
+    readers.append(reader)
+    wait_until(lambda: reader.connected)
+
+    def line(text: str, readings: int) -> None:
+        raw_pty.write(text.encode() + b"\n")
+        wait_until(lambda: reader.readings_total == readings, what=f"line {readings}")
+
+    line(" ".join(f"k{n}={n}" for n in range(MAX_EXTRA_KEYS)), 1)
+    line("extra=1 temperature=70", 2)  # the cap is reached and every kept key is fresh
+    assert reader.errors_total()["too_many_keys"] == 1
+    assert "extra" not in reader.latest() and reader.latest()["temperature"] == (70.0, 1000.0)
+    status = reader.status()
+    assert status.last_error is not None and status.last_error.reason == "too_many_keys"
+    assert "'extra' dropped" in status.last_error.message
+
+    clock.now = 1010.0  # every k is stale now
+    line("k0=5", 3)  # read again: fresh, and the last to make room
+    line("late=1 later=2", 4)  # take the places of k1 and k2, the stalest
+    latest = reader.latest()
+    assert reader.errors_total()["too_many_keys"] == 1
+    assert latest["k0"] == (5.0, 1010.0) and latest["late"] == (1.0, 1010.0) and "later" in latest
+    assert "k1" not in latest and "k2" not in latest and "k3" in latest
+    assert len(latest) == MAX_EXTRA_KEYS + 1, "the channel key comes on top of the cap"
+
+
+@pytest.mark.parametrize(
+    ("channel", "line", "why"),
+    [
+        (
+            ChannelConfig("temperature", "machine_temperature_celsius", scale=1e10),
+            b"temperature=1e300",
+            "scale",
+        ),
+        (ChannelConfig("temperature", "machine_temperature_celsius", offset=1e308), b"T=1e308", "offset"),
+        (
+            ChannelConfig("temperature", "machine_temperature_celsius", scale=-1e10),
+            b"T=1e300",
+            "scale -1e+10",
+        ),
+        (ChannelConfig("temperature", "machine_temperature_celsius"), b"temperature=1e999", "out of range"),
+    ],
+    ids=["scale", "offset", "minus-inf", "raw"],
+)
+def test_a_value_that_is_not_finite_after_scaling_drops_the_line(
+    raw_pty: RawPty, readers: list[SerialReader], channel: ChannelConfig, line: bytes, why: str
+) -> None:
+    recorder = Recorder()
+    reader = SerialReader(SerialConfig(port=raw_pty.path), recorder, channels=[channel])
+    reader.start()
+    readers.append(reader)
+    wait_until(lambda: reader.connected)
+    raw_pty.write(line + b" pressure=1\n" + b"temperature=3 pressure=2\n")
+    wait_until(lambda: reader.readings_total == 1, what="the good line")
+    assert reader.errors_total()["parse"] == 1
+    assert [values for values, _ in recorder.calls] == [{"temperature": 3.0, "pressure": 2.0}]
+    assert {k: v for k, (v, _) in reader.latest().items()} == {"temperature": 3.0, "pressure": 2.0}
+    status = reader.status()
+    assert status.last_error is not None and status.last_error.reason == "parse"
+    assert why in status.last_error.message
+
+
+def test_an_unscaled_key_may_hold_any_finite_value(raw_pty: RawPty, readers: list[SerialReader]) -> None:
+    reader, _ = start_reader(readers, raw_pty.path)
+    raw_pty.write(b"vibration=1e308\n")  # no channel: nothing scales it, nothing overflows
+    wait_until(lambda: reader.readings_total == 1)
+    assert reader.latest()["vibration"][0] == 1e308
+    assert reader.errors_total()["parse"] == 0
