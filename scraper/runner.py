@@ -1,7 +1,9 @@
 """`millwatch scrape`: the scraper alone, until SIGINT or SIGTERM.
 
 For several scraper processes writing to one PostgreSQL, or a scraper host separate from the
-server. Status changes are logged, one line per machine and change.
+server. Status changes are logged, one line per machine and change. Start-up failures are raised,
+not printed: the `millwatch` command (server.cli) reports them exactly as it does for `serve`, and
+configures logging for both.
 """
 
 from __future__ import annotations
@@ -9,10 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
 from pathlib import Path
 
-from scraper.errors import InventoryError, StoreError
+from scraper.inventory import load_inventory
 from scraper.service import ScraperService
 from scraper.state import FleetState, MachineView, Status
 from scraper.store import Store
@@ -21,31 +22,28 @@ log = logging.getLogger("millwatch.scrape")
 
 
 def run_scrape(inventory_path: Path, db_url: str) -> int:
-    """Run the scraper until SIGINT/SIGTERM; returns the process exit code.
+    """Run the scraper until SIGINT/SIGTERM, then return 0 (the process exit code).
 
-    0 after a signal, 1 when the database cannot be opened or migrated, 2 when the inventory
-    has problems (they are printed to stderr, one per line, with file and line).
+    Checked in the order `millwatch serve` checks them, before anything is started: the inventory
+    (InventoryUnreadable or InventoryError with every problem; no database file is created), then
+    the database and its migrations (StoreError). Logs through `logging` as configured by the caller.
     """
-    _configure_logging()
-    return asyncio.run(_scrape(Path(inventory_path), db_url))
+    inventory_path = Path(inventory_path)
+    load_inventory(inventory_path)
+    return asyncio.run(_scrape(inventory_path, db_url))
 
 
 async def _scrape(inventory_path: Path, db_url: str) -> int:
+    store = Store(db_url)
     try:
-        store = Store(db_url)
         await asyncio.to_thread(store.migrate)
-    except StoreError as e:
-        print(f"millwatch scrape: {e}", file=sys.stderr)
-        return 1
-    state = FleetState()
-    state.subscribe(StatusLog())
-    service = ScraperService(inventory_path, store, state)
-    try:
-        await service.start()
-    except InventoryError as e:
-        print(e, file=sys.stderr)
+        state = FleetState()
+        state.subscribe(StatusLog())
+        service = ScraperService(inventory_path, store, state)
+        await service.start()  # the file may have changed since it was checked: InventoryError again
+    except BaseException:
         store.close()
-        return 2
+        raise
     stop = asyncio.Event()
     _on_signals(stop)
     log.info("scraper running (database %s); stop with Ctrl+C or SIGTERM", store.url)
@@ -83,12 +81,3 @@ def _on_signals(stop: asyncio.Event) -> None:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # Windows: no loop signal handlers
             signal.signal(sig, lambda _signum, _frame: loop.call_soon_threadsafe(stop.set))
-
-
-def _configure_logging() -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # One line per request or job run is noise at fleet scale; their warnings still show.
-    for name in ("httpx", "httpcore", "apscheduler"):
-        logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,27 +1,61 @@
-"""The `millwatch` command of the central host: serve, scrape, check, simulate-serial, demo."""
+"""The `millwatch` command of the central host: serve, scrape, check, simulate-serial, demo.
+
+The exporter-only install of a machine PC (Python 3.9 or newer, no pydantic, FastAPI, SQLAlchemy,
+httpx or APScheduler) has this command too, for `simulate-serial`. So this module imports nothing
+of the central host at import time, `--help` works everywhere, and a central command names what it
+lacks (the central install, Python 3.11) in one line instead of a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from scraper.errors import InventoryError, InventoryUnreadable, StoreError
-from server.errors import ServerError
-
-# The exporter-only install of a machine PC has this command too, for `simulate-serial`: modules that
-# need the central host's dependencies (pydantic, uvicorn, SQLAlchemy) are imported where they are used.
-
 PROG = "millwatch"
 LOG_LEVELS = ("debug", "info", "warning", "error")
+CENTRAL_COMMANDS = frozenset({"serve", "scrape", "check", "demo"})
+# scraper/fetch.py uses asyncio.timeout (3.11); the exporter alone runs on 3.9.
+CENTRAL_PYTHON = (3, 11)
+# Defaults shown by --help; server.settings.Settings holds the real ones (a test keeps them equal),
+# but importing it needs pydantic, which the exporter-only install has not.
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+# The longest scrape interval an inventory accepts (scraper.inventory.MAX_SCRAPE_DURATION).
+MAX_INTERVAL_SECONDS = 86400.0
+# Top-level import names of the central extra's packages and of what they pull in: a missing one
+# means the central extra is not installed.
+CENTRAL_MODULES = frozenset(
+    {
+        "alembic",
+        "anyio",
+        "apscheduler",
+        "fastapi",
+        "httpcore",
+        "httpx",
+        "pydantic",
+        "pydantic_core",
+        "pydantic_settings",
+        "sniffio",
+        "sqlalchemy",
+        "starlette",
+        "uvicorn",
+    }
+)
 # Libraries that log once per HTTP request or per job run: an operator wants events, not traffic.
 _CHATTY_LOGGERS = ("httpx", "httpcore", "apscheduler", "uvicorn.access", "alembic")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the `millwatch` command with `argv` (default: sys.argv[1:]); returns the exit status."""
+    """Run the `millwatch` command with `argv` (default: sys.argv[1:]); returns the exit status.
+
+    Exit status 2, with one `millwatch: error: ...` line (and the inventory's problems below it),
+    when a command cannot start: on Python older than 3.11 or without the central extra for a
+    central command, or for a bad inventory, database, setting or listening address.
+    """
     args_list = list(sys.argv[1:] if argv is None else argv)
     # The simulator parses its own options (and answers its own --help).
     if args_list[:1] == ["simulate-serial"]:
@@ -34,7 +68,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    if args.command in CENTRAL_COMMANDS and sys.version_info < CENTRAL_PYTHON:
+        version = ".".join(str(part) for part in sys.version_info[:3])
+        return _fail(f"the central host needs Python 3.11 or newer (this is {version})")
     configure_logging(getattr(args, "log_level", "info"))
+    try:
+        return _run(args)
+    except ModuleNotFoundError as e:
+        if (e.name or "").partition(".")[0] not in CENTRAL_MODULES:
+            raise
+        return _fail("this command needs the central install: pip install 'millwatch[central]'")
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the chosen subcommand; its start-up failures become one error line and exit status 2.
+
+    `serve` and `scrape` share this: same header, same messages, same exit statuses.
+    """
+    from scraper.errors import InventoryError, InventoryUnreadable, StoreError
+    from server.errors import ServerError
+
     try:
         result: int = args.handler(args)
         return result
@@ -51,10 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of `millwatch`, with every subcommand."""
-    from server.settings import Settings
-
-    defaults = Settings.model_fields
+    """The argument parser of `millwatch`, with every subcommand (needs only the standard library)."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="millwatch central host: scrape the machines' exporters, store the readings, "
@@ -71,12 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
         "scraper in the same process unless --no-scrape is given.",
     )
     _add_inventory_and_db(serve)
-    serve.add_argument(
-        "--host", help=f"address to listen on (default {defaults['host'].default}; env MILLWATCH_HOST)"
-    )
-    serve.add_argument(
-        "--port", type=_port, help=f"TCP port (default {defaults['port'].default}; env MILLWATCH_PORT)"
-    )
+    serve.add_argument("--host", help=f"address to listen on (default {DEFAULT_HOST}; env MILLWATCH_HOST)")
+    serve.add_argument("--port", type=_port, help=f"TCP port (default {DEFAULT_PORT}; env MILLWATCH_PORT)")
     serve.add_argument(
         "--no-scrape",
         action="store_true",
@@ -126,8 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
         "garbled sensors, an unreachable exporter, a disabled machine). Ctrl-C stops everything.",
     )
     demo.add_argument("--machines", type=_positive_int, default=50, help="number of machines (default 50)")
-    demo.add_argument("--host", default="127.0.0.1", help="address the server listens on (default 127.0.0.1)")
-    demo.add_argument("--port", type=_port, default=8000, help="port of the server (default 8000)")
+    demo.add_argument(
+        "--host", default=DEFAULT_HOST, help=f"address the server listens on (default {DEFAULT_HOST})"
+    )
+    demo.add_argument(
+        "--port", type=_port, default=DEFAULT_PORT, help=f"port of the server (default {DEFAULT_PORT})"
+    )
     demo.add_argument(
         "--dir",
         type=Path,
@@ -250,12 +300,20 @@ def _port(text: str) -> int:
 
 
 def _duration(text: str) -> float:
-    from scraper.inventory import parse_duration
+    # The inventory's grammar (exporter.durations, in the base install) and its bounds.
+    from exporter.durations import parse_seconds
 
     try:
-        return parse_duration(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"{e}, got {text!r}") from None
+        seconds = parse_seconds(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a duration such as 15s, 500ms, 2m or a number of seconds, got {text!r}"
+        ) from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text!r}")
+    if seconds > MAX_INTERVAL_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be at most 1d, got {text!r}")
+    return seconds
 
 
 def _fail(message: str, details: str = "") -> int:

@@ -1,39 +1,25 @@
-"""`millwatch scrape` (scraper.runner.run_scrape) as a real process: runs until a signal, clear exits."""
+"""`millwatch scrape` (scraper.runner.run_scrape): runs until a signal, logs as told, fails before starting.
+
+How the `millwatch` command prints those failures is tested with the command, in
+tests/server/test_millwatch_cli.py.
+"""
 
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from scraper_helpers import FakeExporter, machine_yaml, write_inventory
-from support import wait_until
+from support import MillwatchProcess, wait_until
 
-from scraper.errors import StoreError
+from scraper.errors import InventoryError, InventoryUnreadable, StoreError
+from scraper.runner import run_scrape
 from scraper.store import Store
 
-RUN = "import sys; from scraper.runner import run_scrape; sys.exit(run_scrape(sys.argv[1], sys.argv[2]))"
 
-
-def start(inventory: Path, db_url: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", RUN, str(inventory), db_url],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def finish(process: subprocess.Popen[str], timeout: float = 20) -> tuple[int, str]:
-    try:
-        _, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.communicate()
-        raise
-    return process.returncode, stderr
+def scrape_process(folder: Path, inventory: Path, db_url: str, *extra: str) -> MillwatchProcess:
+    return MillwatchProcess(["scrape", "--inventory", str(inventory), "--db", db_url, *extra], folder)
 
 
 def stored_temperatures(db_url: str) -> list[tuple[float, float]]:
@@ -53,20 +39,14 @@ def test_scrapes_into_the_database_until_a_signal(
     exporter.set_readings(temperature=88.0)
     inventory = write_inventory(tmp_path / "machines.yaml", [machine_yaml("press", exporter.url)])
     db_url = f"sqlite:///{tmp_path / 'millwatch.db'}"
-    process = start(inventory, db_url)
-    try:
+    with scrape_process(tmp_path, inventory, db_url) as scraper:
         wait_until(lambda: (tmp_path / "millwatch.db").exists(), what="the database file")
         history = wait_until(lambda: stored_temperatures(db_url), timeout=20, what="stored samples")
         assert history[0][1] == 88.0
-        process.send_signal(stop_signal)
-        code, stderr = finish(process)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert code == 0, stderr
-    assert "press: unknown -> warn (machine_temperature_celsius 88 ≥ warn 80)" in stderr
-    assert "scraper stopped" in stderr
+        code = scraper.stop(stop_signal)
+    assert code == 0, scraper.stderr
+    assert "press: unknown -> warn (machine_temperature_celsius 88 ≥ warn 80)" in scraper.stderr
+    assert "scraper stopped" in scraper.stderr
     store = Store(db_url)
     try:
         (view,) = store.load_views()
@@ -75,23 +55,47 @@ def test_scrapes_into_the_database_until_a_signal(
         store.close()
 
 
-def test_an_inventory_with_problems_exits_2_and_prints_them(tmp_path: Path) -> None:
+def test_http_and_scheduler_logs_show_at_debug_level_only(tmp_path: Path, exporter: FakeExporter) -> None:
+    inventory = write_inventory(
+        tmp_path / "machines.yaml", [machine_yaml("press", exporter.url, scrape_interval="200ms")]
+    )
+    quiet_db = f"sqlite:///{tmp_path / 'quiet.db'}"
+    with scrape_process(tmp_path, inventory, quiet_db) as quiet:
+        wait_until(lambda: len(stored_temperatures(quiet_db)) >= 2, timeout=20, what="two scrapes")
+        assert quiet.stop() == 0
+    assert "press: unknown -> up" in quiet.stderr
+    # Their warnings would still show (a missed run on a busy host): not their per-request lines.
+    assert "INFO httpx" not in quiet.stderr and "INFO apscheduler" not in quiet.stderr
+
+    with scrape_process(
+        tmp_path, inventory, f"sqlite:///{tmp_path / 'debug.db'}", "--log-level", "debug"
+    ) as loud:
+        wait_until(
+            lambda: "httpx: HTTP Request: GET" in loud.stderr and " apscheduler." in loud.stderr,
+            timeout=20,
+            what="httpx and apscheduler log lines",
+        )
+        assert loud.stop() == 0
+
+
+def test_an_inventory_with_problems_is_raised_before_the_database_is_created(tmp_path: Path) -> None:
     inventory = tmp_path / "machines.yaml"
     inventory.write_text("machines:\n  - {id: a, url: 'gopher://x'}\n  - {id: B, url: 'http://x'}\n")
-    code, stderr = finish(start(inventory, f"sqlite:///{tmp_path / 'millwatch.db'}"))
-    assert code == 2
-    assert f"{inventory}:2: machines[0].url: must start with http:// or https://" in stderr
-    assert f"{inventory}:3: machines[1].id: must use only lowercase letters" in stderr
+    with pytest.raises(InventoryError) as caught:
+        run_scrape(inventory, f"sqlite:///{tmp_path / 'millwatch.db'}")
+    assert [str(p) for p in caught.value.problems] == [
+        f"{inventory}:2: machines[0].url: must start with http:// or https://",
+        f"{inventory}:3: machines[1].id: must use only lowercase letters, digits, '_' and '-'",
+    ]
+    assert not (tmp_path / "millwatch.db").exists()
 
 
-def test_a_missing_inventory_exits_2(tmp_path: Path) -> None:
-    code, stderr = finish(start(tmp_path / "nowhere.yaml", f"sqlite:///{tmp_path / 'millwatch.db'}"))
-    assert code == 2
-    assert f"{tmp_path / 'nowhere.yaml'}: cannot read: No such file or directory" in stderr
+def test_a_missing_inventory_is_raised_as_unreadable(tmp_path: Path) -> None:
+    with pytest.raises(InventoryUnreadable, match="nowhere.yaml: cannot read: No such file or directory"):
+        run_scrape(tmp_path / "nowhere.yaml", f"sqlite:///{tmp_path / 'millwatch.db'}")
 
 
-def test_an_unusable_database_exits_1(tmp_path: Path) -> None:
+def test_an_unusable_database_is_raised(tmp_path: Path) -> None:
     inventory = write_inventory(tmp_path / "machines.yaml", [])
-    code, stderr = finish(start(inventory, f"sqlite:///{tmp_path / 'missing' / 'millwatch.db'}"))
-    assert code == 1
-    assert "millwatch scrape: store open failed: the folder" in stderr
+    with pytest.raises(StoreError, match="store open failed: the folder"):
+        run_scrape(inventory, f"sqlite:///{tmp_path / 'missing' / 'millwatch.db'}")
