@@ -11,6 +11,14 @@ state, so two writers racing cannot leave a client with an older view than the s
 Each client has its own bounded queue of messages. A client whose queue is full cannot keep up: it is
 disconnected (close code 1013, "try again later") and gets a fresh snapshot when it reconnects. So a
 slow client never delays the others and never makes the server hold an unbounded backlog.
+
+Every `ping_interval` seconds each client also gets `{"type": "ping", "time": T}` through the same
+queue, and the snapshot names that interval (`"ping_interval"`). A dead connection (server powered
+off, network cut) closes no socket on the client's side; hearing nothing for several intervals is
+how the page notices and reconnects. Pings change nothing else: no batch, no cached snapshot.
+
+Which pages may connect at all is decided before `serve` (see server/origins.py); a refused one is
+closed with code 1008 by `refuse` before anything is sent.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from server.jsonout import dumps
 log = logging.getLogger(__name__)
 
 CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TRY_AGAIN_LATER = 1013
 
 
@@ -91,8 +100,9 @@ class LiveHub:
         for client in list(self._clients):
             self._kick(client, CLOSE_GOING_AWAY, "server shutting down")
 
-    async def serve(self, websocket: WebSocket) -> None:
-        """Run one client: accept, send the snapshot, then the updates; return once it is gone.
+    async def serve(self, websocket: WebSocket, *, ping_interval: float) -> None:
+        """Run one client: accept, send the snapshot, then the updates and a ping every `ping_interval`
+        seconds; return once it is gone.
 
         The snapshot is built and the client registered in one step of the event loop, so every change
         after the snapshot reaches the client as an update and none is lost in between.
@@ -101,13 +111,14 @@ class LiveHub:
             raise RuntimeError("LiveHub.serve() called before start()")
         await websocket.accept()
         client = _Client(queue=asyncio.Queue(maxsize=self._queue_size))
-        client.queue.put_nowait(self._snapshot_message())
+        client.queue.put_nowait(self._snapshot_message(ping_interval))
         self._clients.add(client)
         log.info("live client connected from %s (%d connected)", _peer(websocket), len(self._clients))
         tasks = [
             asyncio.create_task(self._send_loop(websocket, client)),
             asyncio.create_task(_receive_until_disconnect(websocket)),
             asyncio.create_task(client.kicked.wait()),
+            asyncio.create_task(self._ping_loop(client, ping_interval)),
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -122,11 +133,14 @@ class LiveHub:
                 await asyncio.wait_for(websocket.close(client.close_code, client.close_reason), timeout=1.0)
         log.info("live client %s gone (%d connected)", _peer(websocket), len(self._clients))
 
-    def _snapshot_message(self) -> str:
+    def _snapshot_message(self, ping_interval: float) -> str:
         if self._snapshot_machines is None:
             self._snapshot_machines = dumps([v.to_dict() for v in self._state.snapshot()])
         # The time is now: the machines are the current state, however long ago they were encoded.
-        return f'{{"type":"snapshot","machines":{self._snapshot_machines},"time":{dumps(self._clock())}}}'
+        return (
+            f'{{"type":"snapshot","machines":{self._snapshot_machines},"time":{dumps(self._clock())},'
+            f'"ping_interval":{dumps(ping_interval)}}}'
+        )
 
     def _on_state_change(self, changed: list[MachineView], removed: list[str]) -> None:
         # Runs in the writer's thread: only hand the ids over to the loop.
@@ -159,12 +173,22 @@ class LiveHub:
         message = dumps({"type": "update", "machines": machines, "removed": removed, "time": self._clock()})
         self.updates_total += 1
         for client in list(self._clients):
-            try:
-                client.queue.put_nowait(message)
-            except asyncio.QueueFull:
-                self.slow_disconnects_total += 1
-                log.warning("live client too slow (%d messages queued): disconnected", self._queue_size)
-                self._kick(client, CLOSE_TRY_AGAIN_LATER, "too slow: reconnect for a fresh snapshot")
+            self._enqueue(client, message)
+
+    def _enqueue(self, client: _Client, message: str) -> None:
+        try:
+            client.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.slow_disconnects_total += 1
+            log.warning("live client too slow (%d messages queued): disconnected", self._queue_size)
+            self._kick(client, CLOSE_TRY_AGAIN_LATER, "too slow: reconnect for a fresh snapshot")
+
+    async def _ping_loop(self, client: _Client, interval: float) -> None:
+        # Runs until serve() cancels it. A kicked client is on its way out: no ping, no second kick.
+        while True:
+            await asyncio.sleep(interval)
+            if client in self._clients:
+                self._enqueue(client, f'{{"type":"ping","time":{dumps(self._clock())}}}')
 
     def _kick(self, client: _Client, code: int, reason: str) -> None:
         self._clients.discard(client)
@@ -179,6 +203,19 @@ class LiveHub:
                 await websocket.send_text(text)
         except (WebSocketDisconnect, RuntimeError, OSError):
             return  # the client went away while we were sending
+
+
+async def refuse(websocket: WebSocket, origin: str) -> None:
+    """Close a handshake from a page of a foreign `origin` with code 1008 (policy violation), having
+    sent nothing; the page's script learns nothing about the fleet."""
+    log.warning(
+        "live connection from %s refused: origin %r is neither this server nor in MILLWATCH_ALLOWED_ORIGINS",
+        _peer(websocket),
+        origin,
+    )
+    # Accepted first so that the client sees the close code; a rejected handshake is only an HTTP 403.
+    await websocket.accept()
+    await websocket.close(CLOSE_POLICY_VIOLATION, "origin not allowed")
 
 
 async def _receive_until_disconnect(websocket: WebSocket) -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from server.errors import SettingsError
+from server.origins import normalize_origin
 
 PACKAGE_STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -39,6 +41,35 @@ class Settings(BaseSettings):
     live_queue_size: int = Field(
         default=64, ge=1, description="messages queued per WebSocket client before it is disconnected as slow"
     )
+    live_ping_interval: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="seconds between pings to each WebSocket client; a page that misses 3 reconnects",
+    )
+    # NoDecode: the environment variable is either JSON or comma-separated, split by the validator.
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="origins (https://host[:port]) of other pages that may open the live WebSocket",
+    )
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except ValueError as e:
+                raise ValueError(f"not a JSON list of origins: {e}") from None
+        return [part.strip() for part in text.split(",") if part.strip()]
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _normalize_origins(cls, value: list[str]) -> list[str]:
+        return [normalize_origin(origin) for origin in value]
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -6,10 +6,16 @@ import threading
 from typing import Any
 
 import httpx
+import pytest
 from server_helpers import make_view, metric_samples, read_ws_frames, wait_until
+from websockets.exceptions import ConnectionClosedError
 from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Origin
 
 from scraper.state import FleetState, Status
+from server.errors import SettingsError
+from server.origins import normalize_origin, origin_allowed
+from server.settings import load_settings
 
 
 def ws_url(base: str) -> str:
@@ -39,6 +45,7 @@ def test_snapshot_on_connect(state: FleetState, serve) -> None:
     assert snapshot["type"] == "snapshot"
     assert snapshot["machines"] == [views[1].to_dict(), views[0].to_dict()]
     assert isinstance(snapshot["time"], float)
+    assert snapshot["ping_interval"] == 10.0  # the default: the page derives its silence limit from it
 
 
 def test_update_carries_only_the_changed_machine(state: FleetState, serve) -> None:
@@ -208,3 +215,155 @@ def test_a_stalled_client_is_disconnected_without_holding_up_the_others(state: F
         assert close_codes in ([1013], [1006])
     finally:
         stalled.close()
+
+
+# --- pings: how a page notices a connection that died without closing --------------------------------
+
+
+def test_pings_arrive_while_nothing_changes(state: FleetState, serve) -> None:
+    state.put([make_view("a")])
+    base = serve(state, live_ping_interval=0.1)
+
+    with connect(ws_url(base)) as ws:
+        snapshot = recv_json(ws)
+        pings = [recv_json(ws, timeout=5), recv_json(ws, timeout=5)]
+
+    assert snapshot["ping_interval"] == 0.1
+    assert [p["type"] for p in pings] == ["ping", "ping"]
+    assert all(set(p) == {"type", "time"} and isinstance(p["time"], float) for p in pings)
+    assert pings[0]["time"] < pings[1]["time"]
+
+
+def test_pings_do_not_disturb_updates(state: FleetState, serve) -> None:
+    state.put([make_view("a")])
+    # Pings much more often than batches: a ping must neither flush nor postpone the batch.
+    base = serve(state, live_batch_interval=0.3, live_ping_interval=0.02)
+
+    with connect(ws_url(base)) as ws:
+        recv_json(ws)
+        for temperature in range(70, 80):
+            state.put([make_view("a", readings={"machine_temperature_celsius": float(temperature)})])
+        pings_before = 0
+        while (message := recv_json(ws))["type"] == "ping":
+            pings_before += 1
+        after = [recv_json(ws)["type"] for _ in range(3)]
+
+    assert message["type"] == "update"
+    assert message["machines"][0]["readings"] == {"machine_temperature_celsius": 79.0}
+    assert pings_before >= 1
+    assert after == ["ping", "ping", "ping"]  # the ten changes made one update, and pings go on
+
+
+# --- Origin: pages of other sites must not read the fleet --------------------------------------------
+
+
+def _port(base: str) -> int:
+    return int(base.rsplit(":", 1)[1])
+
+
+def assert_refused(base: str, origin: str) -> None:
+    """The handshake completes, then the server closes with 1008 without having sent anything."""
+    with connect(ws_url(base), origin=Origin(origin)) as ws, pytest.raises(ConnectionClosedError) as caught:
+        ws.recv(timeout=10)  # a snapshot sent before the close would be returned here
+    assert caught.value.rcvd is not None
+    assert (caught.value.rcvd.code, caught.value.rcvd.reason) == (1008, "origin not allowed")
+
+
+def test_the_servers_own_page_is_served(state: FleetState, serve) -> None:
+    state.put([make_view("a")])
+    base = serve(state)
+    with connect(ws_url(base), origin=Origin(f"http://127.0.0.1:{_port(base)}")) as ws:
+        assert recv_json(ws)["type"] == "snapshot"
+
+
+def test_a_page_of_another_site_is_refused(state: FleetState, serve) -> None:
+    state.put([make_view("a")])
+    base = serve(state)
+
+    assert_refused(base, "http://evil.example")
+    assert_refused(base, f"http://127.0.0.1:{_port(base) + 1}")  # same host, another port: another site
+    assert_refused(base, f"https://127.0.0.1:{_port(base)}x")  # malformed
+    assert_refused(base, "null")  # a sandboxed frame or a file:// page
+
+    assert httpx.get(f"{base}/healthz").json()["websocket_clients"] == 0
+    with connect(ws_url(base)) as ws:  # no Origin: not a browser page, still served
+        assert recv_json(ws)["type"] == "snapshot"
+
+
+def test_a_listed_origin_is_served(state: FleetState, serve) -> None:
+    state.put([make_view("a")])
+    base = serve(state, allowed_origins=["https://Dashboard.Plant.example:443/"])
+
+    with connect(ws_url(base), origin=Origin("https://dashboard.plant.example")) as ws:
+        assert recv_json(ws)["type"] == "snapshot"
+    assert_refused(base, "http://dashboard.plant.example")  # another scheme is another origin
+
+
+def test_allowed_origins_from_the_environment(
+    state: FleetState, serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MILLWATCH_ALLOWED_ORIGINS", " https://a.example , http://plant.example:8080")
+    assert load_settings().allowed_origins == ["https://a.example", "http://plant.example:8080"]
+    monkeypatch.setenv("MILLWATCH_ALLOWED_ORIGINS", '["http://plant.example:8080"]')
+    assert load_settings().allowed_origins == ["http://plant.example:8080"]
+
+    base = serve(state)  # the app's settings read the same environment
+    with connect(ws_url(base), origin=Origin("http://plant.example:8080")) as ws:
+        assert recv_json(ws)["type"] == "snapshot"
+    assert_refused(base, "http://plant.example:8081")
+
+
+@pytest.mark.parametrize(
+    ("value", "complaint"),
+    [
+        ("plant.example", "'plant.example' is not an origin"),
+        ("https://plant.example/map", "is not an origin"),
+        ("ws://plant.example", "is not an origin"),
+        ("https://user@plant.example", "is not an origin"),
+        ("https://plant.example:99999", "is not an origin"),
+        ("[https://a.example", "not a JSON list of origins"),
+    ],
+)
+def test_a_bad_allowed_origin_is_named_at_start(
+    value: str, complaint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MILLWATCH_ALLOWED_ORIGINS", value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    [problem] = caught.value.problems
+    assert problem.startswith("MILLWATCH_ALLOWED_ORIGINS: ")
+    assert complaint in problem
+
+
+@pytest.mark.parametrize(
+    ("origin", "host", "allowed"),
+    [
+        (None, "127.0.0.1:8000", True),
+        (None, None, True),
+        ("http://127.0.0.1:8000", "127.0.0.1:8000", True),
+        ("http://Millwatch.Plant", "millwatch.plant", True),
+        ("https://millwatch.plant", "millwatch.plant", True),
+        ("https://millwatch.plant", "millwatch.plant:443", True),
+        ("http://millwatch.plant:80", "millwatch.plant", True),
+        ("http://[::1]:8000", "[::1]:8000", True),
+        ("http://millwatch.plant", "millwatch.plant:443", False),
+        ("https://millwatch.plant", "millwatch.plant:8443", False),
+        ("http://evil.example", "millwatch.plant", False),
+        ("http://millwatch.plant.evil.example", "millwatch.plant", False),
+        ("http://millwatch.plant", None, False),
+        ("http://millwatch.plant", "millwatch.plant:port", False),
+        ("http://millwatch.plant:port", "millwatch.plant", False),
+        ("null", "millwatch.plant", False),
+        ("", "millwatch.plant", False),
+    ],
+)
+def test_same_origin_rule(origin: str | None, host: str | None, allowed: bool) -> None:
+    assert origin_allowed(origin, host, []) is allowed
+
+
+def test_listed_origins_match_after_normalizing() -> None:
+    listed = [normalize_origin("HTTPS://Grafana.Plant:443/"), normalize_origin("http://[::1]:3000")]
+    assert listed == ["https://grafana.plant", "http://[::1]:3000"]
+    assert origin_allowed("https://grafana.plant", "millwatch.plant", listed)
+    assert origin_allowed("http://[::1]:3000", "millwatch.plant", listed)
+    assert not origin_allowed("http://grafana.plant", "millwatch.plant", listed)
