@@ -4,6 +4,7 @@ import type {
   LiveMessage,
   Location,
   Machine,
+  SnapshotMessage,
   SystemSummary,
   Threshold,
 } from './types';
@@ -124,7 +125,7 @@ function parseMachines(value: unknown): Machine[] {
 
 /**
  * A `/api/live` message from its text, or null when it is not JSON or not a snapshot/update
- * (such messages are ignored, never applied half-way).
+ * (such messages, pings among them, are ignored, never applied half-way).
  */
 export function parseLiveMessage(text: string): LiveMessage | null {
   let data: unknown;
@@ -135,7 +136,12 @@ export function parseLiveMessage(text: string): LiveMessage | null {
   }
   if (!isObject(data) || !Array.isArray(data.machines)) return null;
   const time = finiteOrNull(data.time);
-  if (data.type === 'snapshot') return { type: 'snapshot', machines: parseMachines(data.machines), time };
+  if (data.type === 'snapshot') {
+    const snapshot: SnapshotMessage = { type: 'snapshot', machines: parseMachines(data.machines), time };
+    const pingInterval = finiteOrNull(data.ping_interval);
+    if (pingInterval !== null && pingInterval > 0) snapshot.ping_interval = pingInterval;
+    return snapshot;
+  }
   if (data.type === 'update') {
     const removed = Array.isArray(data.removed)
       ? data.removed.filter((id): id is string => typeof id === 'string')

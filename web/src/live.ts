@@ -25,6 +25,15 @@ export interface LiveDeps {
   random: () => number;
 }
 
+/**
+ * Silence (no message at all) after which a connection counts as dead, until a snapshot names the
+ * server's ping interval.
+ */
+export const DEFAULT_SILENCE_MS = 30_000;
+
+/** Pings in a row that may go missing before a connection counts as dead. */
+export const MISSED_PINGS = 3;
+
 export interface LiveHandlers {
   onMessage: (message: LiveMessage) => void;
   onState: (state: ConnectionState) => void;
@@ -48,10 +57,17 @@ export const browserDeps: LiveDeps = {
  * Keeps one WebSocket to `/api/live` open: passes each valid message on, and after a close or
  * an error waits (1 s doubling to 30 s, with jitter) and reconnects. The backoff starts over
  * only once a message has arrived, so a server that accepts and drops at once is not hammered.
+ *
+ * A connection that dies silently (server powered off, network cut) fires no close event, so
+ * silence counts as a loss too: the server pings every `ping_interval` seconds (named in its
+ * snapshot), and when nothing at all arrives for `MISSED_PINGS` intervals (30 s before the
+ * first snapshot) the socket is closed and retried like any other loss.
  */
 export class LiveConnection {
   private socket: SocketLike | null = null;
   private timer: unknown = null;
+  private watchdog: unknown = null;
+  private silenceMs = DEFAULT_SILENCE_MS;
   private attempt = 0;
   private stopped = true;
 
@@ -73,6 +89,7 @@ export class LiveConnection {
     this.stopped = true;
     if (this.timer !== null) this.deps.clearTimer(this.timer);
     this.timer = null;
+    this.disarmWatchdog();
     const socket = this.socket;
     this.socket = null;
     if (socket !== null) {
@@ -92,26 +109,51 @@ export class LiveConnection {
       return;
     }
     this.socket = socket;
+    // A handshake that hangs (no answer from a powered-off host) is silence too.
+    this.armWatchdog(socket);
     socket.onopen = () => {
-      if (this.socket === socket) this.handlers.onState({ kind: 'open' });
+      if (this.socket !== socket) return;
+      this.armWatchdog(socket);
+      this.handlers.onState({ kind: 'open' });
     };
     socket.onmessage = (ev) => {
-      if (this.socket !== socket || typeof ev.data !== 'string') return;
-      const message = parseLiveMessage(ev.data);
+      if (this.socket !== socket) return;
+      const message = typeof ev.data === 'string' ? parseLiveMessage(ev.data) : null;
+      if (message?.type === 'snapshot' && message.ping_interval !== undefined) {
+        this.silenceMs = MISSED_PINGS * message.ping_interval * 1000;
+      }
+      // Any message, a ping or one this page cannot read, shows that the connection is alive.
+      this.armWatchdog(socket);
       if (message === null) return;
       this.attempt = 0;
       this.handlers.onMessage(message);
     };
     // A failed connection fires error then close; both lead to the same single retry.
-    const lost = () => {
-      if (this.socket !== socket) return;
-      this.socket = null;
-      detach(socket);
-      socket.close();
-      this.scheduleRetry();
-    };
+    const lost = () => this.lose(socket);
     socket.onclose = lost;
     socket.onerror = lost;
+  }
+
+  private lose(socket: SocketLike): void {
+    if (this.socket !== socket) return;
+    this.socket = null;
+    this.disarmWatchdog();
+    detach(socket);
+    socket.close();
+    this.scheduleRetry();
+  }
+
+  private armWatchdog(socket: SocketLike): void {
+    this.disarmWatchdog();
+    this.watchdog = this.deps.setTimer(() => {
+      this.watchdog = null;
+      this.lose(socket);
+    }, this.silenceMs);
+  }
+
+  private disarmWatchdog(): void {
+    if (this.watchdog !== null) this.deps.clearTimer(this.watchdog);
+    this.watchdog = null;
   }
 
   private scheduleRetry(): void {

@@ -52,6 +52,8 @@ export interface SnapshotMessage {
   type: 'snapshot';
   machines: Machine[];
   time: number | null;
+  /** Seconds between the server's pings, when it said (a positive number). */
+  ping_interval?: number;
 }
 
 export interface UpdateMessage {

@@ -1,7 +1,7 @@
 import { act, cleanup, fireEvent, render, screen } from '@testing-library/react';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { App } from '../src/App';
-import type { LiveDeps, SocketLike } from '../src/live';
+import { DEFAULT_SILENCE_MS, type LiveDeps, type SocketLike } from '../src/live';
 import type { Machine } from '../src/types';
 import { machine, waitUntil } from './helpers';
 
@@ -10,7 +10,10 @@ class FakeSocket implements SocketLike {
   onmessage: ((ev: MessageEvent) => void) | null = null;
   onclose: ((ev: CloseEvent) => void) | null = null;
   onerror: ((ev: Event) => void) | null = null;
-  close(): void {}
+  closed = false;
+  close(): void {
+    this.closed = true;
+  }
   send(message: object): void {
     act(() => {
       this.onopen?.(new Event('open'));
@@ -33,8 +36,9 @@ function liveDeps() {
       sockets.push(s);
       return s;
     },
-    // Retries fire quickly so the test never waits for real backoff.
-    setTimer: (fn, ms) => window.setTimeout(fn, Math.min(ms, 20)),
+    // Retries fire quickly so the test never waits for real backoff; the silence limit before a
+    // snapshot names the server's ping interval (30 s) stays real, so it never fires in a test.
+    setTimer: (fn, ms) => window.setTimeout(fn, ms < DEFAULT_SILENCE_MS ? Math.min(ms, 20) : ms),
     clearTimer: (h) => window.clearTimeout(h as number),
     now: () => Date.now(),
     random: () => 0.5,
@@ -133,6 +137,19 @@ describe('the page', () => {
     await waitUntil(() => markers().length === 1, 2000, 'the new snapshot');
     expect(screen.queryByTestId('connection-banner')).toBeNull();
     expect(window.location.hash).toBe(fitted);
+  });
+
+  it('notices a connection that went silent: says so, keeps the map, reconnects', async () => {
+    const live = liveDeps();
+    render(<App url="ws://test/api/live" deps={live.deps} />);
+    const silent = live.last();
+    // The server pings every 10 ms; after its snapshot nothing more arrives, not even a ping.
+    silent.send({ type: 'snapshot', machines: FLEET, time: Date.now() / 1000, ping_interval: 0.01 });
+    await waitUntil(() => screen.queryByTestId('connection-banner') !== null, 2000, 'the connection-lost notice');
+    expect(screen.getByTestId('connection-banner').textContent).toContain('Connection lost — reconnecting…');
+    expect(silent.closed).toBe(true);
+    await waitUntil(() => live.sockets.length >= 2, 2000, 'a reconnect');
+    expect(screen.getByTestId('header-total').textContent).toBe('4 machines'); // the last data stays
   });
 
   it('opens the view in the link and keeps it when the first snapshot arrives', async () => {
