@@ -2,7 +2,8 @@
 
 - `series`: one row per (machine, metric, labels); labels as canonical JSON (sorted keys).
 - `samples`: (series, time, value); the primary key makes every insert idempotent, so a retried
-  write or a backfill never duplicates a sample.
+  write or a backfill never duplicates a sample. The index on time lets retention delete the
+  oldest samples without reading the whole table.
 - `machine_state`: the last view of each machine, so a restart shows the fleet as it was.
 """
 
@@ -35,6 +36,7 @@ samples = sa.Table(
     sa.Column("time", sa.Double, nullable=False),
     sa.Column("value", sa.Double, nullable=False),
     sa.PrimaryKeyConstraint("series_id", "time", name="pk_samples"),
+    sa.Index("ix_samples_time", "time"),
 )
 
 machine_state = sa.Table(

@@ -1,8 +1,12 @@
 """Storage of samples and machine views in SQLite (embedded default) or PostgreSQL.
 
-The API is synchronous: the scraper service calls it through `asyncio.to_thread`. Every failure
-is raised as `StoreError` naming the operation. Inserts are idempotent (ON CONFLICT DO NOTHING on
-the sample's (series, time) key), so writing the same batch twice stores it once.
+The API is synchronous: the scraper service calls it from worker threads. Every failure is raised
+as `StoreError` naming the operation. Inserts are idempotent (ON CONFLICT DO NOTHING on the
+sample's (series, time) key), so writing the same batch twice stores it once.
+
+No call waits for the database without a bound: SQLite waits at most `sqlite_busy_timeout` for a
+lock held by another process, PostgreSQL cancels a statement after `postgres_statement_timeout`
+(and drops a connection whose packets go unacknowledged, a network that swallows everything).
 """
 
 from __future__ import annotations
@@ -34,8 +38,10 @@ from scraper.state import MachineView
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-SQLITE_BUSY_TIMEOUT_MS = 10_000
+SQLITE_BUSY_TIMEOUT_S = 5.0
 POSTGRES_CONNECT_TIMEOUT_S = 5
+POSTGRES_STATEMENT_TIMEOUT_S = 10.0
+PRUNE_BATCH_ROWS = 10_000
 _ROWS_PER_STATEMENT = 1000  # 3 parameters a row: well under SQLite's and PostgreSQL's limits
 
 SeriesKey = tuple[str, str, str]  # machine_id, metric, labels_json
@@ -54,11 +60,24 @@ class Store:
     """Samples, series and machine views in one SQL database (see `schema.py`).
 
     `url` is a SQLAlchemy URL: `sqlite:///path/millwatch.db` (WAL, busy timeout; the folder must
-    exist) or `postgresql+psycopg://user@host/db`. Raises `StoreError("open", ...)` for a URL it
-    cannot use. Thread-safe: one Store is shared by every scrape job.
+    exist) or `postgresql+psycopg://user@host/db`. A write waits at most `sqlite_busy_timeout`
+    seconds for a SQLite file locked by another process; a PostgreSQL statement is cancelled after
+    `postgres_statement_timeout` seconds (migrations excepted); both then raise StoreError.
+    Raises `StoreError("open", ...)` for a URL it cannot use. Thread-safe: one Store is shared by
+    every scrape job.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        sqlite_busy_timeout: float = SQLITE_BUSY_TIMEOUT_S,
+        postgres_statement_timeout: float = POSTGRES_STATEMENT_TIMEOUT_S,
+    ) -> None:
+        if not sqlite_busy_timeout > 0 or not postgres_statement_timeout > 0:
+            raise ValueError("the store's timeouts must be greater than 0")
+        self._sqlite_busy_ms = max(1, round(sqlite_busy_timeout * 1000))
+        self._postgres_statement_ms = max(1, round(postgres_statement_timeout * 1000))
         try:
             parsed = sa.make_url(url)
         except ArgumentError as e:
@@ -81,9 +100,14 @@ class Store:
 
     def _create_engine(self, url: sa.URL) -> Engine:
         if self.dialect == "postgresql":
-            return sa.create_engine(
-                url, pool_pre_ping=True, connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
-            )
+            connect_args = {
+                "connect_timeout": POSTGRES_CONNECT_TIMEOUT_S,
+                "options": f"-c statement_timeout={self._postgres_statement_ms}",
+                # A server that stops acknowledging (host gone, network partition) would otherwise
+                # hold a statement for the kernel's retransmission time, a quarter of an hour.
+                "tcp_user_timeout": self._postgres_statement_ms + 5000,
+            }
+            return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
         database = url.database or ""
         if database in ("", ":memory:"):
             engine = sa.create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
@@ -92,16 +116,26 @@ class Store:
             if not folder.is_dir():
                 raise StoreError("open", f"the folder {folder} of the SQLite database does not exist")
             engine = sa.create_engine(url)
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        busy_ms = self._sqlite_busy_ms
+
+        def pragmas(dbapi_connection: Any, _record: Any) -> None:
+            _sqlite_pragmas(dbapi_connection, busy_ms)
+
+        sa.event.listen(engine, "connect", pragmas)
         return engine
 
     # --- schema ----------------------------------------------------------------------------------
 
     def migrate(self) -> None:
-        """Bring the schema to the newest revision (Alembic, version table `scraper_alembic_version`)."""
+        """Bring the schema to the newest revision (Alembic, version table `scraper_alembic_version`).
+
+        Not bound by the statement timeout: building an index on a big table takes its time.
+        """
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         with self._operation("migrate"), self._write_lock, self._engine.begin() as connection:
+            if self.dialect == "postgresql":
+                connection.execute(sa.text("SET LOCAL statement_timeout = 0"))
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
@@ -161,6 +195,36 @@ class Store:
         table = schema.machine_state
         with self._operation("delete_views"), self._write_lock, self._engine.begin() as connection:
             connection.execute(table.delete().where(table.c.machine_id.in_(ids)))
+
+    def prune(self, before: float, *, batch_rows: int = PRUNE_BATCH_ROWS) -> int:
+        """Delete every sample older than `before` (Unix seconds); returns how many were deleted.
+
+        Deletes the oldest first, about `batch_rows` at a time, each batch its own transaction, so
+        that a big delete never holds the database's write lock for long: writes of the scraper go
+        on between batches. Series and saved views are kept. Raises StoreError; the batches deleted
+        before the error stay deleted.
+        """
+        if batch_rows < 1:
+            raise ValueError("batch_rows must be at least 1")
+        samples = schema.samples
+        # The time of the batch_rows-th oldest sample: deleting up to it is one index range.
+        # (Samples of one scrape share their time, so a batch may be a few rows bigger.)
+        nth_oldest = (
+            sa.select(samples.c.time)
+            .where(samples.c.time < before)
+            .order_by(samples.c.time)
+            .limit(1)
+            .offset(batch_rows - 1)
+        )
+        deleted = 0
+        while True:
+            with self._operation("prune"), self._write_lock, self._engine.begin() as connection:
+                cutoff = connection.execute(nth_oldest).scalar_one_or_none()
+                last = cutoff is None
+                condition = samples.c.time < before if cutoff is None else samples.c.time <= cutoff
+                deleted += connection.execute(samples.delete().where(condition)).rowcount
+            if last:
+                return deleted
 
     def _series_ids(
         self, connection: Connection, machine_id: str, keys: set[SeriesKey], new: dict[SeriesKey, int]
@@ -304,10 +368,10 @@ class Store:
             raise StoreError(name, _detail(e)) from e
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, busy_timeout_ms: int) -> None:
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         cursor.execute("PRAGMA journal_mode = WAL")
         # With WAL, NORMAL loses at most the last transactions on power loss, never consistency.
         cursor.execute("PRAGMA synchronous = NORMAL")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +15,7 @@ import sqlalchemy as sa
 from scraper.errors import StoreError
 from scraper.exposition import Sample
 from scraper.state import LastScrape, Location, MachineView, Status, SystemSummary, Threshold
-from scraper.store import SampleBatch, Store
+from scraper.store import POSTGRES_STATEMENT_TIMEOUT_S, SQLITE_BUSY_TIMEOUT_S, SampleBatch, Store
 
 T0 = 1_764_136_800.0
 
@@ -69,7 +73,7 @@ def test_migrate_is_repeatable_and_uses_its_own_version_table(store: Store, stor
     finally:
         engine.dispose()
     assert {"series", "samples", "machine_state", "scraper_alembic_version"} <= tables
-    assert version == "0001"
+    assert version == "0002"
 
 
 def test_samples_written_twice_are_stored_once(store: Store, store_url: str) -> None:
@@ -252,3 +256,94 @@ def test_an_unreachable_postgresql_raises_store_errors() -> None:
         assert not store.ping()
     finally:
         store.close()
+
+
+def sample_times(store: Store, machine_id: str = "m") -> list[float]:
+    return [t for t, _ in store.query_samples(machine_id, "machine_temperature_celsius", 0, 2e9)]
+
+
+def test_prune_deletes_only_older_samples_in_batches(store: Store, store_url: str) -> None:
+    for step in range(10):
+        store.write_samples("m", T0 + step, scrape(step))  # 4 samples a step
+    store.write_samples("other", T0 + 2, scrape())
+    # Batches of 3 rows: several transactions, and a cut inside the samples of one scrape.
+    assert store.prune(T0 + 5, batch_rows=3) == 5 * 4 + 4
+    assert sample_times(store) == [T0 + step for step in range(5, 10)]
+    assert sample_times(store, "other") == []
+    assert count_samples(store_url) == 5 * 4
+    assert store.prune(T0 + 5) == 0  # nothing older is left
+    # The series stay: a later write of the same machine goes on in them, a retried one is idempotent.
+    assert store.write_samples("m", T0 + 10, scrape()) == 4
+    assert store.write_samples("m", T0 + 9, scrape()) == 0
+    assert store.prune(T0 + 100) == 6 * 4
+    assert store.prune(T0 + 100, batch_rows=1) == 0
+
+
+def test_prune_keeps_the_saved_views(store: Store) -> None:
+    store.write([SampleBatch("ironcast_berlin", T0, scrape())], [full_view()])
+    assert store.prune(T0 + 1) == 4
+    assert [v.id for v in store.load_views()] == ["ironcast_berlin"]
+
+
+def test_prune_refuses_a_batch_size_below_one(sqlite_store: Store) -> None:
+    with pytest.raises(ValueError, match="batch_rows"):
+        sqlite_store.prune(T0, batch_rows=0)
+
+
+def test_prune_of_a_database_that_went_away_raises_a_store_error(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    store = Store(f"sqlite:///{folder / 'millwatch.db'}")
+    store.migrate()
+    try:
+        folder.rename(tmp_path / "unmounted")
+        store.close()
+        with pytest.raises(StoreError) as caught:
+            store.prune(T0)
+        assert caught.value.operation == "prune"
+    finally:
+        store.close()
+
+
+@contextlib.contextmanager
+def locked_by_another_process(store_url: str) -> Iterator[None]:
+    """Another client holds the samples table locked (SQLite: the write lock of the whole file)."""
+    if store_url.startswith("sqlite"):
+        other = sqlite3.connect(sa.make_url(store_url).database or "", isolation_level=None)
+        try:
+            other.execute("BEGIN EXCLUSIVE")
+            yield
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        return
+    engine = sa.create_engine(store_url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("LOCK TABLE samples IN ACCESS EXCLUSIVE MODE"))
+            yield
+            connection.rollback()
+    finally:
+        engine.dispose()
+
+
+def test_a_locked_database_fails_after_the_store_timeout_instead_of_waiting(store_url: str) -> None:
+    assert SQLITE_BUSY_TIMEOUT_S <= 5 and POSTGRES_STATEMENT_TIMEOUT_S <= 10  # the defaults
+    store = Store(store_url, sqlite_busy_timeout=0.3, postgres_statement_timeout=0.3)
+    try:
+        store.migrate()
+        with locked_by_another_process(store_url):
+            started = time.monotonic()
+            with pytest.raises(StoreError) as caught:
+                store.write_samples("m", T0, scrape())
+            assert time.monotonic() - started < 3
+            assert caught.value.operation == "write_samples"
+            assert any(text in str(caught.value) for text in ("database is locked", "statement timeout"))
+        assert store.write_samples("m", T0, scrape()) == 4  # the lock is gone: all is well again
+    finally:
+        store.close()
+
+
+def test_store_timeouts_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="timeouts"):
+        Store(f"sqlite:///{tmp_path / 'millwatch.db'}", sqlite_busy_timeout=0)
