@@ -14,15 +14,19 @@ import signal
 from pathlib import Path
 
 from scraper.inventory import load_inventory
-from scraper.service import ScraperService
+from scraper.service import DEFAULT_RETENTION_SECONDS, ScraperService
 from scraper.state import FleetState, MachineView, Status
 from scraper.store import Store
 
 log = logging.getLogger("millwatch.scrape")
 
 
-def run_scrape(inventory_path: Path, db_url: str) -> int:
+def run_scrape(
+    inventory_path: Path, db_url: str, *, retention_seconds: float | None = DEFAULT_RETENTION_SECONDS
+) -> int:
     """Run the scraper until SIGINT/SIGTERM, then return 0 (the process exit code).
+
+    Samples older than `retention_seconds` are deleted from the database (None: kept forever).
 
     Checked in the order `millwatch serve` checks them, before anything is started: the inventory
     (InventoryUnreadable or InventoryError with every problem; no database file is created), then
@@ -30,16 +34,16 @@ def run_scrape(inventory_path: Path, db_url: str) -> int:
     """
     inventory_path = Path(inventory_path)
     load_inventory(inventory_path)
-    return asyncio.run(_scrape(inventory_path, db_url))
+    return asyncio.run(_scrape(inventory_path, db_url, retention_seconds))
 
 
-async def _scrape(inventory_path: Path, db_url: str) -> int:
+async def _scrape(inventory_path: Path, db_url: str, retention_seconds: float | None) -> int:
     store = Store(db_url)
     try:
         await asyncio.to_thread(store.migrate)
         state = FleetState()
         state.subscribe(StatusLog())
-        service = ScraperService(inventory_path, store, state)
+        service = ScraperService(inventory_path, store, state, retention_seconds=retention_seconds)
         await service.start()  # the file may have changed since it was checked: InventoryError again
     except BaseException:
         store.close()

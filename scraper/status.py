@@ -9,7 +9,9 @@ Order of the rules after a scrape:
 4. a value at or above its alarm limit     -> `alarm`; else at or above its warn limit -> `warn`
 5. otherwise                               -> `up`
 Between scrapes, `apply_staleness` turns a view that has not been refreshed for
-3 x interval + timeout into `stale`.
+3 x interval + timeout into `stale`, with a reason that names that limit ("no scrape for over 50s"),
+not the growing age: the reason stays the same from sweep to sweep, so a stale fleet is not sent
+to every browser again each time (the page shows the last scrape's time and age itself).
 """
 
 from __future__ import annotations
@@ -150,16 +152,25 @@ def apply_staleness(
 ) -> MachineView:
     """`view` turned `stale` if it is enabled, was scraped once, and not since `stale_after` seconds.
 
-    Its reason says for how long ("no scrape for 94s"); everything else is kept, so the page still
-    shows the last readings. Views that are not stale come back unchanged (the same object).
+    Its reason names the limit that was passed ("no scrape for over 50s" for a 15 s interval and a
+    5 s timeout), so it does not change while the machine stays stale; everything else is kept, so
+    the page still shows the last readings and the time of the last scrape. A view that is not
+    stale, or already is with that reason, comes back unchanged (the same object).
     """
     if not view.enabled or view.last_scrape is None or view.status in (Status.DISABLED, Status.UNKNOWN):
         return view
-    age = now - view.last_scrape.time
-    if age <= stale_after(view, scrape_timeout_seconds):
+    limit = stale_after(view, scrape_timeout_seconds)
+    if now - view.last_scrape.time <= limit:
         return view
-    stale = view.with_changes(status=Status.STALE, reason=f"no scrape for {format_age(age)}")
-    return view if stale == view else stale
+    reason = stale_reason(limit)
+    if view.status is Status.STALE and view.reason == reason:
+        return view
+    return view.with_changes(status=Status.STALE, reason=reason)
+
+
+def stale_reason(limit_seconds: float) -> str:
+    """The reason of a stale view: "no scrape for over 50s" (`limit_seconds` as `format_age` writes it)."""
+    return f"no scrape for over {format_age(limit_seconds)}"
 
 
 def format_number(value: float) -> str:

@@ -233,7 +233,7 @@ def _scrape(args: argparse.Namespace) -> int:
     from server.settings import load_settings
 
     settings = load_settings(inventory=args.inventory, database_url=args.db)
-    return run_scrape(settings.inventory, settings.database_url)
+    return run_scrape(settings.inventory, settings.database_url, retention_seconds=settings.retention)
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -117,7 +117,13 @@ def _serve(
     state.subscribe(StatusLog())  # one log line per status change, as `millwatch scrape` writes
     scraper = None
     if settings.scrape:
-        scraper = ScraperService(settings.inventory, store, state, max_concurrency=settings.max_concurrency)
+        scraper = ScraperService(
+            settings.inventory,
+            store,
+            state,
+            max_concurrency=settings.max_concurrency,
+            retention_seconds=settings.retention,
+        )
     app = create_app(settings, state=state, store=store, scraper=scraper)
     context: ServerContext = app.state.millwatch
     host, port = sock.getsockname()[:2]

@@ -6,13 +6,17 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from scraper.inventory import parse_duration
 from server.errors import SettingsError
 from server.origins import normalize_origin
 
 PACKAGE_STATIC_DIR = Path(__file__).resolve().parent / "static"
+# The scraper's own default (scraper.service.DEFAULT_RETENTION_SECONDS), not imported from there:
+# the settings are read by light commands (`millwatch check`) that do not load the scraper.
+DEFAULT_RETENTION_SECONDS = 30 * 86400.0
 
 
 class Settings(BaseSettings):
@@ -34,6 +38,10 @@ class Settings(BaseSettings):
     max_concurrency: int = Field(default=16, ge=1, le=1024, description="scrapes in flight at most")
     store_poll_interval: float = Field(
         default=2.0, gt=0, description="seconds between database reads when the scraper runs elsewhere"
+    )
+    retention: Annotated[float, BeforeValidator(parse_duration)] = Field(
+        default=DEFAULT_RETENTION_SECONDS,
+        description="samples older than this are deleted from the database (30d, 12h or seconds)",
     )
     live_batch_interval: float = Field(
         default=0.2, gt=0, le=10, description="seconds over which live changes are gathered into one message"

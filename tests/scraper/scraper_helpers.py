@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import os
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
+from scraper.service import ScraperService
+from scraper.state import FleetState, Status
+from scraper.store import Store
 
 T = TypeVar("T")
 
@@ -37,6 +42,31 @@ def run(coroutine: Awaitable[T], timeout: float = 60.0) -> T:
         return await asyncio.wait_for(coroutine, timeout)
 
     return asyncio.run(bounded())
+
+
+@contextlib.asynccontextmanager
+async def running(
+    inventory: Path, store: Store, state: FleetState, **options: Any
+) -> AsyncIterator[ScraperService]:
+    """A started ScraperService with test-sized intervals (`options` override them); stopped at the end."""
+    settings: dict[str, Any] = {
+        "reload_interval": 0.1,
+        "staleness_interval": 0.2,
+        "store_retry_min": 0.05,
+        "store_retry_max": 0.2,
+    }
+    settings.update(options)
+    service = ScraperService(inventory, store, state, **settings)
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop()
+
+
+def status_of(state: FleetState, machine_id: str) -> Status | None:
+    view = state.get(machine_id)
+    return None if view is None else view.status
 
 
 class FakeExporter:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from scraper_helpers import (
@@ -14,6 +12,8 @@ from scraper_helpers import (
     async_wait_until,
     machine_yaml,
     run,
+    running,
+    status_of,
     write_inventory,
 )
 from support import closed_port_url
@@ -24,30 +24,6 @@ from scraper.state import FleetState, LastScrape, MachineView, Status
 from scraper.store import Store
 
 Exporters = Callable[[], FakeExporter]
-
-
-@contextlib.asynccontextmanager
-async def running(
-    inventory: Path, store: Store, state: FleetState, **options: Any
-) -> AsyncIterator[ScraperService]:
-    settings: dict[str, Any] = {
-        "reload_interval": 0.1,
-        "staleness_interval": 0.2,
-        "store_retry_min": 0.05,
-        "store_retry_max": 0.2,
-    }
-    settings.update(options)
-    service = ScraperService(inventory, store, state, **settings)
-    await service.start()
-    try:
-        yield service
-    finally:
-        await service.stop()
-
-
-def status_of(state: FleetState, machine_id: str) -> Status | None:
-    view = state.get(machine_id)
-    return None if view is None else view.status
 
 
 def test_up_warn_alarm_and_sensor_fault(
@@ -298,7 +274,7 @@ def test_start_keeps_saved_views_of_known_machines_and_marks_old_ones_stale(
     initial = {v.id: v for v in first[0]}
     assert set(initial) == {"kept", "moved"}
     assert initial["kept"].status is Status.STALE
-    assert initial["kept"].reason == "no scrape for 16m"
+    assert initial["kept"].reason == "no scrape for over 1s"  # 3 x 0.3s + 0.25s, a reason that stays put
     assert initial["kept"].readings == {"machine_temperature_celsius": 85.0}
     assert initial["kept"].name == "New Name"  # identity comes from the inventory
     assert initial["moved"].status is Status.UNKNOWN and initial["moved"].readings == {}
@@ -345,6 +321,7 @@ def test_scrape_now(tmp_path: Path, sqlite_store: Store, exporter: FakeExporter)
             exporter.set_readings(temperature=91.5)
             view = await service.scrape_now("on")
             assert view.status is Status.WARN and state.get("on") == view
+            await async_wait_until(lambda: service.pending_samples == 0, what="the samples written")
             assert sqlite_store.query_samples(
                 "on", "machine_temperature_celsius", view.last_scrape.time, 2e9
             ) == [  # type: ignore[union-attr]
@@ -372,8 +349,10 @@ def test_staleness_sweep(tmp_path: Path, sqlite_store: Store, exporter: FakeExpo
             await async_wait_until(lambda: status_of(state, "m") is Status.UP, what="up")
             assert service.sweep_staleness(time.time()) == []
             (stale,) = service.sweep_staleness(time.time() + 3 * 3600 + 10)
-            assert stale.status is Status.STALE and stale.reason == "no scrape for 3h"
+            assert stale.status is Status.STALE and stale.reason == "no scrape for over 3h"
             assert status_of(state, "m") is Status.STALE
+            # Later sweeps change nothing: the stale fleet is not sent to the browsers again.
+            assert service.sweep_staleness(time.time() + 5 * 3600) == []
 
     run(scenario())
 

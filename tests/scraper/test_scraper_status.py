@@ -196,9 +196,22 @@ def test_staleness_after_three_intervals_plus_the_timeout() -> None:
     assert apply_staleness(view, T0 + 50, scrape_timeout_seconds=5) is view  # 3 x 15 + 5 = 50: not yet
     stale = apply_staleness(view, T0 + 94, scrape_timeout_seconds=5)
     assert stale.status is Status.STALE
-    assert stale.reason == "no scrape for 94s"
+    assert stale.reason == "no scrape for over 50s"
     assert stale.readings == view.readings
-    assert apply_staleness(view, T0 + 3 * 3600, scrape_timeout_seconds=5).reason == "no scrape for 3h"
+    assert stale.last_scrape == view.last_scrape  # the page shows the age from the last scrape's time
+
+
+def test_the_stale_reason_names_the_limit_and_does_not_change_while_stale() -> None:
+    # A reason that changed every sweep ("5s" -> "10s") would re-send the whole stale fleet to every
+    # browser each time; the same object back means the fleet state sees no change at all.
+    stale = apply_staleness(scraped(T0), T0 + 94, scrape_timeout_seconds=5)
+    assert apply_staleness(stale, T0 + 99, scrape_timeout_seconds=5) is stale
+    assert apply_staleness(stale, T0 + 3 * 3600, scrape_timeout_seconds=5) is stale
+    hourly = apply_staleness(scraped(T0, interval=3600), T0 + 86400, scrape_timeout_seconds=10)
+    assert hourly.reason == "no scrape for over 3h"
+    assert apply_staleness(scraped(T0, interval=20), T0 + 66, scrape_timeout_seconds=5).reason == (
+        "no scrape for over 65s"
+    )
 
 
 def test_staleness_without_the_timeout_allows_a_whole_interval_for_it() -> None:

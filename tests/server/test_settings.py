@@ -42,3 +42,28 @@ def test_invalid_values_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
         load_settings(port=70000)
     assert any(p.startswith("MILLWATCH_MAX_CONCURRENCY:") for p in caught.value.problems)
     assert any(p.startswith("port:") for p in caught.value.problems)
+
+
+def test_retention_defaults_to_the_scrapers_30_days(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scraper.service import DEFAULT_RETENTION_SECONDS as SCRAPER_DEFAULT
+
+    monkeypatch.delenv("MILLWATCH_RETENTION", raising=False)
+    assert load_settings().retention == 30 * 86400 == SCRAPER_DEFAULT
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30d", 2_592_000), ("12h", 43_200), ("1d12h", 129_600), ("90", 90)]
+)
+def test_retention_takes_durations(monkeypatch: pytest.MonkeyPatch, text: str, seconds: float) -> None:
+    monkeypatch.setenv("MILLWATCH_RETENTION", text)
+    assert load_settings().retention == seconds
+
+
+@pytest.mark.parametrize(
+    ("text", "message"), [("a month", "must be a duration"), ("0", "must be greater than 0")]
+)
+def test_a_bad_retention_is_named(monkeypatch: pytest.MonkeyPatch, text: str, message: str) -> None:
+    monkeypatch.setenv("MILLWATCH_RETENTION", text)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert [p for p in caught.value.problems if p.startswith("MILLWATCH_RETENTION:") and message in p]
