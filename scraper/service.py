@@ -372,13 +372,16 @@ class ScraperService:
         """Delete the samples older than the retention now; returns how many were deleted.
 
         0 when the retention is off. A failure of the store is logged and counted in
-        `store_failures_total` (the next run tries again), not raised.
+        `store_failures_total` (the next run tries again), not raised. `stop` ends a long prune
+        after its current batch.
         """
         retention = self._retention
         if retention is None:
             return 0
         try:
-            deleted = await in_daemon_thread(partial(self._store.prune, time.time() - retention))
+            deleted = await in_daemon_thread(
+                partial(self._store.prune, time.time() - retention, keep_going=lambda: not self._stopping)
+            )
         except StoreError as e:
             self.store_failures_total += 1
             log.warning("retention: %s", e)

@@ -17,7 +17,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,13 +196,20 @@ class Store:
         with self._operation("delete_views"), self._write_lock, self._engine.begin() as connection:
             connection.execute(table.delete().where(table.c.machine_id.in_(ids)))
 
-    def prune(self, before: float, *, batch_rows: int = PRUNE_BATCH_ROWS) -> int:
+    def prune(
+        self,
+        before: float,
+        *,
+        batch_rows: int = PRUNE_BATCH_ROWS,
+        keep_going: Callable[[], bool] = lambda: True,
+    ) -> int:
         """Delete every sample older than `before` (Unix seconds); returns how many were deleted.
 
         Deletes the oldest first, about `batch_rows` at a time, each batch its own transaction, so
         that a big delete never holds the database's write lock for long: writes of the scraper go
-        on between batches. Series and saved views are kept. Raises StoreError; the batches deleted
-        before the error stay deleted.
+        on between batches. Before each batch `keep_going()` is asked, and a False ends the prune
+        there (a stopping service does not wait for the rest). Series and saved views are kept.
+        Raises StoreError; the batches deleted before the error stay deleted.
         """
         if batch_rows < 1:
             raise ValueError("batch_rows must be at least 1")
@@ -217,14 +224,15 @@ class Store:
             .offset(batch_rows - 1)
         )
         deleted = 0
-        while True:
+        while keep_going():
             with self._operation("prune"), self._write_lock, self._engine.begin() as connection:
                 cutoff = connection.execute(nth_oldest).scalar_one_or_none()
                 last = cutoff is None
                 condition = samples.c.time < before if cutoff is None else samples.c.time <= cutoff
                 deleted += connection.execute(samples.delete().where(condition)).rowcount
             if last:
-                return deleted
+                break
+        return deleted
 
     def _series_ids(
         self, connection: Connection, machine_id: str, keys: set[SeriesKey], new: dict[SeriesKey, int]

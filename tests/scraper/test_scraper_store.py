@@ -279,6 +279,20 @@ def test_prune_deletes_only_older_samples_in_batches(store: Store, store_url: st
     assert store.prune(T0 + 100, batch_rows=1) == 0
 
 
+def test_prune_stops_between_batches_when_told(store: Store) -> None:
+    for step in range(10):
+        store.write_samples("m", T0 + step, [Sample("machine_temperature_celsius", {}, step)])
+    asked: list[int] = []
+
+    def keep_going() -> bool:
+        asked.append(1)
+        return len(asked) <= 2  # two batches, then the service is stopping
+
+    assert store.prune(T0 + 100, batch_rows=3, keep_going=keep_going) == 6
+    assert sample_times(store) == [T0 + step for step in range(6, 10)]
+    assert store.prune(T0 + 100, keep_going=lambda: False) == 0
+
+
 def test_prune_keeps_the_saved_views(store: Store) -> None:
     store.write([SampleBatch("ironcast_berlin", T0, scrape())], [full_view()])
     assert store.prune(T0 + 1) == 4

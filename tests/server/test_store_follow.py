@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from server_helpers import make_view, wait_until
 
 from scraper.state import FleetState, LastScrape, Status
 from scraper.store import Store
+from server.follower import StoreFollower
 
 
 def machine(base: str, machine_id: str) -> dict:
@@ -65,3 +67,28 @@ def test_views_written_by_another_store_are_shown_then_turn_stale(
     finally:
         writer.close()
         reader.close()
+
+
+def test_a_stale_fleet_is_not_sent_again_at_every_read(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    store = Store(url)
+    store.migrate()
+    last = LastScrape(time=time.time() - 65, duration_seconds=0.01)  # stale after 60 s
+    store.save_views([make_view(f"press_{i}", last_scrape=last) for i in range(3)])
+    state = FleetState()
+    sent: list[list[str]] = []
+    state.subscribe(lambda changed, removed: sent.append([v.id for v in changed]))
+    now = [time.time()]
+    follower = StoreFollower(store, state, clock=lambda: now[0])
+
+    async def reads() -> None:
+        for _ in range(4):  # every 2 s in `serve --no-scrape`; the machines' age grows each time
+            assert await follower.reload_once()
+            now[0] += 2.0
+
+    try:
+        asyncio.run(reads())
+    finally:
+        store.close()
+    assert sent == [["press_0", "press_1", "press_2"]]  # once, when they turned stale
+    assert {v.reason for v in state.snapshot()} == {"no scrape for over 60s"}  # 4 x 15 s, without the timeout
