@@ -22,11 +22,16 @@ log = logging.getLogger("millwatch.scrape")
 
 
 def run_scrape(
-    inventory_path: Path, db_url: str, *, retention_seconds: float | None = DEFAULT_RETENTION_SECONDS
+    inventory_path: Path,
+    db_url: str,
+    *,
+    retention_seconds: float | None = DEFAULT_RETENTION_SECONDS,
+    max_concurrency: int = 16,
 ) -> int:
     """Run the scraper until SIGINT/SIGTERM, then return 0 (the process exit code).
 
-    Samples older than `retention_seconds` are deleted from the database (None: kept forever).
+    Samples older than `retention_seconds` are deleted from the database (None: kept forever); at
+    most `max_concurrency` scrapes are in flight at once.
 
     Checked in the order `millwatch serve` checks them, before anything is started: the inventory
     (InventoryUnreadable or InventoryError with every problem; no database file is created), then
@@ -34,16 +39,24 @@ def run_scrape(
     """
     inventory_path = Path(inventory_path)
     load_inventory(inventory_path)
-    return asyncio.run(_scrape(inventory_path, db_url, retention_seconds))
+    return asyncio.run(_scrape(inventory_path, db_url, retention_seconds, max_concurrency))
 
 
-async def _scrape(inventory_path: Path, db_url: str, retention_seconds: float | None) -> int:
+async def _scrape(
+    inventory_path: Path, db_url: str, retention_seconds: float | None, max_concurrency: int
+) -> int:
     store = Store(db_url)
     try:
         await asyncio.to_thread(store.migrate)
         state = FleetState()
         state.subscribe(StatusLog())
-        service = ScraperService(inventory_path, store, state, retention_seconds=retention_seconds)
+        service = ScraperService(
+            inventory_path,
+            store,
+            state,
+            retention_seconds=retention_seconds,
+            max_concurrency=max_concurrency,
+        )
         await service.start()  # the file may have changed since it was checked: InventoryError again
     except BaseException:
         store.close()

@@ -233,7 +233,12 @@ def _scrape(args: argparse.Namespace) -> int:
     from server.settings import load_settings
 
     settings = load_settings(inventory=args.inventory, database_url=args.db)
-    return run_scrape(settings.inventory, settings.database_url, retention_seconds=settings.retention)
+    return run_scrape(
+        settings.inventory,
+        settings.database_url,
+        retention_seconds=settings.retention,
+        max_concurrency=settings.max_concurrency,
+    )
 
 
 def _check(args: argparse.Namespace) -> int:

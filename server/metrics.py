@@ -26,6 +26,10 @@ class ScraperCounters(Protocol):
     scrape_failures_total: int
     store_failures_total: int
     samples_dropped_total: int
+    samples_pruned_total: int
+
+    @property
+    def pending_samples(self) -> int: ...
 
 
 class FollowerCounters(Protocol):
@@ -83,6 +87,11 @@ class ServerCollector(Collector):
                 s.samples_dropped_total if s else 0,
             ),
             (
+                "millwatch_samples_pruned",
+                "Samples deleted from the database because they were older than the retention.",
+                s.samples_pruned_total if s else 0,
+            ),
+            (
                 "millwatch_store_reload_failures",
                 "Failed reads of the machines' states from the database (server without scraper).",
                 self._follower.reload_failures_total if self._follower else 0,
@@ -91,6 +100,12 @@ class ServerCollector(Collector):
             counter = CounterMetricFamily(name, help_text)
             counter.add_metric([], value)
             yield counter
+
+        pending = GaugeMetricFamily(
+            "millwatch_samples_pending", "Scraped samples waiting to be written to the database."
+        )
+        pending.add_metric([], s.pending_samples if s else 0)
+        yield pending
 
         by_status = Counter(v.status for v in self._state.snapshot())
         machines = GaugeMetricFamily(

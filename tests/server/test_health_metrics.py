@@ -105,6 +105,8 @@ def test_metrics_report_machines_by_status_and_websocket_clients(state: FleetSta
         "millwatch_scrape_failures_total",
         "millwatch_store_failures_total",
         "millwatch_samples_dropped_total",
+        "millwatch_samples_pruned_total",
+        "millwatch_samples_pending",
         "millwatch_websocket_slow_disconnects_total",
     ):
         assert got[(counter, ())] == 0
