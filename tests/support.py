@@ -46,6 +46,14 @@ def wait_until(predicate: Callable[[], T], timeout: float = 10.0, what: str = "c
         time.sleep(0.02)
 
 
+def write_atomically(path: Path, text: str) -> Path:
+    """Replace `path` by `text` in one step (as editors save), so a file watcher never sees half a file."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+    return path
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago (for subprocesses that bind it themselves)."""
     with socket.socket() as s:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
-import os
 import socket
 import threading
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from support import write_atomically
 
 from scraper.service import ScraperService
 from scraper.state import FleetState, Status
@@ -202,10 +202,7 @@ def write_inventory(path: Path, machines: list[str], defaults: str | None = None
         )
     )
     text += "machines:\n" + "".join(machines) if machines else "machines: []\n"
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-    return path
+    return write_atomically(path, text)
 
 
 class RawServer:

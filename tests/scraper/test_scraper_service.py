@@ -16,7 +16,7 @@ from scraper_helpers import (
     status_of,
     write_inventory,
 )
-from support import closed_port_url
+from support import closed_port_url, write_atomically
 
 from scraper.errors import InventoryError, UnknownMachineError
 from scraper.service import ScraperService
@@ -211,7 +211,7 @@ def test_a_broken_inventory_keeps_the_last_good_fleet(
         async with running(path, sqlite_store, state) as service:
             await async_wait_until(lambda: status_of(state, "b") is Status.UP, what="b up")
             good = path.read_text()
-            path.write_text(good + "  - {id: c, url: 'ftp://nowhere'}\n  - id: [broken\n")
+            write_atomically(path, good + "  - {id: c, url: 'ftp://nowhere'}\n  - id: [broken\n")
             error = await async_wait_until(lambda: service.inventory_error, what="the inventory error")
             assert error.startswith(f"{path}:")
             assert "YAML syntax error" in error
@@ -219,7 +219,7 @@ def test_a_broken_inventory_keeps_the_last_good_fleet(
             scraped = b.requests.copy()
             await async_wait_until(lambda: len(b.requests) > len(scraped) + 2, what="scraping to go on")
 
-            path.write_text(good + "  - {id: c, url: 'ftp://nowhere'}\n")  # valid YAML, invalid inventory
+            write_atomically(path, good + "  - {id: c, url: 'ftp://nowhere'}\n")  # valid YAML, bad inventory
             await async_wait_until(
                 lambda: (
                     service.inventory_error
@@ -228,7 +228,7 @@ def test_a_broken_inventory_keeps_the_last_good_fleet(
                 what="the new problem",
             )
             assert f"{path}:" in (service.inventory_error or "")
-            path.write_text(good)
+            write_atomically(path, good)
             await async_wait_until(lambda: service.inventory_error is None, what="the error cleared")
             assert [v.id for v in state.snapshot()] == ["a", "b"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 from server_helpers import metric_samples, running_app, wait_until
-from support import free_port, get_json
+from support import free_port, get_json, write_atomically
 from websockets.sync.client import connect
 
 from scraper.errors import InventoryError
@@ -57,15 +57,14 @@ def test_scraper_results_reach_api_live_clients_health_and_metrics(
         assert metrics[("millwatch_machines", (("status", "down"),))] == 1
 
         # A broken edit keeps the fleet and says what is wrong, with file and line.
-        inventory.write_text(inventory.read_text() + "  - id: Bad Id\n    url: http://x\n")
+        write_atomically(inventory, inventory.read_text() + "  - id: Bad Id\n    url: http://x\n")
 
-        def reported() -> str:
+        def reported() -> bool:
             error = get_json(f"{base}/healthz")["inventory_error"]
-            assert error, "no inventory_error yet"
-            return str(error)
+            assert error and f"{inventory}:5: machines[1].id" in error, error
+            return True
 
-        error = wait_until(reported, what="the inventory error in /healthz")
-        assert f"{inventory}:5: machines[1].id" in error
+        wait_until(reported, what="the inventory error in /healthz")
         assert [m["id"] for m in get_json(f"{base}/api/machines")["machines"]] == ["lathe_01"]
     finally:
         store.close()
