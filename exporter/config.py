@@ -17,11 +17,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
 from exporter.durations import parse_duration
 from exporter.errors import ConfigError
+from exporter.yamltext import YAMLSyntaxError, load_roundtrip
 
 DEFAULT_PORT = 9817
 DEFAULT_BUFFER_PATH = "./millwatch-buffer.sqlite"
@@ -184,15 +182,9 @@ def _read_yaml(source: str) -> Any:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"the file is not UTF-8 text (byte {exc.start})", source=source) from exc
     try:
-        return YAML(typ="rt").load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = None if mark is None else mark.line + 1
-        words = [w for w in (exc.problem, exc.context and f"({exc.context})") if w]
-        message = " ".join(words) if words else "invalid YAML"
-        raise ConfigError("YAML syntax error: " + _one_line(message), source=source, line=line) from exc
-    except YAMLError as exc:
-        raise ConfigError("YAML syntax error: " + _one_line(str(exc)), source=source) from exc
+        return load_roundtrip(text)
+    except YAMLSyntaxError as exc:
+        raise ConfigError(exc.message, source=source, line=exc.line) from exc
 
 
 def _apply_overrides(data: Any, overrides: Mapping[str, object]) -> frozenset[KeyPath]:

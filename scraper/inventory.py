@@ -26,11 +26,10 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from exporter import durations as exporter_durations
+from exporter.yamltext import YAMLSyntaxError, load_roundtrip
 from scraper.errors import InventoryError, InventoryUnreadable, Problem
 from scraper.state import Location, MachineView, Status, Threshold
 
@@ -356,21 +355,10 @@ def check_command(path: str | Path, out: TextIO | None = None, err: TextIO | Non
 
 
 def _parse_yaml(text: str, name: str) -> Any:
-    yaml = YAML(typ="rt")
     try:
-        return yaml.load(text)
-    except MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = None if mark is None else mark.line + 1
-        message = e.problem or e.context or "invalid YAML"
-        if e.context and e.problem:
-            message = f"{e.problem} ({e.context})"
-        raise InventoryError([Problem(name, line, "", f"YAML syntax error: {message}")]) from e
-    except YAMLError as e:
-        position = getattr(e, "position", None)
-        line = text[:position].count("\n") + 1 if isinstance(position, int) else None
-        first = str(e).splitlines()[0] if str(e) else "invalid YAML"
-        raise InventoryError([Problem(name, line, "", f"YAML syntax error: {first}")]) from e
+        return load_roundtrip(text)
+    except YAMLSyntaxError as e:
+        raise InventoryError([Problem(name, e.line, "", e.message)]) from e
 
 
 def _plain(node: Any) -> Any:
