@@ -31,8 +31,8 @@ demo: install
 	$(BIN)/millwatch demo --machines $(DEMO_MACHINES) --port $(DEMO_PORT)
 
 lint: install
-	$(BIN)/ruff check exporter scraper server tests bench
-	$(BIN)/ruff format --check exporter scraper server tests bench
+	$(BIN)/ruff check exporter millwatch_common scraper server tests bench
+	$(BIN)/ruff format --check exporter millwatch_common scraper server tests bench
 	$(BIN)/mypy
 	cd web && npx tsc --noEmit -p .
 

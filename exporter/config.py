@@ -17,11 +17,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from exporter.durations import parse_duration
 from exporter.errors import ConfigError
-from exporter.yamltext import YAMLSyntaxError, load_roundtrip
+from millwatch_common.durations import parse_duration
+from millwatch_common.names import CHANNEL_METRIC, MACHINE_ID
+from millwatch_common.names import DEFAULT_EXPORTER_PORT as DEFAULT_PORT
+from millwatch_common.yamltext import YAMLSyntaxError, load_roundtrip
 
-DEFAULT_PORT = 9817
 DEFAULT_BUFFER_PATH = "./millwatch-buffer.sqlite"
 DEFAULT_ALIASES: Mapping[str, str] = {"T": "temperature", "P": "pressure", "S": "speed", "RPM": "speed"}
 SUPPORTED_FORMATS = ("kv",)
@@ -32,8 +33,6 @@ COMMAND_LINE = "command line"
 
 # Reading keys as the line parser accepts them (see exporter.lineformat).
 READING_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
-MACHINE_ID = re.compile(r"^[a-z0-9_-]+$")
-CHANNEL_METRIC = re.compile(r"^machine_[a-z0-9_]+$")
 _PARITIES = {"N": "N", "E": "E", "O": "O", "M": "M", "S": "S"}
 _PARITY_NAMES = {"none": "N", "even": "E", "odd": "O", "mark": "M", "space": "S"}
 _BYTESIZES = (5, 6, 7, 8)

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from html import escape
 
 from exporter.config import ExporterConfig
-from exporter.durations import format_duration
 from exporter.serial_reader import ReaderStatus
+from millwatch_common.durations import format_duration
 
 REFRESH_SECONDS = 5
 MAX_LISTED_EXTRA_KEYS = 20

@@ -8,7 +8,6 @@ fixes the file in one pass. The file format is documented in docs/inventory.md.
 from __future__ import annotations
 
 import math
-import re
 import sys
 import typing
 from collections.abc import Iterator, Mapping, Sequence
@@ -28,8 +27,11 @@ from pydantic import (
 )
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from exporter import durations as exporter_durations
-from exporter.yamltext import YAMLSyntaxError, load_roundtrip
+from millwatch_common import durations as common_durations
+from millwatch_common.names import LABEL_NAME as _LABEL_NAME
+from millwatch_common.names import MACHINE_ID as _MACHINE_ID
+from millwatch_common.names import METRIC_NAME as _METRIC_NAME
+from millwatch_common.yamltext import YAMLSyntaxError, load_roundtrip
 from scraper.errors import InventoryError, InventoryUnreadable, Problem
 from scraper.state import Location, MachineView, Status, Threshold
 
@@ -41,10 +43,6 @@ DEFAULT_TIMEOUT_SHARE = 0.8
 # Longer intervals or timeouts are surely mistakes, and far longer ones overflow the scheduler's dates.
 MAX_SCRAPE_DURATION = 86400.0
 
-_MACHINE_ID = re.compile(r"^[a-z0-9_-]+$")
-_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-
 
 # --- field types ---------------------------------------------------------------------------------
 
@@ -52,11 +50,11 @@ _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 def parse_duration(value: object) -> float:
     """Seconds from "500ms", "15s", "2m", "1h", "1d", combinations such as "1m30s", or a number.
 
-    The grammar is the exporter's (`exporter.durations`), so both files read durations alike.
+    The grammar is the exporter's (`millwatch_common.durations`), so both files read durations alike.
     Raises ValueError (with the text shown to the operator) for anything else or a duration <= 0.
     """
     try:
-        seconds = exporter_durations.parse_seconds(value)
+        seconds = common_durations.parse_seconds(value)
     except ValueError:
         raise ValueError("must be a duration such as 15s, 500ms, 2m or a number of seconds") from None
     if not math.isfinite(seconds) or seconds <= 0:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from millwatch_common.names import MACHINE_INFO_METRIC, READING_PREFIX
 from scraper.errors import ScrapeError
 from scraper.exposition import Sample
 from scraper.inventory import Machine
@@ -26,8 +27,7 @@ from scraper.state import LastScrape, MachineView, Status, SystemSummary, Thresh
 
 SERIAL_UP = "millwatch_serial_up"
 SERIAL_LAST_READING = "millwatch_serial_last_reading_timestamp_seconds"
-READING_PREFIX = "machine_"
-NOT_A_READING = frozenset({"machine_info"})
+NOT_A_READING = frozenset({MACHINE_INFO_METRIC})
 STALE_AFTER_INTERVALS = 3
 
 

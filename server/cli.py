@@ -305,8 +305,8 @@ def _port(text: str) -> int:
 
 
 def _duration(text: str) -> float:
-    # The inventory's grammar (exporter.durations, in the base install) and its bounds.
-    from exporter.durations import parse_seconds
+    # The inventory's grammar (millwatch_common.durations, in the base install) and its bounds.
+    from millwatch_common.durations import parse_seconds
 
     try:
         seconds = parse_seconds(text)

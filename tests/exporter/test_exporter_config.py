@@ -15,8 +15,8 @@ from exporter.config import (
     load_config,
     parse_config,
 )
-from exporter.durations import format_duration, parse_duration
 from exporter.errors import ConfigError
+from millwatch_common.durations import format_duration, parse_duration
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,7 @@
-"""Durations as people write them in exporter.yaml: `500ms`, `30s`, `5m`, `24h`, `7d`, or seconds."""
+"""Durations as people write them in exporter.yaml and machines.yaml.
+
+`500ms`, `30s`, `5m`, `24h`, `7d`, combinations such as `1m30s`, or a plain number of seconds.
+"""
 
 from __future__ import annotations
 
