@@ -13,7 +13,6 @@ from scraper_helpers import FakeExporter
 from scraper.store import Store
 
 POSTGRES_ENV = "MILLWATCH_TEST_POSTGRES_URL"
-SCRAPER_TABLES = ("samples", "series", "machine_state", "scraper_alembic_version")
 
 
 @pytest.fixture
@@ -51,12 +50,13 @@ def postgres_url() -> str:
 
 
 def drop_scraper_tables(url: str) -> None:
-    """This test suite is the only user of these tables in the test database: start from nothing."""
+    """This test suite is the only user of the test database: start from an empty `public` schema,
+    so that every table a migration creates (today's and tomorrow's) is gone."""
     engine = sa.create_engine(url)
     try:
         with engine.begin() as connection:
-            for table in SCRAPER_TABLES:
-                connection.execute(sa.text(f"DROP TABLE IF EXISTS {table} CASCADE"))
+            connection.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
+            connection.execute(sa.text("CREATE SCHEMA public"))
     finally:
         engine.dispose()
 
