@@ -1,4 +1,4 @@
-"""The `millwatch` command of the central host: serve, scrape, check, simulate-serial, demo.
+"""The `millwatch` command of the central host: serve, scrape, check, simulate-serial, demo, bundle.
 
 The exporter-only install of a machine PC (Python 3.9 or newer, no pydantic, FastAPI, SQLAlchemy,
 httpx or APScheduler) has this command too, for `simulate-serial`. So this module imports nothing
@@ -17,7 +17,7 @@ from pathlib import Path
 
 PROG = "millwatch"
 LOG_LEVELS = ("debug", "info", "warning", "error")
-CENTRAL_COMMANDS = frozenset({"serve", "scrape", "check", "demo"})
+CENTRAL_COMMANDS = frozenset({"serve", "scrape", "check", "demo", "bundle"})
 # scraper/fetch.py uses asyncio.timeout (3.11); the exporter alone runs on 3.9.
 CENTRAL_PYTHON = (3, 11)
 # Defaults shown by --help; server.settings.Settings holds the real ones (a test keeps them equal),
@@ -34,6 +34,7 @@ CENTRAL_MODULES = frozenset(
         "anyio",
         "apscheduler",
         "fastapi",
+        "hatchling",
         "httpcore",
         "httpx",
         "pydantic",
@@ -193,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_log_level(demo, default="warning")
     demo.set_defaults(handler=_demo)
+
+    _add_bundle(sub)
     return parser
 
 
@@ -262,6 +265,62 @@ def _demo(args: argparse.Namespace) -> int:
             log_level=args.log_level,
         )
     )
+
+
+def _add_bundle(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from server.bundle_targets import PLATFORMS, PYTHON_VERSIONS
+
+    bundle = sub.add_parser(
+        "bundle",
+        help="the offline machine package: one zip with the exporter's wheels and its installer",
+        description="Write one zip that installs the exporter on a machine PC with no internet: the "
+        "exporter's own wheel (exporter code only), its dependencies' wheels for the platform and "
+        "Python version, an exporter.yaml example, INSTALL.bat/UNINSTALL.bat (Windows) or install.sh "
+        "and a systemd unit (Linux). Wheels come from the package index, or from --wheels DIR alone.",
+        epilog="On a host with internet, --download-to DIR fills a wheel folder that --wheels DIR can "
+        "use later on an offline host. The technician's guide: docs/install-machine.md.",
+    )
+    bundle.add_argument("--platform", required=True, choices=PLATFORMS, help="the machine PC's platform")
+    bundle.add_argument(
+        "--python-version",
+        required=True,
+        choices=PYTHON_VERSIONS,
+        help="the Python version installed on the machine PC (X.Y)",
+    )
+    bundle.add_argument("-o", "--output", type=Path, metavar="DIR", help="folder to write the zip into")
+    source = bundle.add_mutually_exclusive_group()
+    source.add_argument(
+        "--wheels",
+        type=Path,
+        metavar="DIR",
+        help="take the dependency wheels from this folder only (no network)",
+    )
+    source.add_argument(
+        "--download-to",
+        type=Path,
+        metavar="DIR",
+        help="instead of a zip: download the dependency wheels for --platform/--python-version into DIR",
+    )
+    bundle.set_defaults(handler=_bundle)
+
+
+def _bundle(args: argparse.Namespace) -> int:
+    from server.bundle import build_bundle, download_for_offline
+    from server.bundle_targets import Target
+
+    target = Target(args.platform, args.python_version)
+    if args.download_to is not None:
+        wheels = download_for_offline(target, args.download_to)
+        where = f"{target.platform}, Python {target.python_version}"
+        print(f"{PROG}: {len(wheels)} wheels for {where} in {args.download_to}")
+        return 0
+    if args.output is None:
+        return _fail("bundle: give -o DIR (the folder to write the zip into) or --download-to DIR")
+    result = build_bundle(target, args.output, wheels_dir=args.wheels)
+    for wheel in result.wheels:
+        print(f"  {wheel}")
+    print(f"{PROG}: wrote {result.path} ({result.size / 1024:.0f} KiB)")
+    return 0
 
 
 def _add_inventory_and_db(parser: argparse.ArgumentParser) -> None:

@@ -3,7 +3,10 @@
     ServerError                 base: every error the `millwatch` command reports in one line
      ├── ListenError            the server cannot listen on host:port (address in use, not permitted, ...)
      ├── SettingsError          a setting (environment variable or flag) has an invalid value
-     └── DemoError              `millwatch demo` could not set up its simulated fleet
+     ├── DemoError              `millwatch demo` could not set up its simulated fleet
+     └── BundleError            `millwatch bundle` could not build the offline machine package
+          ├── WheelsUnavailable a wheel the exporter needs is not to be had (registry or --wheels folder)
+          └── WheelMismatch     a wheel does not fit the bundle's platform and Python version
 
 Errors of the other packages (`scraper.errors.InventoryError`, `scraper.errors.StoreError`) pass
 through unchanged; the CLI turns each into its own message and exit status.
@@ -36,6 +39,27 @@ class SettingsError(ServerError):
 
 class DemoError(ServerError):
     """The demo fleet could not be set up (for example an exporter failed to start)."""
+
+
+class BundleError(ServerError):
+    """The offline bundle could not be built; nothing is left in the output folder."""
+
+
+class WheelsUnavailable(BundleError):
+    """pip could not provide a wheel of the exporter or of one of its dependencies."""
+
+
+class WheelMismatch(BundleError):
+    """A wheel's tags do not fit the platform and Python version the bundle is for."""
+
+    def __init__(self, wheel: str, platform: str, python_version: str) -> None:
+        self.wheel = wheel
+        self.platform = platform
+        self.python_version = python_version
+        super().__init__(
+            f"{wheel} does not fit {platform} with CPython {python_version}: "
+            "a machine PC could not install it; give wheels built for that platform and Python"
+        )
 
 
 def format_host_port(host: str, port: int) -> str:
