@@ -35,6 +35,7 @@ CENTRAL_MODULES = frozenset(
         "apscheduler",
         "fastapi",
         "hatchling",
+        "packaging",
         "httpcore",
         "httpx",
         "pydantic",
