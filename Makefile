@@ -9,8 +9,19 @@ WEB_SOURCES := $(shell find web/src web/index.html web/vite.config.ts web/tsconf
 DEMO_MACHINES ?= 50
 DEMO_PORT ?= 8000
 PYTEST_ARGS ?=
+# The exporter's tests run a second time under the oldest Python it supports, in a venv holding only
+# the exporter's install (from the offline bundle): that proves the 3.9 claim and that the exporter
+# needs nothing of the central side.
+PY39 ?= $(firstword $(wildcard /root/.pyenv/versions/3.9*/bin/python3.9) $(shell command -v python3.9 2>/dev/null))
+VENV39 := .cache/venv-exporter-py39
+# Dependency wheels for the bundle tests (tests/server/test_bundle.py, make test-exporter-py39):
+# fetched once from the registry here, so that no test reaches it.
+BUNDLE_WHEELS := .cache/bundle-wheels
+CENTRAL_CP := $(shell $(PYTHON) -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
+BUNDLE_WHEEL_DIRS := $(BUNDLE_WHEELS)/linux_x86_64-$(CENTRAL_CP) $(BUNDLE_WHEELS)/win_amd64-cp39 \
+	$(BUNDLE_WHEELS)/linux_x86_64-cp39
 
-.PHONY: install demo test lint test-python test-web bench clean
+.PHONY: install demo test lint test-python test-web test-exporter-py39 bundle-wheels bench clean
 
 install: $(VENV)/.stamp-python server/static/index.html
 
@@ -36,10 +47,34 @@ lint: install
 	$(BIN)/mypy
 	cd web && npx tsc --noEmit -p .
 
-test: install lint test-web test-python
+test: install lint test-web test-python test-exporter-py39
 
-test-python: install
+test-python: install bundle-wheels
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bundle-wheels: $(addsuffix /.stamp,$(BUNDLE_WHEEL_DIRS))
+
+# <platform>-cp<XY>: `millwatch bundle --download-to` for that platform and Python version.
+$(BUNDLE_WHEELS)/%/.stamp: pyproject.toml | install
+	rm -rf $(BUNDLE_WHEELS)/$*
+	$(BIN)/millwatch bundle --platform $(firstword $(subst -, ,$*)) \
+		--python-version $(shell echo $(lastword $(subst -, ,$*)) | sed 's/^cp\(.\)/\1./') \
+		--download-to $(BUNDLE_WHEELS)/$*
+	touch $@
+
+test-exporter-py39: install $(BUNDLE_WHEELS)/linux_x86_64-cp39/.stamp
+	@test -n "$(PY39)" || { echo "make: Python 3.9 not found: install it or give PY39=/path/to/python3.9" >&2; exit 1; }
+	rm -rf .cache/bundle-py39
+	$(BIN)/millwatch bundle --platform linux_x86_64 --python-version 3.9 -o .cache/bundle-py39 \
+		--wheels $(BUNDLE_WHEELS)/linux_x86_64-cp39 >/dev/null
+	cd .cache/bundle-py39 && $(CURDIR)/$(BIN)/python -m zipfile -e *.zip .
+	test -x $(VENV39)/bin/python || $(PY39) -m venv $(VENV39)
+	$(VENV39)/bin/python -m pip install --quiet --no-index --find-links .cache/bundle-py39/*/wheels \
+		--force-reinstall millwatch-exporter
+	test -x $(VENV39)/bin/pytest || $(VENV39)/bin/python -m pip install --quiet "pytest>=8.0" "pytest-timeout>=2.3"
+	# The console script, not `python -m pytest`: the source tree stays off sys.path, so the tests
+	# import the installed exporter.
+	MILLWATCH_EXPORTER_ONLY=1 $(VENV39)/bin/pytest -p no:cacheprovider tests/exporter -q $(PYTEST_ARGS)
 
 test-web: install
 	cd web && npx vitest run
@@ -48,4 +83,4 @@ bench: install
 	$(BIN)/python bench/scrape_fleet.py
 
 clean:
-	rm -rf $(VENV) web/node_modules server/static .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) web/node_modules server/static .pytest_cache .mypy_cache .ruff_cache .cache

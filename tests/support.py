@@ -1,5 +1,10 @@
 """Helpers shared by the test folders: waiting with a deadline, free ports, real exporters on
-simulated sensors, and `millwatch` as a subprocess."""
+simulated sensors, and `millwatch` as a subprocess.
+
+tests/exporter also runs under Python 3.9 in a venv holding only the exporter's install (make
+test-exporter-py39): this module imports nothing else at import time; httpx (central) is imported
+by the helpers that need it.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +18,6 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
-
-import httpx
 
 from exporter.app import ExporterApp
 from exporter.config import parse_config
@@ -68,6 +71,8 @@ def closed_port_url() -> str:
 
 def get_json(url: str) -> Any:
     """The JSON body of GET url, or None when nothing answers there (yet)."""
+    import httpx
+
     try:
         return httpx.get(url, timeout=5).json()
     except httpx.TransportError:
@@ -118,6 +123,8 @@ class MillwatchProcess:
 
     def wait_healthy(self, port: int, timeout: float = 30.0) -> None:
         """Wait until /healthz on 127.0.0.1:port answers 200 (AssertionError, with the log, if it exits)."""
+
+        import httpx
 
         def healthy() -> bool:
             if not self.running():
