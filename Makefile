@@ -79,8 +79,9 @@ test-exporter-py39: install $(BUNDLE_WHEELS)/linux_x86_64-cp39/.stamp
 test-web: install
 	cd web && npx vitest run
 
-bench: install
+bench: install $(BUNDLE_WHEELS)/win_amd64-cp39/.stamp
 	$(BIN)/python bench/scrape_fleet.py
+	$(BIN)/python bench/exporter_vs_node.py
 
 clean:
 	rm -rf $(VENV) web/node_modules server/static .pytest_cache .mypy_cache .ruff_cache .cache
