@@ -21,25 +21,22 @@ taskkill /F /T /IM millwatch-exporter.exe >nul 2>&1
 echo [2/4] Removing the firewall rule "%RULE%"
 netsh advfirewall firewall delete rule name="%RULE%" >nul 2>&1
 
-echo [3/4] Removing "%TARGET%"
-rem This script may itself live in that folder: leave it first.
-cd /d "%TEMP%"
-if exist "%TARGET%" rmdir /S /Q "%TARGET%"
-
-echo [4/4] Configuration and buffered readings in "%DATA%"
+echo [3/4] Configuration and buffered readings in "%DATA%"
 if "%MW_PURGE%"=="1" goto :purge
 choice /C YN /T 60 /D N /M "      Delete them too"
 if errorlevel 2 goto :kept
 :purge
 if exist "%DATA%" rmdir /S /Q "%DATA%"
 echo       deleted
-goto :done
+goto :remove_program
 :kept
 echo       kept (delete the folder by hand when no longer needed)
-:done
-echo millwatch exporter removed.
-endlocal
-exit /b 0
+
+:remove_program
+echo [4/4] Removing "%TARGET%"
+rem This script may itself live in that folder: cmd.exe reads a batch file line by line, so the
+rem removal and everything after it stand on one line, read before the file is gone.
+cd /d "%TEMP%" & (if exist "%TARGET%" rmdir /S /Q "%TARGET%") & echo millwatch exporter removed. & endlocal & exit /b 0
 
 :not_admin
 echo UNINSTALL.bat must run as administrator: right-click it and choose "Run as administrator".

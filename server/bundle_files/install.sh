@@ -80,7 +80,8 @@ if [ "$SERVICE" = 1 ] && command -v systemctl >/dev/null 2>&1; then
     systemctl stop "$UNIT" 2>/dev/null || true
 fi
 mkdir -p "$PREFIX"
-"$PYTHON" -m venv --clear "$VENV"
+"$PYTHON" -m venv --clear "$VENV" \
+    || fail "$PYTHON cannot make a venv: install the python3-venv package of your distribution"
 PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install --quiet --no-index \
     --find-links "$HERE/wheels" @DISTRIBUTION@ \
     || fail "the wheels do not fit this Python (the bundle is for @PLATFORM@, Python @PYTHON_VERSION@): \
