@@ -87,7 +87,7 @@ netsh advfirewall firewall add rule name="%RULE%" description="millwatch exporte
 if errorlevel 1 goto :failed
 
 echo [5/6] Scheduled task "%TASK%": starts at boot, restarts after a stop
-powershell -NoProfile -ExecutionPolicy Bypass -File "%HERE%millwatch-task.ps1" -TaskName "%TASK%" -Command "%TARGET%\run-exporter.cmd" -WorkDir "%DATA%"
+powershell -NoProfile -ExecutionPolicy Bypass -File "%HERE%millwatch-task.ps1" -TaskName "%TASK%" -Program "%TARGET%\run-exporter.cmd" -WorkDir "%DATA%"
 if errorlevel 1 goto :failed
 
 echo [6/6] Waiting for the exporter to answer

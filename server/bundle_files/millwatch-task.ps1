@@ -4,11 +4,11 @@
 # restarted every minute should it fail. The task is started at once.
 param(
     [Parameter(Mandatory = $true)][string]$TaskName,
-    [Parameter(Mandatory = $true)][string]$Command,
+    [Parameter(Mandatory = $true)][string]$Program,
     [Parameter(Mandatory = $true)][string]$WorkDir
 )
 $ErrorActionPreference = 'Stop'
-$action = New-ScheduledTaskAction -Execute $Command -WorkingDirectory $WorkDir
+$action = New-ScheduledTaskAction -Execute $Program -WorkingDirectory $WorkDir
 $trigger = New-ScheduledTaskTrigger -AtStartup
 $settings = New-ScheduledTaskSettingsSet -RestartCount 999 -RestartInterval (New-TimeSpan -Minutes 1) `
     -ExecutionTimeLimit ([TimeSpan]::Zero) -AllowStartIfOnBatteries -DontStopIfGoingOnBatteries `

@@ -268,7 +268,7 @@ def test_the_windows_bundle_holds_fitting_wheels_and_the_installer(tmp_path: Pat
     assert "netsh advfirewall firewall add rule" in install and "localport=%MW_PORT%" in install
     assert "net session" in install, "it checks for administrator rights"
     assert (
-        '-File "%HERE%millwatch-task.ps1"' in install and '-Command "%TARGET%\\run-exporter.cmd"' in install
+        '-File "%HERE%millwatch-task.ps1"' in install and '-Program "%TARGET%\\run-exporter.cmd"' in install
     )
     assert "New-ScheduledTaskTrigger -AtStartup" in task and "-RestartCount" in task
     assert "-ExecutionTimeLimit ([TimeSpan]::Zero)" in task and "-UserId 'SYSTEM'" in task
@@ -279,6 +279,11 @@ def test_the_windows_bundle_holds_fitting_wheels_and_the_installer(tmp_path: Pat
         assert used.replace("\\", "/") in files or used == "wheels", used
     _check_labels(install)
     _check_labels(uninstall.replace("\r\n", "\n"))
+    # The task's loop, the installer and the uninstaller agree on where things are.
+    for script in (install, loop, uninstall):
+        assert 'set "DATA=%ProgramData%\\millwatch-exporter"' in script.replace("\r\n", "\n")
+    assert 'set "TARGET=%ProgramFiles%\\millwatch-exporter"' in uninstall
+    assert 'set "EXE=%VENV%\\Scripts\\millwatch-exporter.exe"' in install
     # UNINSTALL.bat removes what INSTALL.bat made, under the same names.
     for name in ('set "TASK=millwatch-exporter"', 'set "RULE=millwatch-exporter"'):
         assert name in install and name in uninstall
