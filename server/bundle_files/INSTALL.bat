@@ -63,7 +63,8 @@ if not errorlevel 2 goto :check_config
 echo       Serial ports of this PC:
 "%EXE%" ports
 if not defined MW_MACHINE_ID set /p "MW_MACHINE_ID=      Machine id (lowercase letters, digits, _ and -; e.g. press_01): "
-if not defined MW_NAME set /p "MW_NAME=      Machine name shown on the map (e.g. Press 01): "
+if not defined MW_NAME set /p "MW_NAME=      Machine name shown on the map [the id]: "
+if not defined MW_NAME set "MW_NAME=%MW_MACHINE_ID%"
 if not defined MW_SERIAL_PORT set /p "MW_SERIAL_PORT=      Serial port of the sensor (e.g. COM3): "
 if not defined MW_BAUDRATE set /p "MW_BAUDRATE=      Baud rate [9600]: "
 if not defined MW_BAUDRATE set "MW_BAUDRATE=9600"

@@ -106,8 +106,8 @@ else
         [ -n "$SERIAL_PORT" ] || { printf '      Serial port of the sensor (e.g. /dev/ttyUSB0): '; read -r SERIAL_PORT; }
         [ -n "$CENTRAL_HOST" ] || { printf '      Central millwatch host (IP or name): '; read -r CENTRAL_HOST; }
     fi
-    [ -n "$MACHINE_ID" ] && [ -n "$SERIAL_PORT" ] \
-        || fail "give --machine-id and --serial-port (or --config FILE); see --help"
+    [ -n "$MACHINE_ID" ] && [ -n "$SERIAL_PORT" ] && [ -n "$CENTRAL_HOST" ] \
+        || fail "give --machine-id, --serial-port and --central-host (or --config FILE); see --help"
     "$VENV/bin/millwatch-exporter" init --output "$CONFIG" --machine-id "$MACHINE_ID" \
         --name "${NAME:-$MACHINE_ID}" --serial-port "$SERIAL_PORT" --baudrate "$BAUDRATE" \
         --listen "$LISTEN" --central-host "$CENTRAL_HOST" --non-interactive --force \

@@ -12,6 +12,7 @@ them, these tests are skipped with that reason.
 from __future__ import annotations
 
 import io
+import os
 import re
 import shutil
 import signal
@@ -349,3 +350,23 @@ def _check_labels(script: str) -> None:
     labels = set(re.findall(r"^:(\w+)", script, re.MULTILINE))
     for target in re.findall(r"goto :?(\w+)", script):
         assert target in labels, f"goto {target}: no such label"
+
+
+def test_install_sh_refuses_unknown_options_and_needs_root_for_the_service(tmp_path: Path) -> None:
+    archive = _bundle("linux_x86_64", PYTHON, _wheel_folder(LINUX_WHEELS), tmp_path / "out")
+    archive.extractall(tmp_path / "usb")
+    (folder,) = (tmp_path / "usb").iterdir()
+    unknown = subprocess.run(
+        ["sh", str(folder / "install.sh"), "--colour"], capture_output=True, text=True, timeout=60
+    )
+    assert unknown.returncode == 2
+    assert unknown.stderr.startswith("install.sh: error: unknown option --colour\nusage: sh install.sh")
+    missing = subprocess.run(
+        ["sh", str(folder / "install.sh"), "--prefix"], capture_output=True, text=True, timeout=60
+    )
+    assert missing.returncode == 2 and "--prefix needs a value" in missing.stderr
+    if os.geteuid() != 0:
+        as_user = subprocess.run(
+            ["sh", str(folder / "install.sh")], capture_output=True, text=True, timeout=60
+        )
+        assert as_user.returncode == 1 and "run it as root" in as_user.stderr
