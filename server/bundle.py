@@ -38,6 +38,7 @@ _LINUX_FILES = ("install.sh", "uninstall.sh", "millwatch-exporter.service")
 _COMMON_FILES = ("setup_helper.py", "README.txt")
 _EXECUTABLE = ("install.sh", "uninstall.sh")
 _PLACEHOLDER = re.compile(r"@[A-Z_]+@")
+_ZIP_DATE = (2020, 2, 2, 0, 0, 0)  # hatchling's date for the files of the wheels it builds
 
 
 @dataclass(frozen=True)
@@ -73,10 +74,11 @@ def build_bundle(target: Target, output_dir: Path, *, wheels_dir: Path | None = 
         try:
             with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
                 for wheel in collected:
-                    # Wheels are zips already: storing them again costs nothing and saves time.
-                    archive.write(wheel, f"{name}/wheels/{wheel.name}", compress_type=zipfile.ZIP_STORED)
+                    # Wheels are zips already: compressing them again gains nothing.
+                    _add(archive, f"{name}/wheels/{wheel.name}", wheel.read_bytes(), stored=True)
                 for file_name, text in _installer_files(target).items():
-                    _add_text(archive, f"{name}/{file_name}", text, executable=file_name in _EXECUTABLE)
+                    data = text.encode("utf-8")
+                    _add(archive, f"{name}/{file_name}", data, executable=file_name in _EXECUTABLE)
             partial.replace(final)
         finally:
             partial.unlink(missing_ok=True)
@@ -122,11 +124,15 @@ def _installer_files(target: Target) -> dict[str, str]:
     return files
 
 
-def _add_text(archive: zipfile.ZipFile, arcname: str, text: str, *, executable: bool) -> None:
-    info = zipfile.ZipInfo(arcname, date_time=(2026, 1, 1, 0, 0, 0))
-    info.compress_type = zipfile.ZIP_DEFLATED
+def _add(
+    archive: zipfile.ZipFile, arcname: str, data: bytes, *, executable: bool = False, stored: bool = False
+) -> None:
+    # A fixed date and mode: the same sources and wheels give the same zip, byte for byte, so a
+    # bundle can be checked against its checksum after it travelled on a USB stick.
+    info = zipfile.ZipInfo(arcname, date_time=_ZIP_DATE)
+    info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
     info.external_attr = (0o100755 if executable else 0o100644) << 16
-    archive.writestr(info, text.encode("utf-8"))
+    archive.writestr(info, data, compresslevel=9)
 
 
 def _check_target(target: Target) -> None:

@@ -215,6 +215,10 @@ def test_the_windows_bundle_holds_fitting_wheels_and_the_installer(tmp_path: Pat
     archive = _bundle("win_amd64", "3.9", _wheel_folder(WINDOWS_WHEELS), tmp_path)
     zip_path = Path(archive.filename or "")
     assert zip_path.name == "millwatch-exporter-0.1.0-win_amd64-py3.9.zip"
+    again = _bundle("win_amd64", "3.9", WINDOWS_WHEELS, tmp_path / "again")
+    assert Path(again.filename or "").read_bytes() == zip_path.read_bytes(), (
+        "the same inputs give the same zip"
+    )
     assert zip_path.stat().st_size <= MAX_WINDOWS_ZIP_BYTES, f"{zip_path.stat().st_size} bytes"
     root = "millwatch-exporter-0.1.0-win_amd64-py3.9/"
     names = archive.namelist()
