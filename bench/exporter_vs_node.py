@@ -4,7 +4,7 @@ Both run as their own processes on loopback ports; this process drives them and 
 figures with psutil, then prints one table (and `--json` for the raw numbers):
 
     python bench/exporter_vs_node.py [--scrapes 500] [--rss-scrapes 600] [--readings 3600] \
-        [--idle-seconds 60] [--wheels .cache/bundle-wheels/win_amd64-cp39]
+        [--idle-seconds 60] [--wheels .cache/bundle-wheels/win_amd64-cp39] [--exporter PATH]
 
 - RSS after an hour-equivalent of 1 reading/s and 600 scrapes. The hour is fed fast: a simulated
   sensor on a pseudo-terminal writes `--readings` lines at 500 lines/s, so the exporter parses,
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             stderr=subprocess.DEVNULL,
         )
         ours = subprocess.Popen(
-            [str(EXPORTER), "--config", str(config), "--log-level", "WARNING"],
+            [str(args.exporter.absolute()), "--config", str(config), "--log-level", "WARNING"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             cwd=folder,
@@ -262,6 +262,13 @@ def main() -> int:
         default=default_wheels if default_wheels.is_dir() else None,
         help="wheel folder for the bundle (default: .cache/bundle-wheels/win_amd64-cp39 if present, "
         "else the package index)",
+    )
+    parser.add_argument(
+        "--exporter",
+        type=Path,
+        default=EXPORTER,
+        help="the millwatch-exporter to run (default: this venv's; e.g. .cache/venv-exporter-py39/bin/"
+        "millwatch-exporter for the exporter under Python 3.9, as on an old machine PC)",
     )
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON too")
     args = parser.parse_args()
