@@ -52,6 +52,10 @@ copy /Y "%HERE%setup_helper.py" "%TARGET%\setup_helper.py" >nul
 copy /Y "%HERE%UNINSTALL.bat" "%TARGET%\UNINSTALL.bat" >nul
 copy /Y "%HERE%exporter.example.yaml" "%TARGET%\exporter.example.yaml" >nul
 if not exist "%DATA%" mkdir "%DATA%"
+rem ProgramData lets every user read and add files; the configuration (and any token file beside it)
+rem and the buffer are for SYSTEM and administrators only (SIDs: the same on every Windows language).
+icacls "%DATA%" /inheritance:r /grant:r *S-1-5-18:(OI)(CI)F *S-1-5-32-544:(OI)(CI)F >nul
+if errorlevel 1 goto :failed
 
 echo [3/6] Configuration %CONFIG%
 if not exist "%CONFIG%" goto :ask

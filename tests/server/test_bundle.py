@@ -272,6 +272,7 @@ def test_the_windows_bundle_holds_fitting_wheels_and_the_installer(tmp_path: Pat
     assert '"%EXE%" init --output "%CONFIG%" ' in install
     assert "netsh advfirewall firewall add rule" in install and "localport=%MW_PORT%" in install
     assert "net session" in install, "it checks for administrator rights"
+    assert 'icacls "%DATA%" /inheritance:r /grant:r *S-1-5-18:(OI)(CI)F *S-1-5-32-544:(OI)(CI)F' in install
     assert (
         '-File "%HERE%millwatch-task.ps1"' in install and '-Program "%TARGET%\\run-exporter.cmd"' in install
     )
