@@ -7,10 +7,11 @@ Three self-describing formats are read:
     $scrypt$ln=15,r=8,p=1$SALT$HASH        scrypt through hashlib (`n=32768` is read as well as `ln=15`)
     $pbkdf2-sha256$ROUNDS$SALT$HASH       PBKDF2-HMAC-SHA256 through hashlib
 
-SALT and HASH are base64 without padding, `.` standing for `+` (passlib's spelling, so hashes made
-with passlib are read as they are). scrypt and PBKDF2 need nothing beyond the standard library.
-A hash whose cost is outside sane limits is refused when the configuration is read, so that a
-hand-edited file cannot make each login take minutes or gigabytes.
+SALT and HASH are base64 without padding, spelled as passlib spells them (`.` for `+` in PBKDF2
+hashes), so hashes made with passlib are read as they are and passlib reads ours. scrypt and PBKDF2
+need nothing beyond the standard library. A hash whose cost is outside sane limits is refused when
+the configuration is read, so that a hand-edited file cannot make each login take minutes or
+gigabytes.
 """
 
 from __future__ import annotations
@@ -123,7 +124,8 @@ def hash_password(password: bytes, algorithm: str = "scrypt") -> str:
         digest = hashlib.scrypt(
             password, salt=salt, n=n, r=SCRYPT_R, p=SCRYPT_P, maxmem=2 * 128 * SCRYPT_R * n, dklen=HASH_BYTES
         )
-        return f"$scrypt$ln={SCRYPT_DEFAULT_LOG2_N},r={SCRYPT_R},p={SCRYPT_P}${_b64(salt)}${_b64(digest)}"
+        params = f"ln={SCRYPT_DEFAULT_LOG2_N},r={SCRYPT_R},p={SCRYPT_P}"
+        return f"$scrypt${params}${_b64(salt, adapted=False)}${_b64(digest, adapted=False)}"
     if algorithm == "pbkdf2-sha256":
         salt = os.urandom(SALT_BYTES)
         digest = hashlib.pbkdf2_hmac("sha256", password, salt, PBKDF2_DEFAULT_ROUNDS, dklen=HASH_BYTES)
@@ -142,8 +144,9 @@ def hash_password(password: bytes, algorithm: str = "scrypt") -> str:
     raise ValueError(f"unknown algorithm {algorithm!r}; expected one of {', '.join(ALGORITHMS)}")
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii").rstrip("=").replace("+", ".")
+def _b64(data: bytes, *, adapted: bool = True) -> str:
+    text = base64.b64encode(data).decode("ascii").rstrip("=")
+    return text.replace("+", ".") if adapted else text
 
 
 def _unb64(text: str) -> bytes:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 
+_MAX_PEM_BYTES = 1024 * 1024
+
 
 @dataclass(frozen=True)
 class TLSFiles:
@@ -28,8 +30,8 @@ class TLSFileError(ValueError):
 
 def server_context(files: TLSFiles) -> ssl.SSLContext:
     """A server-side SSLContext holding the certificate chain and key; raises TLSFileError."""
-    for field, path in (("cert_file", files.cert_file), ("key_file", files.key_file)):
-        _readable(field, path)
+    _pem("cert_file", files.cert_file, b"CERTIFICATE-----", "PEM certificate")
+    _pem("key_file", files.key_file, b"PRIVATE KEY-----", "PEM private key")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
@@ -40,7 +42,7 @@ def server_context(files: TLSFiles) -> ssl.SSLContext:
             raise TLSFileError("key_file", "the key does not belong to the certificate") from exc
         raise TLSFileError("cert_file", f"cannot load the certificate and its key as PEM ({reason})") from exc
     if files.client_ca_file is not None:
-        _readable("client_ca_file", files.client_ca_file)
+        _pem("client_ca_file", files.client_ca_file, b"CERTIFICATE-----", "PEM CA certificate")
         try:
             context.load_verify_locations(cafile=files.client_ca_file)
         except ssl.SSLError as exc:
@@ -51,10 +53,17 @@ def server_context(files: TLSFiles) -> ssl.SSLContext:
     return context
 
 
-def _readable(field: str, path: str) -> None:
+def _pem(field: str, path: str, marker: bytes, what: str) -> None:
+    """Check `path` can be read and looks like `what`, so that the error names the right file.
+
+    The content is not quoted in any message: a key file holds a secret.
+    """
     try:
         with open(path, "rb") as handle:
-            if not handle.read(1):
-                raise TLSFileError(field, f"{path} is empty")
+            content = handle.read(_MAX_PEM_BYTES)
     except OSError as exc:
         raise TLSFileError(field, f"cannot read {path}: {exc.strerror or exc}") from exc
+    if not content.strip():
+        raise TLSFileError(field, f"{path} is empty")
+    if marker not in content:
+        raise TLSFileError(field, f"{path} holds no {what} (no '-----BEGIN ...{marker.decode()}' line)")
