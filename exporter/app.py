@@ -20,6 +20,7 @@ from prometheus_client.registry import CollectorRegistry
 from exporter import __version__
 from exporter.buffer import ReadingBuffer
 from exporter.collectors.guard import GuardedCollector
+from exporter.collectors.http import HttpCollector
 from exporter.collectors.info import InfoCollector
 from exporter.collectors.serial import SerialCollector
 from exporter.collectors.system import SystemCollector
@@ -73,6 +74,7 @@ class ExporterApp:
                     "info": InfoCollector(config.machine.id, config.machine.name, version),
                     "serial": SerialCollector(self.reader, config.channels, clock),
                     "system": SystemCollector(psutil_module),
+                    "http": HttpCollector(lambda: self._server),
                 }
             )
         )

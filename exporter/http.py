@@ -22,6 +22,7 @@ import logging
 import math
 import socket
 import ssl
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
@@ -76,6 +77,8 @@ class ExporterHttpServer:
     ) -> None:
         self.context = context
         self.tls = tls is not None
+        self._unauthorized = 0
+        self._unauthorized_lock = threading.Lock()
         try:
             self._server = BoundedServer(
                 host, port, self._handle, limits or Limits(), tls, name="exporter-http"
@@ -90,6 +93,19 @@ class ExporterHttpServer:
     @property
     def counters(self) -> ServerCounters:
         return self._server.counters
+
+    @property
+    def open_connections(self) -> int:
+        return self._server.open_connections
+
+    @property
+    def unauthorized(self) -> int:
+        """Requests answered 401 since the start."""
+        return self._unauthorized
+
+    def count_unauthorized(self) -> None:
+        with self._unauthorized_lock:
+            self._unauthorized += 1
 
     def start(self) -> None:
         """Serve in a background daemon thread."""
@@ -201,6 +217,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _unauthorized(self, with_body: bool) -> None:
         # Nothing but the challenge: no hint whether the user, the password or the token was wrong.
         log.debug("%s %s: 401", self.address_string(), self.command)
+        self.server.count_unauthorized()
         challenges = self.server.context.authenticator.challenges()
         self._send(
             401,

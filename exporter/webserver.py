@@ -133,6 +133,11 @@ class BoundedServer:
     def port(self) -> int:
         return int(self.server_address[1])
 
+    @property
+    def open_connections(self) -> int:
+        """Connections open now, waiting or in the middle of a request (read from any thread)."""
+        return len(self._open)
+
     def start(self) -> None:
         self._selector.register(self._listener, selectors.EVENT_READ, "listen")
         self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")

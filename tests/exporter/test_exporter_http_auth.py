@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from exporter_helpers import base_url, http_get
+from exporter_helpers import base_url, http_get, samples
 from web_helpers import StartApp
 
 from exporter.app import ExporterApp, open_access_warning
@@ -62,6 +62,8 @@ def test_bearer_token_protects_everything_but_healthz(
     assert (health.status, health.body) == (200, b"ok")
     assert TOKEN not in caplog.text
     assert TOKEN not in repr(app.config)
+    counted = samples(http_get(app.url, bearer(TOKEN)).text)
+    assert counted['millwatch_http_rejected_total{reason="unauthorized"}'] == 7.0
 
 
 @pytest.mark.parametrize("algorithm", ["scrypt", "pbkdf2-sha256", "bcrypt"])

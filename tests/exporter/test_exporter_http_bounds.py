@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from exporter_helpers import RawPty, base_url, http_get
+from exporter_helpers import RawPty, base_url, http_get, samples
 from prometheus_client.registry import CollectorRegistry
 from web_helpers import StartApp, poll
 
@@ -57,6 +57,9 @@ def test_two_hundred_silent_clients_do_not_block_a_scrape(start_app: StartApp) -
             what="the server to close the silent connections beyond its limit",
         )
         assert threading.active_count() - threads_before <= 16
+        got = samples(http_get(app.url).text)
+        assert got['millwatch_http_rejected_total{reason="evicted"}'] >= 200 - 16
+        assert got["millwatch_http_open_connections"] <= 16
     finally:
         for sock in silent:
             sock.close()
@@ -127,7 +130,8 @@ def test_a_slowloris_client_is_cut_off_by_the_head_deadline(start_app: StartApp)
     elapsed = time.monotonic() - started
     assert answer.startswith(b"HTTP/1.1 408 "), answer
     assert sent < 20 and elapsed < 10.0, (sent, elapsed)
-    assert http_get(app.url).status == 200
+    got = samples(http_get(app.url).text)
+    assert got['millwatch_http_rejected_total{reason="head_timeout"}'] == 1.0
 
 
 def test_keep_alive_two_requests_on_one_connection(start_app: StartApp) -> None:
@@ -184,6 +188,7 @@ def test_an_oversized_head_is_431_and_other_methods_405(start_app: StartApp) -> 
     assert posted.status == 405
     assert posted.headers["allow"] == "GET, HEAD"
     assert http_get(base_url(app.url) + "/healthz").status == 200
+    assert samples(http_get(app.url).text)['millwatch_http_rejected_total{reason="head_too_large"}'] == 1.0
 
 
 def test_stop_closes_connections_in_every_state(start_app: StartApp, raw_pty: RawPty) -> None:

@@ -104,6 +104,7 @@ def test_mutual_tls_needs_a_client_certificate_from_the_client_ca(start_app: Sta
         https_get(app.port, client_context(pki.ca_cert, pki.other_client_cert, pki.other_client_key))
     status, body = https_get(app.port, client_context(pki.ca_cert, pki.client_cert, pki.client_key))
     assert status == 200 and b"millwatch_serial_up" in body
+    assert b'millwatch_http_rejected_total{reason="tls_handshake"} 2.0' in body
 
 
 def test_tls_with_a_bearer_token_and_keep_alive(start_app: StartApp, pki: Pki, tmp_path: Path) -> None:
