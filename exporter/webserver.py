@@ -115,7 +115,11 @@ class BoundedServer:
         self._name = name
         self._clock = clock
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._listener = socket.create_server((host, port), family=family, backlog=_LISTEN_BACKLOG)
+        # `[::]` takes IPv4 too where the system can, as a plain bind on Linux always did.
+        dualstack = host == "::" and socket.has_dualstack_ipv6()
+        self._listener = socket.create_server(
+            (host, port), family=family, backlog=_LISTEN_BACKLOG, dualstack_ipv6=dualstack
+        )
         self._listener.setblocking(False)
         self.server_address: tuple[Any, ...] = self._listener.getsockname()
         self._selector = selectors.DefaultSelector()
@@ -169,7 +173,7 @@ class BoundedServer:
                     elif key.data == "wake":
                         self._drain_wake()
                     elif isinstance(key.data, _Connection):
-                        self._on_event(key.data, mask)
+                        self._guarded_event(key.data, mask)
                 self._take_returned()
                 self._expire()
         except Exception:  # a bug here must not go unnoticed, yet the process must live on
@@ -236,6 +240,16 @@ class BoundedServer:
         )
         self._closing[id(connection)] = connection
         self._selector.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE, connection)
+
+    def _guarded_event(self, connection: _Connection, mask: int) -> None:
+        """One connection's event; whatever goes wrong with it costs that connection, never the server."""
+        try:
+            self._on_event(connection, mask)
+        except Exception:
+            log.exception("HTTP connection from %s failed; closing it", connection.address)
+            if connection.state == _BUSY:
+                return  # its worker owns it now
+            self._close(connection)
 
     def _on_event(self, connection: _Connection, mask: int) -> None:
         if connection.state == _CLOSING:
@@ -321,7 +335,12 @@ class BoundedServer:
             name=f"{self._name} :{self.port} request",
             daemon=True,
         )
-        worker.start()
+        try:
+            worker.start()
+        except RuntimeError as exc:  # the OS refused another thread: this request is lost, not the server
+            log.warning("cannot start a thread for the request from %s: %s", connection.address, exc)
+            self._forget(connection)
+            _close_quietly(connection.sock)
 
     def _serve(self, connection: _Connection, head: bytes) -> None:
         keep_alive = False
