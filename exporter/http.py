@@ -76,7 +76,6 @@ class ExporterHttpServer:
         tls: ssl.SSLContext | None = None,
     ) -> None:
         self.context = context
-        self.tls = tls is not None
         self._unauthorized = 0
         self._unauthorized_lock = threading.Lock()
         try:
