@@ -135,6 +135,10 @@ class _Handler(BaseHTTPRequestHandler):
     _out: io.BytesIO
     protocol_version = "HTTP/1.1"  # keep-alive: a scraper reuses its connection
     server_version = f"millwatch-exporter/{__version__}"
+    # A malformed request gets a real status line (not an HTTP/0.9 bare body) and one plain line.
+    default_request_version = "HTTP/1.1"
+    error_content_type = "text/plain; charset=utf-8"
+    error_message_format = "%(code)d %(message)s\n"
 
     def setup(self) -> None:
         self.connection = self.request.sock

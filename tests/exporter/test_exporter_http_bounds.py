@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from exporter_helpers import RawPty, base_url, http_get, samples
 from prometheus_client.registry import CollectorRegistry
 from web_helpers import StartApp, poll
@@ -202,3 +203,34 @@ def test_stop_closes_connections_in_every_state(start_app: StartApp, raw_pty: Ra
         readable, _, _ = select.select([sock], [], [], 10.0)
         assert readable and _closed_by_server(sock)
         sock.close()
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",  # a TLS hello on the plain port
+        b"\xff\xfe\xfd garbage \x00\x01\r\n\r\n",
+        b"GET /metrics HTTP/9.9\r\n\r\n",
+        b"GET /metrics HTTP/1.1\r\n" + b"X-A: b\r\n" * 101 + b"\r\n",  # more headers than the stdlib reads
+        b"\r\n\r\n",
+    ],
+)
+def test_junk_heads_are_answered_or_dropped_and_the_server_lives_on(start_app: StartApp, junk: bytes) -> None:
+    app = start_app()
+    with socket.create_connection(("127.0.0.1", app.port), timeout=10) as sock:
+        sock.sendall(junk)
+        answer = b""
+        try:
+            while True:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+        except ConnectionResetError:
+            pass
+    assert answer == b"" or answer.startswith((b"HTTP/1.1 400 ", b"HTTP/1.1 431 ", b"HTTP/1.1 505 ")), answer[
+        :100
+    ]
+    assert b"<html" not in answer.lower(), "one plain line, no HTML page"
+    assert b"millwatch_serial_up" not in answer
+    assert http_get(app.url).status == 200
