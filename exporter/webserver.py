@@ -199,25 +199,32 @@ class BoundedServer:
                 log.warning("HTTP server on port %s cannot accept: %s", self.port, exc)
                 return
             self.counters.accepted += 1
-            raw.setblocking(False)
             try:
-                raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
-            sock: AnySocket = raw
-            if self._tls is not None:
-                sock = self._tls.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
-            now = self._clock()
-            deadline = now + self.limits.header_read_timeout
-            if len(self._open) >= self.limits.max_connections and not self._evict_one():
-                self.counters.rejected_busy += 1
-                self._refuse(sock, address, now)
-                continue
-            connection = _Connection(sock, address, _HANDSHAKE if self._tls else _HEAD, deadline, now)
-            self._open[id(connection)] = connection
-            self._selector.register(sock, selectors.EVENT_READ, connection)
-            if self._tls is not None:
-                self._handshake(connection)
+                self._admit(raw, address)
+            except Exception:  # one connection's trouble (reset at once, say) is not the server's
+                log.debug("connection from %s dropped at accept", address, exc_info=True)
+                _close_quietly(raw)
+
+    def _admit(self, raw: socket.socket, address: Any) -> None:
+        raw.setblocking(False)
+        try:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        sock: AnySocket = raw
+        if self._tls is not None:
+            sock = self._tls.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
+        now = self._clock()
+        deadline = now + self.limits.header_read_timeout
+        if len(self._open) >= self.limits.max_connections and not self._evict_one():
+            self.counters.rejected_busy += 1
+            self._refuse(sock, address, now)
+            return
+        connection = _Connection(sock, address, _HANDSHAKE if self._tls else _HEAD, deadline, now)
+        self._selector.register(sock, selectors.EVENT_READ, connection)
+        self._open[id(connection)] = connection
+        if self._tls is not None:
+            self._handshake(connection)
 
     def _evict_one(self) -> bool:
         waiting = [c for c in self._open.values() if c.state != _BUSY]
