@@ -6,6 +6,7 @@ global), so several apps run side by side in one process: the demo runs fifty.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 import time
@@ -19,14 +20,19 @@ from prometheus_client.registry import CollectorRegistry
 from exporter import __version__
 from exporter.buffer import ReadingBuffer
 from exporter.collectors.guard import GuardedCollector
+from exporter.collectors.http import HttpCollector
 from exporter.collectors.info import InfoCollector
 from exporter.collectors.serial import SerialCollector
 from exporter.collectors.system import SystemCollector
-from exporter.config import ExporterConfig
-from exporter.errors import BufferStoreError, ExporterError
+from exporter.config import ExporterConfig, ListenAddress, WebConfig
+from exporter.errors import BufferStoreError, ExporterError, TLSSetupError
 from exporter.http import ExporterHttpServer, HttpContext
+from exporter.scrapes import ScrapeTracker
 from exporter.serial_reader import SerialReader
 from exporter.status_page import BufferSummary, render_status_page
+from exporter.tls import TLSFileError, server_context
+from exporter.webauth import Authenticator, Credentials
+from exporter.webserver import Limits
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +65,7 @@ class ExporterApp:
         self._buffer: ReadingBuffer | None = None
         self._server: ExporterHttpServer | None = None
         self._buffer_problem: str | None = None
+        self.scrapes = ScrapeTracker(clock)
         self.reader = SerialReader(config.serial, self._on_reading, clock, channels=config.channels)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(
@@ -67,6 +74,7 @@ class ExporterApp:
                     "info": InfoCollector(config.machine.id, config.machine.name, version),
                     "serial": SerialCollector(self.reader, config.channels, clock),
                     "system": SystemCollector(psutil_module),
+                    "http": HttpCollector(lambda: self._server),
                 }
             )
         )
@@ -78,6 +86,14 @@ class ExporterApp:
         with self._lock:
             if self._state != "new":
                 raise RuntimeError(f"ExporterApp cannot start: it is {self._state}")
+            web = self.config.web
+            tls = None
+            if web.tls is not None:
+                try:
+                    tls = server_context(web.tls)
+                except TLSFileError as exc:  # checked when the config was read; changed since
+                    raise TLSSetupError(f"web.tls_{exc.field}", exc.message) from None
+            authenticator = Authenticator(Credentials(web.bearer_token, web.basic_auth_users))
             buffer = ReadingBuffer(self.config.buffer.path, self.config.buffer.retention, self._clock)
             try:
                 context = HttpContext(
@@ -85,8 +101,12 @@ class ExporterApp:
                     machine_id=self.config.machine.id,
                     buffer=buffer,
                     status_page=self._status_page,
+                    authenticator=authenticator,
+                    scrapes=self.scrapes,
                 )
-                server = ExporterHttpServer(self.config.listen.host, self.config.listen.port, context)
+                server = ExporterHttpServer(
+                    self.config.listen.host, self.config.listen.port, context, limits=limits(web), tls=tls
+                )
             except BaseException:
                 buffer.close()
                 raise
@@ -95,6 +115,9 @@ class ExporterApp:
             self.reader.start()
             server.start()
             self._state = "running"
+        warning = open_access_warning(self.config.listen, web)
+        if warning:
+            log.warning("%s", warning)
         log.debug(
             "exporter for %s serving %s, reading serial port %s",
             self.config.machine.id,
@@ -143,7 +166,8 @@ class ExporterApp:
         host = _WILDCARD_TO_LOOPBACK.get(self.config.listen.host, self.config.listen.host)
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}/metrics"
+        scheme = "https" if self.config.web.tls is not None else "http"
+        return f"{scheme}://{host}:{self.port}/metrics"
 
     @property
     def buffer(self) -> ReadingBuffer | None:
@@ -174,4 +198,35 @@ class ExporterApp:
             except ExporterError:
                 rows = None
         summary = BufferSummary(self.config.buffer.path, rows, self.config.buffer.retention)
-        return render_status_page(self.config, status, self._clock(), self.version, summary)
+        return render_status_page(
+            self.config, status, self._clock(), self.version, summary, last_scrape=self.scrapes.last
+        )
+
+
+def limits(web: WebConfig) -> Limits:
+    """The HTTP server's bounds from the `web:` section."""
+    return Limits(
+        max_connections=web.max_connections,
+        header_read_timeout=web.header_read_timeout,
+        idle_timeout=web.idle_timeout,
+    )
+
+
+def open_access_warning(listen: ListenAddress, web: WebConfig) -> str | None:
+    """The one line logged at start when anyone on the network may read this exporter, else None."""
+    if web.auth_enabled or _is_loopback(listen.host):
+        return None
+    return (
+        f"listening on {listen} without authentication: anyone who reaches this port can read "
+        "/metrics, /history and the status page; set web.bearer_token_file or web.basic_auth_users "
+        "in the configuration, or listen on 127.0.0.1"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface

@@ -1,8 +1,9 @@
-"""`millwatch-exporter`: run the exporter, or list this PC's serial ports.
+"""`millwatch-exporter`: run the exporter, list this PC's serial ports, or hash a password.
 
     millwatch-exporter [--config exporter.yaml] [--listen HOST:PORT] [--serial-port PORT]
                        [--machine-id ID] [--buffer-path FILE] [--log-level LEVEL]
     millwatch-exporter ports
+    millwatch-exporter hash-password [--algorithm scrypt|pbkdf2-sha256|bcrypt]
 
 Exit status: 0 after a clean stop (Ctrl-C, SIGTERM), 2 for a bad configuration or bad flags,
 1 when the exporter cannot start (address in use, unusable buffer file).
@@ -11,6 +12,7 @@ Exit status: 0 after a clean stop (Ctrl-C, SIGTERM), 2 for a bad configuration o
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import os
 import signal
@@ -23,6 +25,7 @@ from exporter import __version__
 from exporter.app import ExporterApp
 from exporter.config import load_config
 from exporter.errors import ConfigError, ExporterError
+from exporter.passwords import ALGORITHMS, hash_password
 
 PROG = "millwatch-exporter"
 DEFAULT_CONFIG = "exporter.yaml"
@@ -61,6 +64,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("ports", help="list the serial ports of this PC and exit")
+    hashing = commands.add_parser(
+        "hash-password",
+        help="print a password hash for web.basic_auth_users and exit",
+        description="Print a salted hash of a password, for web.basic_auth_users in exporter.yaml. "
+        "The password is asked twice without echo on a terminal, or read as one line from stdin "
+        '(for scripts: echo "$PASSWORD" | millwatch-exporter hash-password).',
+    )
+    hashing.add_argument(
+        "--algorithm",
+        choices=ALGORITHMS,
+        default="scrypt",
+        help="scrypt (default) and pbkdf2-sha256 need nothing but Python; bcrypt needs millwatch[bcrypt]",
+    )
     return parser
 
 
@@ -69,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "ports":
         return list_ports()
+    if args.command == "hash-password":
+        return print_password_hash(args.algorithm)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     overrides = {
@@ -121,6 +139,26 @@ def list_ports() -> int:
     for port in ports:
         description = port.description if port.description and port.description != "n/a" else ""
         print(f"{port.device}\t{description}".rstrip())
+    return 0
+
+
+def print_password_hash(algorithm: str) -> int:
+    """Read a password (no echo on a terminal, one line from a pipe) and print its hash."""
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            print(f"{PROG}: error: the two passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        print(f"{PROG}: error: the password is empty", file=sys.stderr)
+        return 2
+    try:
+        print(hash_password(password.encode("utf-8"), algorithm))
+    except ValueError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

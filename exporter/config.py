@@ -3,8 +3,11 @@
 The schema is the "Exporter configuration" of the design brief. Every key is optional except
 `machine.id` and `serial.port`; unknown keys are errors so that a typo never silently falls back to
 a default. Features the brief names but this version does not implement (formats other than `kv`,
-mode `poll`, web authentication/TLS, push) are accepted only when left empty, and otherwise
-rejected with "not supported yet", so that a config written for a later version fails loudly.
+mode `poll`, push) are accepted only when left empty, and otherwise rejected with "not supported
+yet", so that a config written for a later version fails loudly.
+
+The files the `web:` section names (token, TLS certificate and key, client CA) are read here, while
+the key's line is known: a missing, empty or unusable one is a ConfigError before any port opens.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from exporter.errors import ConfigError
+from exporter.passwords import PasswordHash, PasswordHashError, parse_hash
+from exporter.tls import TLSFileError, TLSFiles, server_context
 from millwatch_common.durations import parse_duration
 from millwatch_common.names import CHANNEL_METRIC, MACHINE_ID
 from millwatch_common.names import DEFAULT_EXPORTER_PORT as DEFAULT_PORT
@@ -39,6 +44,18 @@ _BYTESIZES = (5, 6, 7, 8)
 _STOPBITS = (1.0, 1.5, 2.0)
 _MIN_LINE_BYTES = 16
 _MAX_LINE_BYTES = 1024 * 1024
+_MAX_TOKEN_BYTES = 4096
+_MAX_CONNECTIONS = 1024
+_WEB_KEYS = (
+    "bearer_token_file",
+    "basic_auth_users",
+    "tls_cert_file",
+    "tls_key_file",
+    "tls_client_ca_file",
+    "max_connections",
+    "header_read_timeout",
+    "idle_timeout",
+)
 
 KeyPath = tuple[str, ...]
 
@@ -103,6 +120,27 @@ class BufferConfig:
     retention: float = 24 * 3600.0
 
 
+@dataclass(frozen=True)
+class WebConfig:
+    """The `web:` section: who may read the exporter, over what, within which bounds.
+
+    `bearer_token` is the token file's content, read when the configuration was loaded; it is left
+    out of `repr()` so that it cannot reach a log line by accident.
+    """
+
+    bearer_token_file: str | None = None
+    bearer_token: bytes | None = field(default=None, repr=False)
+    basic_auth_users: Mapping[str, PasswordHash] = field(default_factory=dict, repr=False)
+    tls: TLSFiles | None = None
+    max_connections: int = 16
+    header_read_timeout: float = 10.0
+    idle_timeout: float = 120.0
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.bearer_token is not None or bool(self.basic_auth_users)
+
+
 DEFAULT_CHANNELS: tuple[ChannelConfig, ...] = (
     ChannelConfig(
         "temperature",
@@ -129,6 +167,7 @@ class ExporterConfig:
     listen: ListenAddress = field(default_factory=ListenAddress)
     channels: tuple[ChannelConfig, ...] = DEFAULT_CHANNELS
     buffer: BufferConfig = field(default_factory=BufferConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     source: str = "<code>"
 
 
@@ -366,11 +405,7 @@ class _Document:
         listen = self._listen(top)
         channels = self._channels(top)
         buffer = self._buffer(top, base_dir)
-        self.not_supported(
-            top.get("web"),
-            ("web",),
-            ("bearer_token_file", "basic_auth_users", "tls_cert_file", "tls_key_file"),
-        )
+        web = self._web(top, base_dir)
         self.not_supported(top.get("push"), ("push",), ("url", "api_key_file", "every"))
         return ExporterConfig(
             machine=machine,
@@ -378,6 +413,7 @@ class _Document:
             listen=listen,
             channels=channels,
             buffer=buffer,
+            web=web,
             source=self.source,
         )
 
@@ -571,6 +607,87 @@ class _Document:
         if section.get("retention") is not None:
             retention = self.duration(section["retention"], path + ("retention",))
         return BufferConfig(path=file_path, retention=retention)
+
+    def _web(self, top: Mapping[str, Any], base_dir: str | None) -> WebConfig:
+        path: KeyPath = ("web",)
+        section = self.mapping(top.get("web"), path, _WEB_KEYS)
+        values: dict[str, Any] = {}
+
+        def file_path(key: str) -> str | None:
+            if section.get(key) is None or section.get(key) == "":  # "" as null, as the example file had it
+                return None
+            name = self.text(section[key], path + (key,), what="a file path")
+            if base_dir is not None and not os.path.isabs(name):
+                name = os.path.normpath(os.path.join(base_dir, name))
+            return name
+
+        token_file = file_path("bearer_token_file")
+        if token_file is not None:
+            values["bearer_token_file"] = token_file
+            values["bearer_token"] = self._token(token_file, path + ("bearer_token_file",))
+        values["basic_auth_users"] = self._users(
+            section.get("basic_auth_users"), path + ("basic_auth_users",)
+        )
+        cert, key, client_ca = (file_path(k) for k in ("tls_cert_file", "tls_key_file", "tls_client_ca_file"))
+        if (cert is None) != (key is None):
+            missing = "tls_key_file" if key is None else "tls_cert_file"
+            raise self.error(
+                path + (missing,), "tls_cert_file and tls_key_file go together: this one is missing"
+            )
+        if client_ca is not None and cert is None:
+            raise self.error(
+                path + ("tls_client_ca_file",),
+                "needs tls_cert_file and tls_key_file (mutual TLS is TLS first)",
+            )
+        if cert is not None and key is not None:
+            files = TLSFiles(cert, key, client_ca)
+            try:
+                server_context(files)  # the same call the server makes at start: fail here, with the line
+            except TLSFileError as exc:
+                raise self.error(path + (f"tls_{exc.field}",), exc.message) from None
+            values["tls"] = files
+        if section.get("max_connections") is not None:
+            values["max_connections"] = self.integer(
+                section["max_connections"], path + ("max_connections",), low=1, high=_MAX_CONNECTIONS
+            )
+        for name in ("header_read_timeout", "idle_timeout"):
+            if section.get(name) is not None:
+                values[name] = self.duration(section[name], path + (name,))
+        return WebConfig(**values)
+
+    def _token(self, file_name: str, path: KeyPath) -> bytes:
+        """The token file's content (surrounding whitespace removed); never quoted in an error."""
+        try:
+            with open(file_name, "rb") as handle:
+                raw = handle.read(_MAX_TOKEN_BYTES + 1)
+        except OSError as exc:
+            raise self.error(path, f"cannot read {file_name}: {exc.strerror or exc}") from None
+        token = raw.strip()
+        if not token:
+            raise self.error(path, f"{file_name} is empty")
+        if len(raw) > _MAX_TOKEN_BYTES:
+            raise self.error(path, f"{file_name} is longer than {_MAX_TOKEN_BYTES} bytes")
+        if any(byte < 0x21 or byte > 0x7E for byte in token):
+            raise self.error(path, f"{file_name} must hold one token of printable ASCII without spaces")
+        return token
+
+    def _users(self, value: Any, path: KeyPath) -> dict[str, PasswordHash]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise self.error(path, f"expected a mapping of user name to password hash, got {_show(value)}")
+        users: dict[str, PasswordHash] = {}
+        for user, hashed in value.items():
+            if not isinstance(user, str) or not user or ":" in user or len(user) > 256:
+                raise self.error(path, f"expected a user name without ':', got {_show(user)}")
+            where = path + (str(user),)
+            if not isinstance(hashed, str):
+                raise self.error(where, "expected a password hash (text), got " + _show(hashed))
+            try:
+                users[str(user)] = parse_hash(str(hashed))
+            except PasswordHashError as exc:
+                raise self.error(where, str(exc)) from None
+        return users
 
 
 def _unknown_key_message(key: str, allowed: tuple[str, ...]) -> str:

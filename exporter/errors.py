@@ -5,6 +5,7 @@
      ├── LineParseError           one sensor line that cannot be read (counted, never fatal)
      ├── BufferStoreError         the local SQLite reading buffer cannot be opened or written
      ├── ListenError              the HTTP server cannot bind its address
+     ├── TLSSetupError            a TLS file that was fine when the config was read is unusable at start
      └── SimulatorError           the serial simulator cannot create its pseudo-terminal
 
 Each error's `str()` is one line that a technician can act on; the attributes carry the
@@ -78,6 +79,15 @@ class ListenError(ExporterError):
         self.port = port
         self.cause = cause
         super().__init__(f"cannot listen on {host}:{port}: {cause}")
+
+
+class TLSSetupError(ExporterError):
+    """The TLS certificate, key or client CA could not be loaded when the server started."""
+
+    def __init__(self, key: str, cause: str) -> None:
+        self.key = key
+        self.cause = cause
+        super().__init__(f"{key}: {cause}")
 
 
 class SimulatorError(ExporterError):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from html import escape
 
 from exporter.config import ExporterConfig
+from exporter.scrapes import LastScrape
 from exporter.serial_reader import ReaderStatus
 from millwatch_common.durations import format_duration
 
@@ -41,7 +42,13 @@ class BufferSummary:
 
 
 def render_status_page(
-    config: ExporterConfig, status: ReaderStatus, now: float, version: str, buffer: BufferSummary
+    config: ExporterConfig,
+    status: ReaderStatus,
+    now: float,
+    version: str,
+    buffer: BufferSummary,
+    *,
+    last_scrape: LastScrape | None = None,
 ) -> str:
     """The full HTML document for `/` at time `now`."""
     if status.up(now):
@@ -95,12 +102,21 @@ def render_status_page(
         _row("Holds", escape(rows)),
         _row("Retention", escape(format_duration(buffer.retention_seconds))),
         "</table>",
+        "<h2>Scrapes</h2><table>",
+        _row("Last scrape of /metrics", escape(_last_scrape(last_scrape, now))),
+        "</table>",
         f'<p><a href="/metrics">/metrics</a> &middot; <a href="/history?since={int(now) - 3600}">'
         f'/history (last hour)</a> &middot; <a href="/healthz">/healthz</a></p>',
         f'<p class="dim">This page refreshes every {REFRESH_SECONDS} s.</p>',
         "</body></html>",
     ]
     return "\n".join(parts)
+
+
+def _last_scrape(scrape: LastScrape | None, now: float) -> str:
+    if scrape is None:
+        return "never (since the exporter started)"
+    return f"{_age(scrape.time, now)} by {scrape.client}"
 
 
 def _row(label: str, html_value: str) -> str:

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from exporter_helpers import MakeApp, MakeSensor, RawPty
+from web_helpers import StartApp, app_config
 
 from exporter.app import ExporterApp
 from exporter.config import parse_config
@@ -66,3 +67,22 @@ def raw_pty() -> Iterator[RawPty]:
     terminal = RawPty()
     yield terminal
     terminal.close()
+
+
+@pytest.fixture
+def start_app(tmp_path: Path, raw_pty: RawPty) -> Iterator[StartApp]:
+    """start_app(web={...}, listen=...) -> a started ExporterApp reading a silent pseudo-terminal."""
+    apps: list[ExporterApp] = []
+
+    def start(web: dict[str, Any] | None = None, listen: str | None = None) -> ExporterApp:
+        data = app_config(raw_pty.path, tmp_path / f"buffer{len(apps)}.sqlite", web)
+        if listen is not None:
+            data["listen"] = listen
+        app = ExporterApp(parse_config(data, "test"))
+        app.start()
+        apps.append(app)
+        return app
+
+    yield start
+    for app in apps:
+        app.stop()

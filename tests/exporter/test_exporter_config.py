@@ -350,12 +350,12 @@ def test_the_example_file_loads_and_documents_every_key() -> None:
             "got 'forever'",
         ),
         (
-            MINIMAL + "web:\n  bearer_token_file: /etc/token\n",
-            ":6: web.bearer_token_file: not supported yet (must be null or empty), got '/etc/token'",
+            MINIMAL + "web:\n  bearer_token_file: /nonexistent/token\n",
+            ":6: web.bearer_token_file: cannot read /nonexistent/token: No such file or directory",
         ),
         (
             MINIMAL + "web:\n  basic_auth_users: {admin: $2b$12$x}\n",
-            ":6: web.basic_auth_users: not supported yet (must be null or empty), got a mapping",
+            ":6: web.basic_auth_users.admin: not a valid bcrypt hash ($2a$/$2b$/$2y$, cost, 53 characters)",
         ),
         (
             MINIMAL + "push: {url: 'https://central:8000/api/ingest'}\n",
