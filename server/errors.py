@@ -3,7 +3,8 @@
     ServerError                 base: every error the `millwatch` command reports in one line
      ├── ListenError            the server cannot listen on host:port (address in use, not permitted, ...)
      ├── SettingsError          a setting (environment variable or flag) has an invalid value
-     └── DemoError              `millwatch demo` could not set up its simulated fleet
+     ├── DemoError              `millwatch demo` could not set up its simulated fleet
+     └── KeyNotFound            `millwatch key revoke` names no active key
 
 Errors of the other packages (`scraper.errors.InventoryError`, `scraper.errors.StoreError`) pass
 through unchanged; the CLI turns each into its own message and exit status.
@@ -36,6 +37,14 @@ class SettingsError(ServerError):
 
 class DemoError(ServerError):
     """The demo fleet could not be set up (for example an exporter failed to start)."""
+
+
+class KeyNotFound(ServerError):
+    """No active machine key matches what `millwatch key revoke` was given."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        super().__init__(f"no active key for {what}")
 
 
 def format_host_port(host: str, port: int) -> str:
