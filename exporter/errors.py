@@ -5,6 +5,7 @@
      ├── LineParseError           one sensor line that cannot be read (counted, never fatal)
      ├── BufferStoreError         the local SQLite reading buffer cannot be opened or written
      ├── ListenError              the HTTP server cannot bind its address
+     ├── PushKeyError             push mode's api_key_file cannot be read or holds no key
      └── SimulatorError           the serial simulator cannot create its pseudo-terminal
 
 Each error's `str()` is one line that a technician can act on; the attributes carry the
@@ -78,6 +79,15 @@ class ListenError(ExporterError):
         self.port = port
         self.cause = cause
         super().__init__(f"cannot listen on {host}:{port}: {cause}")
+
+
+class PushKeyError(ExporterError):
+    """The machine key file of push mode: which file and what is wrong (never its content)."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"push api_key_file {path}: {problem}")
 
 
 class SimulatorError(ExporterError):
