@@ -598,9 +598,8 @@ class _Checker:
                     except ValueError as e:
                         self.add([*loc, key], str(e))
         self._check_names(loc, raw)
+        self._check_mode(loc, raw)
         spec: MachineSpec | None = self._validate(MachineSpec, loc, raw)
-        if spec is not None:
-            self._check_mode(loc, spec)
         if spec is None or defaults is None or len(self.problems) > before:
             return None
 
@@ -643,17 +642,25 @@ class _Checker:
             thresholds=thresholds,
         )
 
-    def _check_mode(self, loc: list[str | int], spec: MachineSpec) -> None:
-        """A pulled machine needs a `url`; a push machine has none, nor any other key of the other mode."""
-        if spec.mode == PULL:
-            if spec.url is None:
+    def _check_mode(self, loc: list[str | int], raw: Any) -> None:
+        """A pulled machine needs a `url`; a push machine has none, nor any other key of the other mode.
+
+        Checked on the raw mapping, so these problems are reported with the machine's others.
+        """
+        if not isinstance(raw, Mapping):
+            return
+        mode = raw.get("mode", PULL)
+        if mode == PULL:
+            if raw.get("url") is None:
                 self.add([*loc, "url"], "required (or `mode: push` for a machine that sends its readings)")
             for key in PUSH_ONLY_KEYS:
-                if key in spec.model_fields_set:
+                if key in raw:
                     self.add([*loc, key], "only for `mode: push` machines (this one is pulled)")
             return
+        if mode != PUSH:
+            return  # the model reports the bad mode
         for key in PULL_ONLY_KEYS:
-            if key in spec.model_fields_set:
+            if key in raw:
                 self.add(
                     [*loc, key],
                     "not allowed with `mode: push`: a push machine is never scraped, "

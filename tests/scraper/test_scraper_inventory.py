@@ -181,12 +181,13 @@ machines:
         f"{where}:6: machines[1].id: must use only lowercase letters, digits, '_' and '-'",
         f"{where}:7: machines[1].url: must start with http:// or https://",
         f"{where}:8: machines[1].location.lat: must be less than or equal to 90 (got 91)",
-        f"{where}:9: machines[1].colour: unknown key (expected one of: id, name, url, "
-        "location, site, labels, auth, enabled, scrape_interval, scrape_timeout, thresholds)",
+        f"{where}:9: machines[1].colour: unknown key (expected one of: id, name, mode, url, "
+        "location, site, labels, auth, enabled, scrape_interval, scrape_timeout, push_interval, "
+        "push_stale_intervals, thresholds)",
         f"{where}:10: machines[2].id: duplicate id 'press_01' (first used by machines[0] at line 4)",
         f"{where}:12: machines[2].enabled: must be true or false (got 'maybe')",
         f"{where}:13: machines[3].id: required",
-        f"{where}:13: machines[3].url: required",
+        f"{where}:13: machines[3].url: required (or `mode: push` for a machine that sends its readings)",
     ]
 
 
@@ -347,7 +348,8 @@ def test_defaults_problems(tmp_path: Path) -> None:
     )
     problems = problems_of(tmp_path, text)
     assert any(
-        ":4: defaults.colour: unknown key (expected one of: scrape_interval, scrape_timeout, thresholds)" in p
+        ":4: defaults.colour: unknown key (expected one of: scrape_interval, scrape_timeout, "
+            "push_interval, push_stale_intervals, thresholds)" in p
         for p in problems
     ), problems
     assert any(":6: defaults.thresholds.9lives: is not a valid metric name" in p for p in problems), problems
@@ -530,7 +532,8 @@ def test_the_example_inventory_of_the_repository_is_valid() -> None:
     out, err = io.StringIO(), io.StringIO()
     assert check_command(example, out, err) == 0, err.getvalue()
     inventory = load_inventory(example)
-    assert len(inventory.machines) == 3
+    assert len(inventory.machines) == 4
+    assert [m.id for m in inventory.machines if m.mode == "push"] == ["foundry_porto"]
 
 
 def test_every_key_is_documented_in_the_guide_and_the_example() -> None:
