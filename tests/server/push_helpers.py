@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
+from support import database_url
 
 from millwatch_common.push_wire import batch_body
 
-POSTGRES_ENV = "MILLWATCH_TEST_POSTGRES_URL"
+__all__ = ["INVENTORY", "body", "database_url", "stored_samples"]
 
 INVENTORY = """\
 defaults:
@@ -32,23 +30,6 @@ machines:
     mode: push
     enabled: false
 """
-
-
-def database_url(backend: str, tmp_path: Path) -> str:
-    """A SQLite file in tmp_path, or the test PostgreSQL with an empty public schema (skip if unset)."""
-    if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'millwatch.db'}"
-    url = os.environ.get(POSTGRES_ENV)
-    if not url:
-        pytest.skip(f"{POSTGRES_ENV} is not set: the PostgreSQL variant of this test did not run")
-    engine = sa.create_engine(url)
-    try:
-        with engine.begin() as connection:
-            connection.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
-            connection.execute(sa.text("CREATE SCHEMA public"))
-    finally:
-        engine.dispose()
-    return url
 
 
 def body(
