@@ -546,3 +546,69 @@ def test_every_key_is_documented_in_the_guide_and_the_example() -> None:
     for key in sorted(keys):
         assert re.search(rf"\b{key}\b", guide), f"{key} is not in docs/inventory.md"
         assert re.search(rf"\b{key}\b", example), f"{key} is not in machines.yaml"
+
+
+PUSH_INVENTORY = """\
+defaults:
+  push_interval: 20s
+machines:
+  - id: porto
+    mode: push
+    location: {lat: 41.15, lon: -8.63}
+  - id: faro
+    mode: push
+    push_interval: 5s
+    push_stale_intervals: 4
+  - id: berlin
+    url: http://127.0.0.1:9817/metrics
+"""
+
+
+def test_push_machines_have_no_url_and_are_not_scraped(tmp_path: Path) -> None:
+    inventory = load_inventory(write(tmp_path, PUSH_INVENTORY))
+    porto, faro, berlin = inventory.machines
+    assert (porto.mode, porto.url, porto.push_interval_seconds, porto.push_stale_after_seconds) == (
+        "push",
+        "",
+        20.0,
+        60.0,
+    )
+    assert (faro.push_interval_seconds, faro.push_stale_after_seconds) == (5.0, 20.0)
+    assert berlin.mode == "pull"
+    assert [m.id for m in inventory.scraped_machines] == ["berlin"]
+    view = faro.initial_view()
+    assert (view.mode, view.url, view.scrape_interval_seconds, view.stale_after_seconds) == (
+        "push",
+        "",
+        5.0,
+        20.0,
+    )
+    assert berlin.initial_view().stale_after_seconds is None
+
+
+def test_mode_mistakes_are_reported_at_their_keys(tmp_path: Path) -> None:
+    text = """\
+machines:
+  - id: a
+    mode: push
+    url: http://127.0.0.1:9817/metrics
+    scrape_interval: 10s
+  - id: b
+    push_interval: 5s
+  - id: c
+    mode: pushed
+  - id: d
+"""
+    where = tmp_path / "machines.yaml"
+    pushed_only = (
+        "not allowed with `mode: push`: a push machine is never scraped, "
+        "it sends its readings to POST /api/ingest"
+    )
+    assert problems_of(tmp_path, text) == [
+        f"{where}:4: machines[0].url: {pushed_only}",
+        f"{where}:5: machines[0].scrape_interval: {pushed_only}",
+        f"{where}:6: machines[1].url: required (or `mode: push` for a machine that sends its readings)",
+        f"{where}:7: machines[1].push_interval: only for `mode: push` machines (this one is pulled)",
+        f"{where}:9: machines[2].mode: must be 'pull' or 'push' (got 'pushed')",
+        f"{where}:10: machines[3].url: required (or `mode: push` for a machine that sends its readings)",
+    ]
