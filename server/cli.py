@@ -1,4 +1,4 @@
-"""The `millwatch` command of the central host: serve, scrape, check, simulate-serial, demo.
+"""The `millwatch` command of the central host: serve, scrape, check, simulate-serial, demo, key.
 
 The exporter-only install of a machine PC (Python 3.9 or newer, no pydantic, FastAPI, SQLAlchemy,
 httpx or APScheduler) has this command too, for `simulate-serial`. So this module imports nothing
