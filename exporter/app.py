@@ -22,12 +22,14 @@ from exporter.buffer import ReadingBuffer
 from exporter.collectors.guard import GuardedCollector
 from exporter.collectors.http import HttpCollector
 from exporter.collectors.info import InfoCollector
+from exporter.collectors.push import PushCollector
 from exporter.collectors.serial import SerialCollector
 from exporter.collectors.system import SystemCollector
 from exporter.config import ExporterConfig, ListenAddress, WebConfig
 from exporter.errors import BufferStoreError, ExporterError, TLSSetupError
 from exporter.http import ExporterHttpServer, HttpContext
 from exporter.scrapes import ScrapeTracker
+from exporter.push import PushClient, read_key
 from exporter.serial_reader import SerialReader
 from exporter.status_page import BufferSummary, render_status_page
 from exporter.tls import TLSFileError, server_context
@@ -43,8 +45,9 @@ class ExporterApp:
     """One exporter for one machine.
 
     Construction does no I/O beyond asking psutil about this process. `start()` opens the
-    buffer, binds the HTTP server and starts the serial reader; it raises ListenError when the
-    address is taken and BufferStoreError when the buffer file cannot be opened, leaving nothing
+    buffer, binds the HTTP server and starts the serial reader (and, with a `push` section, the
+    push client); it raises ListenError when the address is taken, BufferStoreError when the buffer
+    file cannot be opened and PushKeyError when push's key file is unusable, leaving nothing
     running. `stop()` stops everything and is safe to call twice. An app runs once: to start
     again after `stop()`, create a new one (with the same buffer file, nothing is lost).
     """
@@ -68,16 +71,25 @@ class ExporterApp:
         self.scrapes = ScrapeTracker(clock)
         self.reader = SerialReader(config.serial, self._on_reading, clock, channels=config.channels)
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(
-            GuardedCollector(
-                {
-                    "info": InfoCollector(config.machine.id, config.machine.name, version),
-                    "serial": SerialCollector(self.reader, config.channels, clock),
-                    "system": SystemCollector(psutil_module),
-                    "http": HttpCollector(lambda: self._server),
-                }
+        collectors: dict[str, Any] = {
+            "info": InfoCollector(config.machine.id, config.machine.name, version),
+            "serial": SerialCollector(self.reader, config.channels, clock),
+            "system": SystemCollector(psutil_module),
+            "http": HttpCollector(lambda: self._server),
+        }
+        self.push: PushClient | None = None
+        if config.push is not None:
+            push_system = SystemCollector(psutil_module)  # its own CPU baseline, apart from the scrapes'
+            self.push = PushClient(
+                config.push,
+                config.machine.id,
+                sensor=self._sensor_state,
+                system=lambda: push_system.summary(self._clock()),
+                clock=clock,
+                user_agent=f"millwatch-exporter/{version}",
             )
-        )
+            collectors["push"] = PushCollector(self.push)
+        self.registry.register(GuardedCollector(collectors))
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -94,6 +106,7 @@ class ExporterApp:
                 except TLSFileError as exc:  # checked when the config was read; changed since
                     raise TLSSetupError(f"web.tls_{exc.field}", exc.message) from None
             authenticator = Authenticator(Credentials(web.bearer_token, web.basic_auth_users))
+            key = read_key(self.config.push.api_key_file) if self.config.push is not None else ""
             buffer = ReadingBuffer(self.config.buffer.path, self.config.buffer.retention, self._clock)
             try:
                 context = HttpContext(
@@ -114,6 +127,8 @@ class ExporterApp:
             self._server = server
             self.reader.start()
             server.start()
+            if self.push is not None:
+                self.push.start(buffer, key)
             self._state = "running"
         warning = open_access_warning(self.config.listen, web)
         if warning:
@@ -133,6 +148,8 @@ class ExporterApp:
                 return
             self._state = "stopped"
             server, buffer = self._server, self._buffer
+        if self.push is not None:
+            self.push.stop()  # before the buffer closes: it reads from it
         if server is not None:
             server.stop()
         self.reader.stop()
@@ -189,6 +206,10 @@ class ExporterApp:
         else:
             self._buffer_problem = None
 
+    def _sensor_state(self) -> tuple[bool, float | None]:
+        status = self.reader.status()
+        return status.up(self._clock()), status.last_reading_time
+
     def _status_page(self) -> str:
         status = self.reader.status()
         rows: int | None = None
@@ -198,8 +219,15 @@ class ExporterApp:
             except ExporterError:
                 rows = None
         summary = BufferSummary(self.config.buffer.path, rows, self.config.buffer.retention)
+        push = self.push.status() if self.push is not None else None
         return render_status_page(
-            self.config, status, self._clock(), self.version, summary, last_scrape=self.scrapes.last
+            self.config,
+            status,
+            self._clock(),
+            self.version,
+            summary,
+            last_scrape=self.scrapes.last,
+            push=push,
         )
 
 

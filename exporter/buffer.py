@@ -26,6 +26,9 @@ from exporter.errors import BufferStoreError
 BufferedReading = tuple[float, str, float]
 """(Unix time, metric name, value)."""
 
+PositionedReading = tuple[int, float, str, float]
+"""(position, Unix time, metric name, value): the position orders readings as they were appended."""
+
 PRUNE_EVERY = 60.0
 
 # In SQLite NULL, text and blobs never compare within a numeric range, and ±Inf lie outside it.
@@ -143,6 +146,38 @@ class ReadingBuffer:
             except sqlite3.Error as exc:
                 raise BufferStoreError(self.path, "read", str(exc)) from exc
         return row is not None
+
+    def after_position(self, position: int, limit: int) -> list[PositionedReading]:
+        """Readings appended after `position` (SQLite's rowid, growing with each append), oldest first.
+
+        The push client's query: positions follow the order of appending, not the readings' own
+        times, so a clock set back on the machine PC never hides a reading from it. At most
+        `limit` rows; rows whose time or value is not finite are skipped.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        with self._lock:
+            db = self._connection("read")
+            try:
+                rows = db.execute(
+                    "SELECT rowid, time, metric, value FROM readings"
+                    f" WHERE rowid > :position AND {_FINITE_ROW} ORDER BY rowid LIMIT :limit",
+                    {"position": position, "limit": limit, **_FINITE_BOUNDS},
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise BufferStoreError(self.path, "read", str(exc)) from exc
+        return [(int(p), float(t), str(m), float(v)) for p, t, m, v in rows]
+
+    def positions(self, after: int) -> tuple[int, int]:
+        """(the last position in the buffer, 0 when empty; how many readings lie after `after`)."""
+        with self._lock:
+            db = self._connection("read")
+            try:
+                last = db.execute("SELECT COALESCE(MAX(rowid), 0) FROM readings").fetchone()[0]
+                pending = db.execute("SELECT COUNT(*) FROM readings WHERE rowid > ?", (after,)).fetchone()[0]
+            except sqlite3.Error as exc:
+                raise BufferStoreError(self.path, "read", str(exc)) from exc
+        return int(last), int(pending)
 
     def count(self) -> int:
         with self._lock:

@@ -3,8 +3,8 @@
 The schema is the "Exporter configuration" of the design brief. Every key is optional except
 `machine.id` and `serial.port`; unknown keys are errors so that a typo never silently falls back to
 a default. Features the brief names but this version does not implement (formats other than `kv`,
-mode `poll`, push) are accepted only when left empty, and otherwise rejected with "not supported
-yet", so that a config written for a later version fails loudly.
+mode `poll`) are accepted only when left empty, and otherwise rejected with "not supported yet", so
+that a config written for a later version fails loudly.
 
 The files the `web:` section names (token, TLS certificate and key, client CA) are read here, while
 the key's line is known: a missing, empty or unusable one is a ConfigError before any port opens.
@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from exporter.errors import ConfigError
 from exporter.passwords import PasswordHash, PasswordHashError, parse_hash
@@ -26,6 +27,7 @@ from exporter.tls import TLSFileError, TLSFiles, server_context
 from millwatch_common.durations import parse_duration
 from millwatch_common.names import CHANNEL_METRIC, MACHINE_ID
 from millwatch_common.names import DEFAULT_EXPORTER_PORT as DEFAULT_PORT
+from millwatch_common.push_wire import MAX_READINGS
 from millwatch_common.yamltext import YAMLSyntaxError, load_roundtrip
 
 DEFAULT_BUFFER_PATH = "./millwatch-buffer.sqlite"
@@ -141,6 +143,28 @@ class WebConfig:
         return self.bearer_token is not None or bool(self.basic_auth_users)
 
 
+@dataclass(frozen=True)
+class PushConfig:
+    """Push mode: send the buffered readings to the central host's `POST /api/ingest`.
+
+    `api_key_file` holds the machine key (`millwatch key create`); its content is read when the
+    exporter starts and never logged. TLS certificates are verified (against the system's CAs, or
+    `ca_file` for a private CA). Failed sends are retried after a delay doubling up to `retry_max`.
+    """
+
+    url: str
+    api_key_file: str
+    every: float = 15.0
+    batch_size: int = 500
+    ca_file: str | None = None
+    timeout: float = 10.0
+    retry_max: float = 300.0
+
+
+PUSH_KEYS = ("url", "api_key_file", "every", "batch_size", "ca_file", "timeout", "retry_max")
+MAX_PUSH_SECONDS = 86400.0
+
+
 DEFAULT_CHANNELS: tuple[ChannelConfig, ...] = (
     ChannelConfig(
         "temperature",
@@ -168,6 +192,7 @@ class ExporterConfig:
     channels: tuple[ChannelConfig, ...] = DEFAULT_CHANNELS
     buffer: BufferConfig = field(default_factory=BufferConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    push: PushConfig | None = None
     source: str = "<code>"
 
 
@@ -406,7 +431,7 @@ class _Document:
         channels = self._channels(top)
         buffer = self._buffer(top, base_dir)
         web = self._web(top, base_dir)
-        self.not_supported(top.get("push"), ("push",), ("url", "api_key_file", "every"))
+        push = self._push(top, base_dir)
         return ExporterConfig(
             machine=machine,
             serial=serial,
@@ -414,8 +439,55 @@ class _Document:
             channels=channels,
             buffer=buffer,
             web=web,
+            push=push,
             source=self.source,
         )
+
+    def _push(self, top: Mapping[str, Any], base_dir: str | None) -> PushConfig | None:
+        path: KeyPath = ("push",)
+        value = top.get("push")
+        if value is None or (isinstance(value, Mapping) and len(value) == 0):
+            return None
+        section = self.mapping(value, path, PUSH_KEYS)
+        for key in ("url", "api_key_file"):
+            if section.get(key) is None:
+                raise self.error(path + (key,), "required key is missing (push needs url and api_key_file)")
+        url = self.text(section["url"], path + ("url",), what="a URL such as https://central:8000/api/ingest")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise self.error(
+                path + ("url",), f"expected an http:// or https:// URL with a host, got {_show(url)}"
+            )
+        if "@" in parts.netloc:
+            raise self.error(
+                path + ("url",), "must not contain a user or password (the key goes in api_key_file)"
+            )
+        values: dict[str, Any] = {
+            "url": url,
+            "api_key_file": self._file(section["api_key_file"], path + ("api_key_file",), base_dir),
+        }
+        if section.get("ca_file") is not None:
+            values["ca_file"] = self._file(section["ca_file"], path + ("ca_file",), base_dir)
+            if parts.scheme != "https":
+                raise self.error(path + ("ca_file",), "only for an https:// url")
+        for key in ("every", "timeout", "retry_max"):
+            if section.get(key) is not None:
+                seconds = self.duration(section[key], path + (key,))
+                if seconds > MAX_PUSH_SECONDS:
+                    raise self.error(path + (key,), f"expected at most 1d, got {_show(section[key])}")
+                values[key] = seconds
+        if section.get("batch_size") is not None:
+            values["batch_size"] = self.integer(
+                section["batch_size"], path + ("batch_size",), low=1, high=MAX_READINGS
+            )
+        return PushConfig(**values)
+
+    def _file(self, value: Any, path: KeyPath, base_dir: str | None) -> str:
+        """A file path; a relative one from the file is taken relative to the file's folder."""
+        file_path = self.text(value, path, what="a file path")
+        if base_dir is not None and path not in self.overridden and not os.path.isabs(file_path):
+            file_path = os.path.normpath(os.path.join(base_dir, file_path))
+        return file_path
 
     def _machine(self, top: Mapping[str, Any]) -> MachineConfig:
         section = self.mapping(top.get("machine"), ("machine",), ("id", "name"))

@@ -6,6 +6,7 @@
      ├── BufferStoreError         the local SQLite reading buffer cannot be opened or written
      ├── ListenError              the HTTP server cannot bind its address
      ├── TLSSetupError            a TLS file that was fine when the config was read is unusable at start
+     ├── PushKeyError             push mode's api_key_file cannot be read or holds no key
      └── SimulatorError           the serial simulator cannot create its pseudo-terminal
 
 Each error's `str()` is one line that a technician can act on; the attributes carry the
@@ -88,6 +89,13 @@ class TLSSetupError(ExporterError):
         self.key = key
         self.cause = cause
         super().__init__(f"{key}: {cause}")
+class PushKeyError(ExporterError):
+    """The machine key file of push mode: which file and what is wrong (never its content)."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"push api_key_file {path}: {problem}")
 
 
 class SimulatorError(ExporterError):

@@ -12,6 +12,7 @@ from html import escape
 
 from exporter.config import ExporterConfig
 from exporter.scrapes import LastScrape
+from exporter.push import PushStatus
 from exporter.serial_reader import ReaderStatus
 from millwatch_common.durations import format_duration
 
@@ -49,6 +50,7 @@ def render_status_page(
     buffer: BufferSummary,
     *,
     last_scrape: LastScrape | None = None,
+    push: PushStatus | None = None,
 ) -> str:
     """The full HTML document for `/` at time `now`."""
     if status.up(now):
@@ -105,6 +107,7 @@ def render_status_page(
         "<h2>Scrapes</h2><table>",
         _row("Last scrape of /metrics", escape(_last_scrape(last_scrape, now))),
         "</table>",
+        *(_push_section(push, now) if push is not None else []),
         f'<p><a href="/metrics">/metrics</a> &middot; <a href="/history?since={int(now) - 3600}">'
         f'/history (last hour)</a> &middot; <a href="/healthz">/healthz</a></p>',
         f'<p class="dim">This page refreshes every {REFRESH_SECONDS} s.</p>',
@@ -117,6 +120,35 @@ def _last_scrape(scrape: LastScrape | None, now: float) -> str:
     if scrape is None:
         return "never (since the exporter started)"
     return f"{_age(scrape.time, now)} by {scrape.client}"
+def _push_section(push: PushStatus, now: float) -> list[str]:
+    """Push mode: where to, the last acknowledged batch, what waits, and why sends failed."""
+    failing = push.last_error is not None and (
+        push.last_success_time is None or (push.last_error_time or 0) > push.last_success_time
+    )
+    state = '<span class="bad">failing</span>' if failing else '<span class="ok">working</span>'
+    if push.last_success_time is None and not failing:
+        state = '<span class="dim">not sent yet</span>'
+    pending = "unreadable" if push.pending is None else f"{push.pending} readings"
+    parts = [
+        "<h2>Push to the central host</h2><table>",
+        _row("URL", f"<code>{escape(push.url)}</code>"),
+        _row("State", state),
+        _row("Last acknowledged", escape(_age(push.last_success_time, now))),
+        _row("Waiting to be sent", escape(pending)),
+        _row("Sent", escape(f"{push.batches_total} batches, {push.readings_total} readings")),
+        "</table>",
+    ]
+    errors = [(reason, count) for reason, count in push.errors_total.items() if count]
+    if errors:
+        parts.append("<table><tr><th>Push error</th><th>Count</th></tr>")
+        parts += [f'<tr><td>{escape(r)}</td><td class="num bad">{c}</td></tr>' for r, c in errors]
+        parts.append("</table>")
+    if push.last_error is not None:
+        parts.append(
+            f"<p>Last push error ({escape(_age(push.last_error_time, now))}): "
+            f"<code>{escape(push.last_error.reason)}</code> {escape(push.last_error.message)}</p>"
+        )
+    return parts
 
 
 def _row(label: str, html_value: str) -> str:

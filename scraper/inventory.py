@@ -12,7 +12,7 @@ import sys
 import typing
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import Annotated, Any, Literal, TextIO
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -42,6 +42,16 @@ DEFAULT_SCRAPE_TIMEOUT = 5.0
 DEFAULT_TIMEOUT_SHARE = 0.8
 # Longer intervals or timeouts are surely mistakes, and far longer ones overflow the scheduler's dates.
 MAX_SCRAPE_DURATION = 86400.0
+# A push machine is expected to send every `push_interval`; it turns stale after this many missed.
+DEFAULT_PUSH_INTERVAL = 15.0
+DEFAULT_PUSH_STALE_INTERVALS = 3
+MAX_PUSH_STALE_INTERVALS = 1000
+Mode = Literal["pull", "push"]
+PULL: Mode = "pull"
+PUSH: Mode = "push"
+# Keys that only make sense for one mode: a mistake to write on a machine of the other mode.
+PULL_ONLY_KEYS = ("url", "auth", "scrape_interval", "scrape_timeout")
+PUSH_ONLY_KEYS = ("push_interval", "push_stale_intervals")
 
 
 # --- field types ---------------------------------------------------------------------------------
@@ -199,13 +209,16 @@ class Auth(_Spec):
 class DefaultsSpec(_Spec):
     scrape_interval: ScrapeDuration = DEFAULT_SCRAPE_INTERVAL
     scrape_timeout: ScrapeDuration = DEFAULT_SCRAPE_TIMEOUT
+    push_interval: ScrapeDuration = DEFAULT_PUSH_INTERVAL
+    push_stale_intervals: int = Field(default=DEFAULT_PUSH_STALE_INTERVALS, ge=1, le=MAX_PUSH_STALE_INTERVALS)
     thresholds: dict[str, ThresholdSpec] = Field(default_factory=dict)
 
 
 class MachineSpec(_Spec):
     id: str
     name: str | None = None
-    url: str
+    mode: Mode = PULL
+    url: str | None = None
     location: LocationSpec | None = None
     site: str | None = None
     labels: dict[str, LabelValue] = Field(default_factory=dict)
@@ -213,6 +226,8 @@ class MachineSpec(_Spec):
     enabled: bool = True
     scrape_interval: ScrapeDuration | None = None
     scrape_timeout: ScrapeDuration | None = None
+    push_interval: ScrapeDuration | None = None
+    push_stale_intervals: int | None = Field(default=None, ge=1, le=MAX_PUSH_STALE_INTERVALS)
     thresholds: dict[str, ThresholdSpec] = Field(default_factory=dict)
 
 
@@ -234,17 +249,24 @@ class Defaults(BaseModel):
 
     scrape_interval_seconds: float = DEFAULT_SCRAPE_INTERVAL
     scrape_timeout_seconds: float = DEFAULT_SCRAPE_TIMEOUT
+    push_interval_seconds: float = DEFAULT_PUSH_INTERVAL
+    push_stale_intervals: int = DEFAULT_PUSH_STALE_INTERVALS
     thresholds: dict[str, Threshold] = Field(default_factory=dict)
 
 
 class Machine(BaseModel):
-    """One machine with every default applied: what a scrape job needs, nothing to look up later."""
+    """One machine with every default applied: what a scrape job needs, nothing to look up later.
+
+    A `push` machine has no `url` (it is "") and is never scraped: it sends its readings to
+    `POST /api/ingest`, and turns stale `push_stale_after_seconds` after its last batch.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     id: str
     name: str
     url: str
+    mode: Mode = PULL
     site: str | None = None
     location: Location | None = None
     labels: dict[str, str] = Field(default_factory=dict)
@@ -252,10 +274,27 @@ class Machine(BaseModel):
     enabled: bool = True
     scrape_interval_seconds: float = DEFAULT_SCRAPE_INTERVAL
     scrape_timeout_seconds: float = DEFAULT_SCRAPE_TIMEOUT
+    push_interval_seconds: float = DEFAULT_PUSH_INTERVAL
+    push_stale_intervals: int = DEFAULT_PUSH_STALE_INTERVALS
     thresholds: dict[str, Threshold] = Field(default_factory=dict)  # effective: defaults merged in
 
+    @property
+    def scraped(self) -> bool:
+        """Whether the scraper schedules this machine: enabled and pulled."""
+        return self.enabled and self.mode == PULL
+
+    @property
+    def push_stale_after_seconds(self) -> float:
+        """Seconds without a batch after which a push machine is stale."""
+        return self.push_interval_seconds * self.push_stale_intervals
+
     def initial_view(self) -> MachineView:
-        """The view before any scrape: status `unknown`, or `disabled` when the machine is disabled."""
+        """The view before any scrape: status `unknown`, or `disabled` when the machine is disabled.
+
+        A push machine's view carries its push interval (as the interval the page shows) and the
+        limit after which it turns stale.
+        """
+        push = self.mode == PUSH
         return MachineView(
             id=self.id,
             name=self.name,
@@ -264,9 +303,11 @@ class Machine(BaseModel):
             location=self.location,
             labels=dict(self.labels),
             enabled=self.enabled,
-            scrape_interval_seconds=self.scrape_interval_seconds,
+            scrape_interval_seconds=self.push_interval_seconds if push else self.scrape_interval_seconds,
             status=Status.UNKNOWN if self.enabled else Status.DISABLED,
             thresholds=dict(self.thresholds),
+            mode=self.mode,
+            stale_after_seconds=self.push_stale_after_seconds if push else None,
         )
 
 
@@ -294,6 +335,11 @@ class Inventory(BaseModel):
     @property
     def enabled_machines(self) -> list[Machine]:
         return [m for m in self.machines if m.enabled]
+
+    @property
+    def scraped_machines(self) -> list[Machine]:
+        """The machines the scraper schedules: enabled and pulled (push machines send by themselves)."""
+        return [m for m in self.machines if m.scraped]
 
 
 # --- loading -------------------------------------------------------------------------------------
@@ -534,6 +580,8 @@ class _Checker:
         return Defaults(
             scrape_interval_seconds=spec.scrape_interval,
             scrape_timeout_seconds=timeout,
+            push_interval_seconds=spec.push_interval,
+            push_stale_intervals=spec.push_stale_intervals,
             thresholds={k: Threshold(t.warn, t.alarm) for k, t in spec.thresholds.items()},
         )
 
@@ -550,6 +598,7 @@ class _Checker:
                     except ValueError as e:
                         self.add([*loc, key], str(e))
         self._check_names(loc, raw)
+        self._check_mode(loc, raw)
         spec: MachineSpec | None = self._validate(MachineSpec, loc, raw)
         if spec is None or defaults is None or len(self.problems) > before:
             return None
@@ -579,7 +628,8 @@ class _Checker:
         return Machine(
             id=spec.id,
             name=spec.name if spec.name is not None else spec.id,
-            url=spec.url,
+            url=spec.url or "",
+            mode=spec.mode,
             site=spec.site,
             location=None if spec.location is None else Location(spec.location.lat, spec.location.lon),
             labels=dict(spec.labels),
@@ -587,8 +637,35 @@ class _Checker:
             enabled=spec.enabled,
             scrape_interval_seconds=interval,
             scrape_timeout_seconds=timeout,
+            push_interval_seconds=spec.push_interval or defaults.push_interval_seconds,
+            push_stale_intervals=spec.push_stale_intervals or defaults.push_stale_intervals,
             thresholds=thresholds,
         )
+
+    def _check_mode(self, loc: list[str | int], raw: Any) -> None:
+        """A pulled machine needs a `url`; a push machine has none, nor any other key of the other mode.
+
+        Checked on the raw mapping, so these problems are reported with the machine's others.
+        """
+        if not isinstance(raw, Mapping):
+            return
+        mode = raw.get("mode", PULL)
+        if mode == PULL:
+            if raw.get("url") is None:
+                self.add([*loc, "url"], "required (or `mode: push` for a machine that sends its readings)")
+            for key in PUSH_ONLY_KEYS:
+                if key in raw:
+                    self.add([*loc, key], "only for `mode: push` machines (this one is pulled)")
+            return
+        if mode != PUSH:
+            return  # the model reports the bad mode
+        for key in PULL_ONLY_KEYS:
+            if key in raw:
+                self.add(
+                    [*loc, key],
+                    "not allowed with `mode: push`: a push machine is never scraped, "
+                    "it sends its readings to POST /api/ingest",
+                )
 
 
 def _mapping_keys(value: Any) -> Iterator[Any]:

@@ -159,7 +159,7 @@ class ScraperService:
         self._stopping = False
         self._signature = _signature(self.inventory_path)
         inventory = await asyncio.to_thread(load_inventory, self.inventory_path)
-        plan = self._plan(inventory, inventory.enabled_machines)  # raises before anything is started
+        plan = self._plan(inventory, inventory.scraped_machines)  # raises before anything is started
         try:
             saved = {v.id: v for v in await asyncio.to_thread(self._store.load_views)}
         except StoreError as e:
@@ -209,7 +209,7 @@ class ScraperService:
             raise
         log.info(
             "scraping %d of %d machines from %s",
-            len(inventory.enabled_machines),
+            len(inventory.scraped_machines),
             len(inventory.machines),
             self.inventory_path,
         )
@@ -245,7 +245,7 @@ class ScraperService:
         The view is in the fleet state when this returns; the samples and the view are queued for
         the store, which the background writer takes them to (`pending_samples` counts them until
         then). Raises `UnknownMachineError` for an id not in the inventory and RuntimeError before
-        `start`. A disabled machine is not scraped: its current view is returned.
+        `start`. A disabled or push machine is not scraped: its current view is returned.
         """
         client, inventory = self._client, self.inventory
         if client is None or inventory is None:
@@ -253,7 +253,7 @@ class ScraperService:
         machine = inventory.get(machine_id)
         if machine is None:
             raise UnknownMachineError(machine_id)
-        if not machine.enabled:
+        if not machine.scraped:
             return self._state.get(machine_id) or machine.initial_view()
 
         samples: list[Sample] = []
@@ -437,13 +437,13 @@ class ScraperService:
         remove = [
             machine_id
             for machine_id, machine in old.items()
-            if machine.enabled and (machine_id not in new or not new[machine_id].enabled)
+            if machine.scraped and (machine_id not in new or not new[machine_id].scraped)
         ]
         changed_jobs = [
             m
-            for m in inventory.enabled_machines
+            for m in inventory.scraped_machines
             if m.id not in old
-            or not old[m.id].enabled
+            or not old[m.id].scraped
             or old[m.id].scrape_interval_seconds != m.scrape_interval_seconds
         ]
         try:
@@ -477,11 +477,11 @@ class ScraperService:
 
     def _restore_jobs(self, previous: Inventory | None, attempted: dict[str, Machine]) -> None:
         """After a failed switch: the jobs of `previous` again, none of those only `attempted` had."""
-        kept = {m.id for m in previous.enabled_machines} if previous is not None else set()
+        kept = {m.id for m in previous.scraped_machines} if previous is not None else set()
         try:
             self._commit_jobs(
                 [m for m in attempted if m not in kept],
-                self._plan(previous, previous.enabled_machines) if previous is not None else [],
+                self._plan(previous, previous.scraped_machines) if previous is not None else [],
             )
         except Exception:
             log.exception("restoring the previous scrape jobs failed")
@@ -512,6 +512,7 @@ class ScraperService:
             and machine.enabled
             and previous.enabled
             and previous.url == machine.url
+            and previous.mode == machine.mode
             and previous.last_scrape is not None
             and previous.status not in (Status.DISABLED, Status.UNKNOWN)
         ):

@@ -90,6 +90,10 @@ class MachineView:
     readings: dict[str, float] = field(default_factory=dict)
     thresholds: dict[str, Threshold] = field(default_factory=dict)
     system: SystemSummary = field(default_factory=SystemSummary)
+    # "pull" (scraped) or "push" (sends to POST /api/ingest; `last_scrape` is then its last batch).
+    mode: str = "pull"
+    # Set for push machines: seconds without a batch after which the view is stale.
+    stale_after_seconds: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of one machine (API and WebSocket). Never contains secrets."""
@@ -122,6 +126,8 @@ class MachineView:
                 "memory_used_ratio": self.system.memory_used_ratio,
                 "disk_used_ratio": self.system.disk_used_ratio,
             },
+            "mode": self.mode,
+            "stale_after_seconds": self.stale_after_seconds,
         }
 
     def with_changes(self, **changes: Any) -> MachineView:
@@ -167,6 +173,8 @@ class MachineView:
                 memory_used_ratio=_optional_float(system.get("memory_used_ratio")),
                 disk_used_ratio=_optional_float(system.get("disk_used_ratio")),
             ),
+            mode=str(data.get("mode", "pull")),
+            stale_after_seconds=_optional_float(data.get("stale_after_seconds")),
         )
 
 

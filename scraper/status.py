@@ -8,10 +8,12 @@ Order of the rules after a scrape:
 3. `millwatch_serial_up` is 0              -> `sensor_fault`, "serial sensor not reporting"
 4. a value at or above its alarm limit     -> `alarm`; else at or above its warn limit -> `warn`
 5. otherwise                               -> `up`
-Between scrapes, `apply_staleness` turns a view that has not been refreshed for
-3 x interval + timeout into `stale`, with a reason that names that limit ("no scrape for over 50s"),
-not the growing age: the reason stays the same from sweep to sweep, so a stale fleet is not sent
-to every browser again each time (the page shows the last scrape's time and age itself).
+A push machine (`evaluate_push`) follows rules 1 and 3 to 5 for each batch it sends. Between
+scrapes, `apply_staleness` turns a view that has not been refreshed for 3 x interval + timeout
+(a push machine: its `stale_after_seconds`, push_stale_intervals x push_interval) into `stale`,
+with a reason that names that limit ("no scrape for over 50s"), not the growing age: the reason
+stays the same from sweep to sweep, so a stale fleet is not sent to every browser again each time
+(the page shows the last scrape's time and age itself).
 """
 
 from __future__ import annotations
@@ -98,6 +100,22 @@ def crossings(values: dict[str, float], thresholds: dict[str, Threshold]) -> lis
     return sorted(found, key=lambda c: (c.level != Status.ALARM, -_excess(c), c.metric))
 
 
+def judge(
+    values: dict[str, float],
+    thresholds: dict[str, Threshold],
+    serial_up: float | None,
+    last_reading: float | None,
+    now: float,
+) -> tuple[Status, str | None]:
+    """Rules 3 to 5 for a machine that answered: sensor fault, then thresholds, else up."""
+    if serial_up is not None and serial_up == 0:
+        return Status.SENSOR_FAULT, _sensor_fault_reason(last_reading, now)
+    found = crossings(values, thresholds)
+    if found:
+        return found[0].level, found[0].text() + (f", +{len(found) - 1} more" if len(found) > 1 else "")
+    return Status.UP, None
+
+
 def evaluate(machine: Machine, samples: list[Sample], scraped_at: float, duration: float) -> MachineView:
     """The view after a successful scrape of `machine` that returned `samples`.
 
@@ -108,14 +126,9 @@ def evaluate(machine: Machine, samples: list[Sample], scraped_at: float, duratio
     if not machine.enabled:
         return view
     plain = {s.name: s.value for s in samples if not s.labels}
-    status, reason = Status.UP, None
-    serial_up = plain.get(SERIAL_UP)
-    found = crossings(plain, machine.thresholds)
-    if serial_up is not None and serial_up == 0:
-        status, reason = Status.SENSOR_FAULT, _sensor_fault_reason(plain.get(SERIAL_LAST_READING), scraped_at)
-    elif found:
-        status = found[0].level
-        reason = found[0].text() + (f", +{len(found) - 1} more" if len(found) > 1 else "")
+    status, reason = judge(
+        plain, machine.thresholds, plain.get(SERIAL_UP), plain.get(SERIAL_LAST_READING), scraped_at
+    )
     return view.with_changes(
         status=status,
         reason=reason,
@@ -123,6 +136,38 @@ def evaluate(machine: Machine, samples: list[Sample], scraped_at: float, duratio
         last_success_time=scraped_at,
         readings=readings_of(samples),
         system=system_summary(samples, scraped_at),
+    )
+
+
+def evaluate_push(
+    machine: Machine,
+    previous: MachineView | None,
+    readings: dict[str, float],
+    serial_up: bool,
+    last_reading: float | None,
+    system: SystemSummary,
+    received_at: float,
+    duration: float,
+) -> MachineView:
+    """The view of a push machine after a batch received at `received_at`: the scrape rules.
+
+    `readings` are the batch's newest value of each metric; a batch without readings (the
+    machine had nothing new) keeps the previous ones. `serial_up` false is a sensor fault, as
+    `millwatch_serial_up 0` is for a scraped machine. `last_scrape` records the batch.
+    """
+    view = machine.initial_view()
+    if not machine.enabled:
+        return view
+    kept = dict(previous.readings) if previous is not None and previous.mode == machine.mode else {}
+    current = {**kept, **{k: v for k, v in readings.items() if math.isfinite(v)}}
+    status, reason = judge(current, machine.thresholds, 1.0 if serial_up else 0.0, last_reading, received_at)
+    return view.with_changes(
+        status=status,
+        reason=reason,
+        last_scrape=LastScrape(time=received_at, duration_seconds=duration, error=None),
+        last_success_time=received_at,
+        readings=current,
+        system=system,
     )
 
 
@@ -159,10 +204,15 @@ def apply_staleness(
     """
     if not view.enabled or view.last_scrape is None or view.status in (Status.DISABLED, Status.UNKNOWN):
         return view
-    limit = stale_after(view, scrape_timeout_seconds)
+    push = view.stale_after_seconds is not None
+    limit = (
+        view.stale_after_seconds
+        if view.stale_after_seconds is not None
+        else stale_after(view, scrape_timeout_seconds)
+    )
     if now - view.last_scrape.time <= limit:
         return view
-    reason = stale_reason(limit)
+    reason = push_stale_reason(limit) if push else stale_reason(limit)
     if view.status is Status.STALE and view.reason == reason:
         return view
     return view.with_changes(status=Status.STALE, reason=reason)
@@ -171,6 +221,11 @@ def apply_staleness(
 def stale_reason(limit_seconds: float) -> str:
     """The reason of a stale view: "no scrape for over 50s" (`limit_seconds` as `format_age` writes it)."""
     return f"no scrape for over {format_age(limit_seconds)}"
+
+
+def push_stale_reason(limit_seconds: float) -> str:
+    """The reason of a stale push machine: "no data pushed for over 45s"."""
+    return f"no data pushed for over {format_age(limit_seconds)}"
 
 
 def format_number(value: float) -> str:

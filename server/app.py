@@ -14,9 +14,11 @@ from scraper.state import FleetState
 from scraper.store import Store
 from server.context import ServerContext
 from server.follower import StoreFollower
+from server.ingest import IngestService, InventorySource
 from server.live import LiveHub
+from server.machine_keys import KeyStore
 from server.metrics import ServerCollector, server_registry
-from server.routes import config, health, live, machines, metrics
+from server.routes import config, health, ingest, live, machines, metrics
 from server.settings import Settings
 from server.static_files import WebPage
 from server.version import millwatch_version
@@ -33,6 +35,7 @@ def create_app(
     state: FleetState,
     store: Store | None,
     scraper: ScraperService | None,
+    keys: KeyStore | None = None,
 ) -> FastAPI:
     """Build the application around `state`.
 
@@ -40,13 +43,24 @@ def create_app(
     other start-up failure aborts the start and is kept in `app.state.millwatch.startup_error`).
     Without scraper but with a store, the machines' views are read from the store every
     `settings.store_poll_interval` seconds (staleness applied), so a server alone shows what
-    separate `millwatch scrape` processes write. The caller owns `store` and closes it.
+    separate `millwatch scrape` processes write. With a store, `POST /api/ingest` takes push
+    machines' batches, their keys checked in `keys` (by default a KeyStore on
+    `settings.database_url`, closed with the app). The caller owns `store` and closes it.
     """
     version = millwatch_version()
     hub = LiveHub(state, batch_interval=settings.live_batch_interval, queue_size=settings.live_queue_size)
     follower = None
     if scraper is None and store is not None:
         follower = StoreFollower(store, state, interval=settings.store_poll_interval)
+    ingest_service = None
+    own_keys = keys is None and store is not None
+    if store is not None:
+        if keys is None:
+            keys = KeyStore(settings.database_url)
+        inventory = InventorySource(
+            settings.inventory, (lambda: scraper.inventory) if scraper is not None else None
+        )
+        ingest_service = IngestService(keys, store, state, inventory)
     context = ServerContext(
         settings=settings,
         state=state,
@@ -54,8 +68,18 @@ def create_app(
         scraper=scraper,
         follower=follower,
         hub=hub,
-        registry=server_registry(ServerCollector(state, hub, scraper, follower, version)),
+        registry=server_registry(
+            ServerCollector(
+                state,
+                hub,
+                scraper,
+                follower,
+                version,
+                ingest=ingest_service.counters if ingest_service is not None else None,
+            )
+        ),
         version=version,
+        ingest=ingest_service,
     )
 
     @contextlib.asynccontextmanager
@@ -85,6 +109,8 @@ def create_app(
                 await scraper.stop()
                 log.info("scraper stopped")
             await hub.stop()
+            if own_keys and keys is not None:
+                keys.close()
 
     # No docs pages: they load their scripts from a CDN, and the central host may be air-gapped.
     app = FastAPI(
@@ -96,7 +122,7 @@ def create_app(
         openapi_url="/api/openapi.json",
     )
     app.state.millwatch = context
-    for router in (machines.router, live.router, config.router, health.router, metrics.router):
+    for router in (machines.router, live.router, config.router, health.router, metrics.router, ingest.router):
         app.include_router(router)
     # Last, so that every API route wins over a file of the same name.
     app.mount("/", WebPage(settings.static_dir), name="web")

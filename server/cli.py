@@ -1,4 +1,4 @@
-"""The `millwatch` command of the central host: serve, scrape, check, simulate-serial, demo, bundle.
+"""The `millwatch` command of the central host: serve, scrape, check, simulate-serial, demo, bundle, key.
 
 The exporter-only install of a machine PC (Python 3.9 or newer, no pydantic, FastAPI, SQLAlchemy,
 httpx or APScheduler) has this command too, for `simulate-serial`. So this module imports nothing
@@ -14,10 +14,14 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # types only: importing the settings needs pydantic (the central install)
+    from server.settings import Settings
 
 PROG = "millwatch"
 LOG_LEVELS = ("debug", "info", "warning", "error")
-CENTRAL_COMMANDS = frozenset({"serve", "scrape", "check", "demo", "bundle"})
+CENTRAL_COMMANDS = frozenset({"serve", "scrape", "check", "demo", "bundle", "key"})
 # scraper/fetch.py uses asyncio.timeout (3.11); the exporter alone runs on 3.9.
 CENTRAL_PYTHON = (3, 11)
 # Defaults shown by --help; server.settings.Settings holds the real ones (a test keeps them equal),
@@ -88,13 +92,15 @@ def _run(args: argparse.Namespace) -> int:
     `serve` and `scrape` share this: same header, same messages, same exit statuses.
     """
     from scraper.errors import InventoryError, InventoryUnreadable, StoreError
-    from server.errors import ServerError
+    from server.errors import KeyNotFound, ServerError
 
     try:
         result: int = args.handler(args)
         return result
     except KeyboardInterrupt:
         return 0  # Ctrl-C before the server took over its signals: a normal stop
+    except KeyNotFound as e:
+        return _fail(str(e), exit_status=1)
     except ServerError as e:
         return _fail(str(e))
     except InventoryUnreadable as e:
@@ -197,7 +203,49 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_demo)
 
     _add_bundle(sub)
+    _add_key_commands(sub)
     return parser
+
+
+def _add_key_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    key = sub.add_parser(
+        "key",
+        help="machine keys for push mode: create (printed once), revoke, list",
+        description="Machine keys authenticate exporters in push mode (POST /api/ingest). A key is "
+        "printed once when created and stored only as its SHA-256; a key writes only its own machine.",
+    )
+    key_sub = key.add_subparsers(dest="key_command", metavar="KEY_COMMAND", required=True)
+    create = key_sub.add_parser(
+        "create",
+        help="create a key for a machine and print it once",
+        description="Create a key for MACHINE_ID and print it once on stdout (store it in the "
+        "exporter's api_key_file). The machine should be `mode: push` in the inventory; a warning "
+        "says so when it is not (its pushes are refused until it is).",
+    )
+    create.add_argument("machine_id", metavar="MACHINE_ID", help="the machine's id in the inventory")
+    _add_inventory_and_db(create)
+    create.set_defaults(handler=_key_create)
+    revoke = key_sub.add_parser(
+        "revoke",
+        help="revoke every active key of a machine, or one key by its id",
+        description="Revoke every active key of MACHINE_ID, or with --id the one key of that id "
+        "(as `millwatch key list` shows it). Pushes with a revoked key are refused at once.",
+    )
+    target = revoke.add_mutually_exclusive_group(required=True)
+    target.add_argument(
+        "machine_id", metavar="MACHINE_ID", nargs="?", help="the machine whose keys to revoke"
+    )
+    target.add_argument("--id", dest="key_id", metavar="KEY_ID", help="revoke only this key (key_...)")
+    _add_inventory_and_db(revoke)
+    revoke.set_defaults(handler=_key_revoke)
+    listing = key_sub.add_parser(
+        "list",
+        help="list the keys (id, machine, created, revoked), never the keys themselves",
+        description="List every machine key: its id, machine, creation and revocation time. "
+        "The keys themselves are not stored and cannot be shown.",
+    )
+    _add_inventory_and_db(listing)
+    listing.set_defaults(handler=_key_list)
 
 
 def configure_logging(level: str) -> None:
@@ -324,6 +372,95 @@ def _bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+def _key_store(args: argparse.Namespace) -> tuple[Settings, str]:
+    """The settings' database, migrated (the keys' table comes with the schema), and its URL."""
+    from scraper.store import Store
+    from server.settings import load_settings
+
+    settings = load_settings(inventory=args.inventory, database_url=args.db)
+    store = Store(settings.database_url)
+    try:
+        store.migrate()
+    finally:
+        store.close()
+    return settings, settings.database_url
+
+
+def _key_create(args: argparse.Namespace) -> int:
+    from scraper.errors import InventoryError
+    from scraper.inventory import PUSH, load_inventory
+    from server.machine_keys import KeyStore
+
+    settings, url = _key_store(args)
+    try:
+        machine = load_inventory(settings.inventory).get(args.machine_id)
+    except InventoryError as e:
+        print(f"{PROG}: warning: cannot check the inventory {settings.inventory}: {e}", file=sys.stderr)
+    else:
+        if machine is None:
+            print(
+                f"{PROG}: warning: {args.machine_id!r} is not in {settings.inventory}: its pushes are "
+                "refused until it is there with `mode: push`",
+                file=sys.stderr,
+            )
+        elif machine.mode != PUSH:
+            print(
+                f"{PROG}: warning: {args.machine_id!r} is a pulled machine in {settings.inventory}: "
+                "its pushes are refused until it has `mode: push`",
+                file=sys.stderr,
+            )
+    keys = KeyStore(url)
+    try:
+        record, key = keys.create(args.machine_id)
+    finally:
+        keys.close()
+    print(key)
+    print(
+        f"{PROG}: created {record.id} for {record.machine_id}; this is the only time the key is shown",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _key_revoke(args: argparse.Namespace) -> int:
+    from server.machine_keys import KeyStore
+
+    _, url = _key_store(args)
+    keys = KeyStore(url)
+    try:
+        revoked = keys.revoke(machine_id=args.machine_id, key_id=args.key_id)
+    finally:
+        keys.close()
+    for record in revoked:
+        print(f"revoked {record.id} ({record.machine_id})")
+    return 0
+
+
+def _key_list(args: argparse.Namespace) -> int:
+    import datetime
+
+    from server.machine_keys import KeyStore
+
+    _, url = _key_store(args)
+    keys = KeyStore(url)
+    try:
+        records = keys.all_keys()
+    finally:
+        keys.close()
+
+    def when(seconds: float | None) -> str:
+        if seconds is None:
+            return "-"
+        return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    print(f"{'ID':<18} {'MACHINE':<30} {'CREATED':<21} REVOKED")
+    for record in records:
+        print(
+            f"{record.id:<18} {record.machine_id:<30} {when(record.created_at):<21} {when(record.revoked_at)}"
+        )
+    return 0
+
+
 def _add_inventory_and_db(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--inventory",
@@ -381,11 +518,11 @@ def _duration(text: str) -> float:
     return seconds
 
 
-def _fail(message: str, details: str = "") -> int:
+def _fail(message: str, details: str = "", exit_status: int = 2) -> int:
     print(f"{PROG}: error: {message}", file=sys.stderr)
     if details:
         print(details, file=sys.stderr)
-    return 2
+    return exit_status
 
 
 if __name__ == "__main__":

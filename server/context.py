@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from scraper.state import FleetState
 from scraper.store import Store
 from server.follower import StoreFollower
+from server.ingest import IngestService
 from server.live import LiveHub
 from server.settings import Settings
 
@@ -29,6 +30,8 @@ class ServerContext:
     hub: LiveHub
     registry: CollectorRegistry
     version: str
+    # Push mode (POST /api/ingest); None without a database.
+    ingest: IngestService | None = None
     scraper_running: bool = False
     # Why the lifespan failed to start (for the CLI to report it in one line), if it did.
     startup_error: BaseException | None = None

@@ -4,9 +4,10 @@
      ├── ListenError            the server cannot listen on host:port (address in use, not permitted, ...)
      ├── SettingsError          a setting (environment variable or flag) has an invalid value
      ├── DemoError              `millwatch demo` could not set up its simulated fleet
-     └── BundleError            `millwatch bundle` could not build the offline machine package
-          ├── WheelsUnavailable a wheel the exporter needs is not to be had (registry or --wheels folder)
-          └── WheelMismatch     a wheel does not fit the bundle's platform and Python version
+     ├── BundleError            `millwatch bundle` could not build the offline machine package
+     │    ├── WheelsUnavailable a wheel the exporter needs is not to be had (registry or --wheels folder)
+     │    └── WheelMismatch     a wheel does not fit the bundle's platform and Python version
+     └── KeyNotFound            `millwatch key revoke` names no active key
 
 Errors of the other packages (`scraper.errors.InventoryError`, `scraper.errors.StoreError`) pass
 through unchanged; the CLI turns each into its own message and exit status.
@@ -60,6 +61,12 @@ class WheelMismatch(BundleError):
             f"{wheel} does not fit {platform} with CPython {python_version}: "
             "a machine PC could not install it; give wheels built for that platform and Python"
         )
+class KeyNotFound(ServerError):
+    """No active machine key matches what `millwatch key revoke` was given."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        super().__init__(f"no active key for {what}")
 
 
 def format_host_port(host: str, port: int) -> str:

@@ -30,6 +30,6 @@ def dumps(value: Any) -> str:
     return json.dumps(finite(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-def json_response(value: Any, status_code: int = 200) -> Response:
+def json_response(value: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
     """A JSON response whose body is `dumps(value)`."""
-    return Response(dumps(value), status_code=status_code, media_type="application/json")
+    return Response(dumps(value), status_code=status_code, media_type="application/json", headers=headers)

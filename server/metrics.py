@@ -38,6 +38,28 @@ class FollowerCounters(Protocol):
     reload_failures_total: int
 
 
+class IngestCounts(Protocol):
+    """What the collector reads from the ingest service (server.ingest.IngestCounters)."""
+
+    def snapshot(self) -> tuple[dict[str, int], dict[str, int]]: ...
+
+
+# Always exported, so that a dashboard sees 0 rather than no series.
+INGEST_BATCH_RESULTS = (
+    "accepted",
+    "unauthorized",
+    "not_push",
+    "disabled",
+    "other_machine",
+    "too_large",
+    "invalid",
+    "clock_ahead",
+    "unavailable",
+    "store_error",
+)
+INGEST_SAMPLE_RESULTS = ("stored", "duplicate")
+
+
 class ServerCollector(Collector):
     """Yields the server's metrics from the fleet state, the live hub and the scraper (if any)."""
 
@@ -48,7 +70,10 @@ class ServerCollector(Collector):
         scraper: ScraperCounters | None,
         follower: FollowerCounters | None,
         version: str,
+        *,
+        ingest: IngestCounts | None = None,
     ) -> None:
+        self._ingest = ingest
         self._state = state
         self._hub = hub
         self._scraper = scraper
@@ -125,6 +150,26 @@ class ServerCollector(Collector):
         )
         slow.add_metric([], self._hub.slow_disconnects_total)
         yield slow
+        yield from self._ingest_metrics()
+
+    def _ingest_metrics(self) -> Iterator[Metric]:
+        batches, samples = self._ingest.snapshot() if self._ingest is not None else ({}, {})
+        family = CounterMetricFamily(
+            "millwatch_ingest_batches",
+            "Push batches received on POST /api/ingest, by result (accepted, or why refused).",
+            labels=["result"],
+        )
+        for result in sorted(set(INGEST_BATCH_RESULTS) | batches.keys()):
+            family.add_metric([result], batches.get(result, 0))
+        yield family
+        family = CounterMetricFamily(
+            "millwatch_ingest_samples",
+            "Samples of accepted push batches: stored, or already in the database (a batch sent again).",
+            labels=["result"],
+        )
+        for result in INGEST_SAMPLE_RESULTS:
+            family.add_metric([result], samples.get(result, 0))
+        yield family
 
 
 def server_registry(collector: ServerCollector) -> CollectorRegistry:

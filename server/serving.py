@@ -25,6 +25,7 @@ from scraper.store import Store
 from server.app import create_app
 from server.context import ServerContext
 from server.errors import ListenError, ServerError, format_host_port
+from server.machine_keys import KeyStore
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,8 @@ def _serve(
             max_concurrency=settings.max_concurrency,
             retention_seconds=settings.retention,
         )
-    app = create_app(settings, state=state, store=store, scraper=scraper)
+    keys = KeyStore(settings.database_url)
+    app = create_app(settings, state=state, store=store, scraper=scraper, keys=keys)
     context: ServerContext = app.state.millwatch
     host, port = sock.getsockname()[:2]
     url = server_url(settings.host, port)
@@ -150,6 +152,8 @@ def _serve(
         if context.startup_error is not None:
             raise context.startup_error from None
         raise ServerError("the server failed to start (see the log above)") from e
+    finally:
+        keys.close()
     log.info("server stopped")
 
 

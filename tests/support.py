@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
+
 from exporter.app import ExporterApp
 from exporter.config import parse_config
 from exporter.simulator import SimulatedSensor
@@ -26,6 +28,7 @@ from exporter.simulator import SimulatedSensor
 T = TypeVar("T")
 
 MILLWATCH = str(Path(sys.executable).with_name("millwatch"))
+POSTGRES_ENV = "MILLWATCH_TEST_POSTGRES_URL"
 
 
 def wait_until(predicate: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
@@ -163,3 +166,22 @@ class MillwatchProcess:
 def run_millwatch(args: list[str], timeout: float = 60.0, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     """`millwatch ARGS` to completion, output captured as text."""
     return subprocess.run([MILLWATCH, *args], capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def database_url(backend: str, tmp_path: Path) -> str:
+    """A SQLite file in tmp_path, or the test PostgreSQL with an empty public schema (skip if unset)."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'millwatch.db'}"
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(f"{POSTGRES_ENV} is not set: the PostgreSQL variant of this test did not run")
+    import sqlalchemy as sa  # central: the exporter-only 3.9 venv has no SQLAlchemy
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
+            connection.execute(sa.text("CREATE SCHEMA public"))
+    finally:
+        engine.dispose()
+    return url

@@ -62,6 +62,32 @@ class SystemCollector:
         yield from self._network()
         yield from self._own_process()
 
+    def summary(self, now: float) -> dict[str, float | None]:
+        """The machine PC's health as push mode sends it (`push_wire.SYSTEM_FIELDS`): uptime and
+        the CPU, memory and fullest disk's used shares. The CPU share is measured since this
+        collector's previous call, so push keeps a collector of its own. A figure psutil cannot
+        give is None."""
+        ps = self._psutil
+        boot = float(ps.boot_time())
+        memory = ps.virtual_memory()
+        used: list[float] = []
+        for partition in ps.disk_partitions(all=False):
+            try:
+                usage = ps.disk_usage(str(partition.mountpoint))
+            except (OSError, RuntimeError):
+                continue
+            if usage.total > 0:
+                used.append(min(1.0, max(0.0, 1 - float(usage.free) / float(usage.total))))
+        total = float(memory.total)
+        return {
+            "uptime_seconds": max(0.0, now - boot) if boot > 0 else None,
+            "cpu_usage_ratio": self._cpu_ratio(),
+            "memory_used_ratio": min(1.0, max(0.0, 1 - float(memory.available) / total))
+            if total > 0
+            else None,
+            "disk_used_ratio": max(used) if used else None,
+        }
+
     def _cpu_ratio(self) -> float:
         busy, total = _cpu_split(self._psutil.cpu_times())
         with self._lock:

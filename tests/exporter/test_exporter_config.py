@@ -359,11 +359,31 @@ def test_the_example_file_loads_and_documents_every_key() -> None:
         ),
         (
             MINIMAL + "push: {url: 'https://central:8000/api/ingest'}\n",
-            ":5: push.url: not supported yet (must be null or empty), got 'https://central:8000/api/ingest'",
+            ":5: push.api_key_file: required key is missing (push needs url and api_key_file)",
         ),
         (
             MINIMAL + "push: yes please\n",
-            ":5: push: not supported yet (must be null or empty), got 'yes please'",
+            ":5: push: expected a mapping, got 'yes please'",
+        ),
+        (
+            MINIMAL + "push:\n  url: ftp://central/api/ingest\n  api_key_file: key\n",
+            ":6: push.url: expected an http:// or https:// URL with a host, got 'ftp://central/api/ingest'",
+        ),
+        (
+            MINIMAL + "push:\n  url: https://central/api/ingest\n  api_key_file: key\n  batch_size: 5000\n",
+            ":8: push.batch_size: expected an integer 1-1000, got 5000",
+        ),
+        (
+            MINIMAL + "push:\n  url: http://central/api/ingest\n  api_key_file: key\n  ca_file: ca.pem\n",
+            ":8: push.ca_file: only for an https:// url",
+        ),
+        (
+            MINIMAL + "push:\n  url: https://central/api/ingest\n  api_key_file: key\n  evry: 5s\n",
+            ":8: push.evry: unknown key (did you mean 'every'?)",
+        ),
+        (
+            MINIMAL + "push:\n  url: https://central/api/ingest\n  api_key_file: key\n  every: 2d\n",
+            ":8: push.every: expected at most 1d, got '2d'",
         ),
         ("- machine\n- serial\n", ":1: expected a mapping of settings at the top level, got a list"),
         (
@@ -379,6 +399,22 @@ def test_the_example_file_loads_and_documents_every_key() -> None:
 )
 def test_config_errors_name_file_line_key_and_problem(tmp_path: Path, text: str, expected: str) -> None:
     assert error_of(tmp_path, text) == expected
+
+
+def test_a_push_section_resolves_its_files_next_to_the_config(tmp_path: Path) -> None:
+    path = tmp_path / "exporter.yaml"
+    path.write_text(
+        MINIMAL
+        + "push:\n  url: https://central:8000/api/ingest\n  api_key_file: secrets/key\n"
+        + "  ca_file: /etc/ca.pem\n  every: 5s\n  batch_size: 200\n  timeout: 3s\n  retry_max: 1m\n"
+    )
+    push = load_config(path).push
+    assert push is not None
+    assert push.url == "https://central:8000/api/ingest"
+    assert push.api_key_file == str(tmp_path / "secrets" / "key")
+    assert push.ca_file == "/etc/ca.pem"
+    assert (push.every, push.batch_size, push.timeout, push.retry_max) == (5.0, 200, 3.0, 60.0)
+    assert load_config(None, {"machine.id": "a", "serial.port": "COM3"}).push is None
 
 
 def test_a_missing_file(tmp_path: Path) -> None:

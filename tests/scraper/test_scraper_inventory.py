@@ -181,12 +181,13 @@ machines:
         f"{where}:6: machines[1].id: must use only lowercase letters, digits, '_' and '-'",
         f"{where}:7: machines[1].url: must start with http:// or https://",
         f"{where}:8: machines[1].location.lat: must be less than or equal to 90 (got 91)",
-        f"{where}:9: machines[1].colour: unknown key (expected one of: id, name, url, "
-        "location, site, labels, auth, enabled, scrape_interval, scrape_timeout, thresholds)",
+        f"{where}:9: machines[1].colour: unknown key (expected one of: id, name, mode, url, "
+        "location, site, labels, auth, enabled, scrape_interval, scrape_timeout, push_interval, "
+        "push_stale_intervals, thresholds)",
         f"{where}:10: machines[2].id: duplicate id 'press_01' (first used by machines[0] at line 4)",
         f"{where}:12: machines[2].enabled: must be true or false (got 'maybe')",
         f"{where}:13: machines[3].id: required",
-        f"{where}:13: machines[3].url: required",
+        f"{where}:13: machines[3].url: required (or `mode: push` for a machine that sends its readings)",
     ]
 
 
@@ -347,7 +348,8 @@ def test_defaults_problems(tmp_path: Path) -> None:
     )
     problems = problems_of(tmp_path, text)
     assert any(
-        ":4: defaults.colour: unknown key (expected one of: scrape_interval, scrape_timeout, thresholds)" in p
+        ":4: defaults.colour: unknown key (expected one of: scrape_interval, scrape_timeout, "
+        "push_interval, push_stale_intervals, thresholds)" in p
         for p in problems
     ), problems
     assert any(":6: defaults.thresholds.9lives: is not a valid metric name" in p for p in problems), problems
@@ -530,7 +532,8 @@ def test_the_example_inventory_of_the_repository_is_valid() -> None:
     out, err = io.StringIO(), io.StringIO()
     assert check_command(example, out, err) == 0, err.getvalue()
     inventory = load_inventory(example)
-    assert len(inventory.machines) == 3
+    assert len(inventory.machines) == 4
+    assert [m.id for m in inventory.machines if m.mode == "push"] == ["foundry_porto"]
 
 
 def test_every_key_is_documented_in_the_guide_and_the_example() -> None:
@@ -543,3 +546,69 @@ def test_every_key_is_documented_in_the_guide_and_the_example() -> None:
     for key in sorted(keys):
         assert re.search(rf"\b{key}\b", guide), f"{key} is not in docs/inventory.md"
         assert re.search(rf"\b{key}\b", example), f"{key} is not in machines.yaml"
+
+
+PUSH_INVENTORY = """\
+defaults:
+  push_interval: 20s
+machines:
+  - id: porto
+    mode: push
+    location: {lat: 41.15, lon: -8.63}
+  - id: faro
+    mode: push
+    push_interval: 5s
+    push_stale_intervals: 4
+  - id: berlin
+    url: http://127.0.0.1:9817/metrics
+"""
+
+
+def test_push_machines_have_no_url_and_are_not_scraped(tmp_path: Path) -> None:
+    inventory = load_inventory(write(tmp_path, PUSH_INVENTORY))
+    porto, faro, berlin = inventory.machines
+    assert (porto.mode, porto.url, porto.push_interval_seconds, porto.push_stale_after_seconds) == (
+        "push",
+        "",
+        20.0,
+        60.0,
+    )
+    assert (faro.push_interval_seconds, faro.push_stale_after_seconds) == (5.0, 20.0)
+    assert berlin.mode == "pull"
+    assert [m.id for m in inventory.scraped_machines] == ["berlin"]
+    view = faro.initial_view()
+    assert (view.mode, view.url, view.scrape_interval_seconds, view.stale_after_seconds) == (
+        "push",
+        "",
+        5.0,
+        20.0,
+    )
+    assert berlin.initial_view().stale_after_seconds is None
+
+
+def test_mode_mistakes_are_reported_at_their_keys(tmp_path: Path) -> None:
+    text = """\
+machines:
+  - id: a
+    mode: push
+    url: http://127.0.0.1:9817/metrics
+    scrape_interval: 10s
+  - id: b
+    push_interval: 5s
+  - id: c
+    mode: pushed
+  - id: d
+"""
+    where = tmp_path / "machines.yaml"
+    pushed_only = (
+        "not allowed with `mode: push`: a push machine is never scraped, "
+        "it sends its readings to POST /api/ingest"
+    )
+    assert problems_of(tmp_path, text) == [
+        f"{where}:4: machines[0].url: {pushed_only}",
+        f"{where}:5: machines[0].scrape_interval: {pushed_only}",
+        f"{where}:6: machines[1].url: required (or `mode: push` for a machine that sends its readings)",
+        f"{where}:7: machines[1].push_interval: only for `mode: push` machines (this one is pulled)",
+        f"{where}:9: machines[2].mode: must be 'pull' or 'push' (got 'pushed')",
+        f"{where}:10: machines[3].url: required (or `mode: push` for a machine that sends its readings)",
+    ]

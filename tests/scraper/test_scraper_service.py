@@ -307,6 +307,7 @@ def test_scrape_now(tmp_path: Path, sqlite_store: Store, exporter: FakeExporter)
         [
             machine_yaml("on", exporter.url, scrape_interval="1h", scrape_timeout="2s"),
             machine_yaml("off", exporter.url, enabled=False),
+            "  - {id: pushed, mode: push}\n",
         ],
     )
     state = FleetState()
@@ -329,6 +330,7 @@ def test_scrape_now(tmp_path: Path, sqlite_store: Store, exporter: FakeExporter)
             ]
             requests = len(exporter.requests)
             assert (await service.scrape_now("off")).status is Status.DISABLED
+            assert (await service.scrape_now("pushed")).status is Status.UNKNOWN  # never scraped
             assert len(exporter.requests) == requests
             with pytest.raises(UnknownMachineError) as caught:
                 await service.scrape_now("nope")

@@ -240,3 +240,24 @@ def test_staleness_is_idempotent_and_lifted_by_the_next_scrape() -> None:
 )
 def test_numbers_in_reasons_read_naturally(value: float, text: str) -> None:
     assert format_number(value) == text
+
+
+def test_a_push_batch_follows_the_scrape_rules_and_keeps_readings_when_it_has_none() -> None:
+    from scraper.state import SystemSummary
+    from scraper.status import evaluate_push
+
+    pushed = machine(mode="push", url="", push_interval_seconds=10.0, push_stale_intervals=3)
+    system = SystemSummary(uptime_seconds=60.0)
+    hot = evaluate_push(pushed, None, {"machine_temperature_celsius": 96.0}, True, T0, system, T0 + 1, 0.01)
+    assert hot.status is Status.ALARM and hot.reason == "machine_temperature_celsius 96 ≥ alarm 95"
+    assert hot.last_scrape == LastScrape(time=T0 + 1, duration_seconds=0.01) and hot.system == system
+    quiet = evaluate_push(pushed, hot, {}, False, T0, system, T0 + 11, 0.01)
+    assert (
+        quiet.status is Status.SENSOR_FAULT
+        and quiet.reason == "serial sensor not reporting, last reading 11s ago"
+    )
+    assert quiet.readings == {"machine_temperature_celsius": 96.0}
+    assert apply_staleness(quiet, T0 + 11 + 30) is quiet
+    stale = apply_staleness(quiet, T0 + 11 + 31)
+    assert stale.status is Status.STALE and stale.reason == "no data pushed for over 30s"
+    assert stale.last_scrape == quiet.last_scrape  # the page shows the age of the last batch

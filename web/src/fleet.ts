@@ -110,6 +110,7 @@ export function parseMachine(value: unknown): Machine | null {
     readings: parseNumberMap(value.readings),
     thresholds: parseThresholds(value.thresholds),
     system: parseSystem(value.system),
+    mode: value.mode === 'push' ? 'push' : 'pull',
   };
 }
 

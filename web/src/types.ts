@@ -46,6 +46,8 @@ export interface Machine {
   readings: Record<string, number>;
   thresholds: Record<string, Threshold>;
   system: SystemSummary;
+  /** `push`: the machine sends its readings (POST /api/ingest); `last_scrape` is its last batch. */
+  mode: 'pull' | 'push';
 }
 
 export interface SnapshotMessage {

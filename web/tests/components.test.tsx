@@ -140,6 +140,21 @@ describe('MachinePopup', () => {
     expect(temp?.querySelector('.mw-limit-alarm')?.className).not.toContain('mw-limit-hit');
   });
 
+  it('calls the last batch of a push machine its last push', () => {
+    vi.useFakeTimers();
+    vi.setSystemTime(1764137000_000);
+    const m = machine('m1', {
+      mode: 'push',
+      url: '',
+      status: 'stale',
+      reason: 'no data pushed for over 45s',
+      last_scrape: { time: 1764136940, duration_seconds: 0.01, error: null },
+    });
+    render(<MachinePopup machine={m} clockOffset={0} />);
+    expect(screen.getByText('Last push')).toBeTruthy();
+    expect(screen.getByTestId('popup-last-scrape').textContent).toBe('1 min ago');
+  });
+
   it('shows the scrape error of a machine that is down', () => {
     vi.useFakeTimers();
     vi.setSystemTime(1764137000_000);

@@ -19,6 +19,7 @@ const CONTRACT_EXAMPLE = {
   readings: { machine_temperature_celsius: 83.1, machine_pressure_bar: 1.02 },
   thresholds: { machine_temperature_celsius: { warn: 80, alarm: 95 } },
   system: { uptime_seconds: 86400, cpu_usage_ratio: 0.12, memory_used_ratio: 0.4, disk_used_ratio: 0.7 },
+  mode: 'pull',
 };
 
 describe('parseMachine', () => {

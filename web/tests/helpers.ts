@@ -18,6 +18,7 @@ export function machine(id: string, overrides: Partial<Machine> = {}): Machine {
     readings: {},
     thresholds: {},
     system: { uptime_seconds: null, cpu_usage_ratio: null, memory_used_ratio: null, disk_used_ratio: null },
+    mode: 'pull',
     ...overrides,
   };
 }

@@ -77,7 +77,7 @@ export function MachinePopup({
         <p className="mw-popup-muted">No sensor readings.</p>
       )}
       <dl className="mw-popup-facts">
-        <dt>Last scrape</dt>
+        <dt>{machine.mode === 'push' ? 'Last push' : 'Last scrape'}</dt>
         <dd data-testid="popup-last-scrape">
           {scrape === null ? 'never' : formatAgo(scrape.time, now)}
           {scrape !== null && scrape.error !== null && (
