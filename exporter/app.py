@@ -28,8 +28,8 @@ from exporter.collectors.system import SystemCollector
 from exporter.config import ExporterConfig, ListenAddress, WebConfig
 from exporter.errors import BufferStoreError, ExporterError, TLSSetupError
 from exporter.http import ExporterHttpServer, HttpContext
-from exporter.scrapes import ScrapeTracker
 from exporter.push import PushClient, read_key
+from exporter.scrapes import ScrapeTracker
 from exporter.serial_reader import SerialReader
 from exporter.status_page import BufferSummary, render_status_page
 from exporter.tls import TLSFileError, server_context

@@ -89,6 +89,8 @@ class TLSSetupError(ExporterError):
         self.key = key
         self.cause = cause
         super().__init__(f"{key}: {cause}")
+
+
 class PushKeyError(ExporterError):
     """The machine key file of push mode: which file and what is wrong (never its content)."""
 

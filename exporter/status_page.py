@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from html import escape
 
 from exporter.config import ExporterConfig
-from exporter.scrapes import LastScrape
 from exporter.push import PushStatus
+from exporter.scrapes import LastScrape
 from exporter.serial_reader import ReaderStatus
 from millwatch_common.durations import format_duration
 
@@ -120,6 +120,8 @@ def _last_scrape(scrape: LastScrape | None, now: float) -> str:
     if scrape is None:
         return "never (since the exporter started)"
     return f"{_age(scrape.time, now)} by {scrape.client}"
+
+
 def _push_section(push: PushStatus, now: float) -> list[str]:
     """Push mode: where to, the last acknowledged batch, what waits, and why sends failed."""
     failing = push.last_error is not None and (

@@ -61,6 +61,8 @@ class WheelMismatch(BundleError):
             f"{wheel} does not fit {platform} with CPython {python_version}: "
             "a machine PC could not install it; give wheels built for that platform and Python"
         )
+
+
 class KeyNotFound(ServerError):
     """No active machine key matches what `millwatch key revoke` was given."""
 
