@@ -81,7 +81,9 @@ def test_bad_lines_are_counted_by_reason_and_skipped(raw_pty: RawPty, readers: l
         "overlong": 2,
         "decode": 1,
         "parse": 1,
+        "skipped_value": 0,
         "too_many_keys": 0,
+        "no_answer": 0,
         "open": 0,
         "io": 0,
     }
