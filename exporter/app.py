@@ -14,14 +14,15 @@ from types import TracebackType
 from typing import Any
 
 import psutil
-from prometheus_client.registry import CollectorRegistry
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from exporter import __version__
 from exporter.buffer import ReadingBuffer
+from exporter.collectors.buffer import BufferCollector
 from exporter.collectors.guard import GuardedCollector
 from exporter.collectors.info import InfoCollector
 from exporter.collectors.serial import SerialCollector
-from exporter.collectors.system import SystemCollector
+from exporter.collectors.system import system_collectors
 from exporter.config import ExporterConfig
 from exporter.errors import BufferStoreError, ExporterError
 from exporter.http import ExporterHttpServer, HttpContext
@@ -61,15 +62,13 @@ class ExporterApp:
         self._buffer_problem: str | None = None
         self.reader = SerialReader(config.serial, self._on_reading, clock, channels=config.channels)
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(
-            GuardedCollector(
-                {
-                    "info": InfoCollector(config.machine.id, config.machine.name, version),
-                    "serial": SerialCollector(self.reader, config.channels, clock),
-                    "system": SystemCollector(psutil_module),
-                }
-            )
-        )
+        collectors: dict[str, Collector] = {
+            "info": InfoCollector(config.machine.id, config.machine.name, version),
+            "serial": SerialCollector(self.reader, config.channels, clock),
+            "buffer": BufferCollector(lambda: self._buffer),
+            **system_collectors(config.collectors, psutil_module),
+        }
+        self.registry.register(GuardedCollector(collectors))
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -78,7 +77,12 @@ class ExporterApp:
         with self._lock:
             if self._state != "new":
                 raise RuntimeError(f"ExporterApp cannot start: it is {self._state}")
-            buffer = ReadingBuffer(self.config.buffer.path, self.config.buffer.retention, self._clock)
+            buffer = ReadingBuffer(
+                self.config.buffer.path,
+                self.config.buffer.retention,
+                self._clock,
+                max_bytes=self.config.buffer.max_bytes,
+            )
             try:
                 context = HttpContext(
                     registry=self.registry,
@@ -167,11 +171,12 @@ class ExporterApp:
 
     def _status_page(self) -> str:
         status = self.reader.status()
-        rows: int | None = None
-        if self._buffer is not None:
+        health = None
+        buffer = self._buffer
+        if buffer is not None:
             try:
-                rows = self._buffer.count()
+                health = buffer.health()
             except ExporterError:
-                rows = None
-        summary = BufferSummary(self.config.buffer.path, rows, self.config.buffer.retention)
+                health = None
+        summary = BufferSummary(self.config.buffer.path, health, self.config.buffer.retention)
         return render_status_page(self.config, status, self._clock(), self.version, summary)

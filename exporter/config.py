@@ -48,7 +48,16 @@ SYSTEM_COLLECTORS = (
 )
 """The system collectors, each switchable under `collectors.system` (see exporter/collectors/)."""
 _MIN_BUFFER_BYTES = 64 * 1024
-_SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+}
 COMMAND_LINE = "command line"
 
 # Reading keys as the kv line format accepts them (see exporter.formats.kv).
@@ -544,11 +553,15 @@ class _Document:
         for key, owner in format_keys.items():
             if key in section and line_format != owner:
                 raise self.error(
-                    path + (key,), f"only used with format {owner!r}, but format is {line_format!r}", at_key=True
+                    path + (key,),
+                    f"only used with format {owner!r}, but format is {line_format!r}",
+                    at_key=True,
                 )
         for key in mode_keys:
             if key in section and mode != "poll":
-                raise self.error(path + (key,), f"only used with mode 'poll', but mode is {mode!r}", at_key=True)
+                raise self.error(
+                    path + (key,), f"only used with mode 'poll', but mode is {mode!r}", at_key=True
+                )
         if line_format == "csv":
             values.update(self._csv(section, path))
         if line_format == "regex":
@@ -594,7 +607,7 @@ class _Document:
         values["fields"] = tuple(names)
         if section.get("separator") is not None:
             separator = section["separator"]
-            if not isinstance(separator, str) or len(separator) != 1 or separator in "\"\r\n":
+            if not isinstance(separator, str) or len(separator) != 1 or separator in '"\r\n':
                 raise self.error(
                     path + ("separator",),
                     f"expected one character such as ',', ';' or a tab, got {_show(separator)}",

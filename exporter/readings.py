@@ -33,7 +33,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Tuple
 
 from exporter.config import ChannelConfig
 
@@ -45,7 +44,7 @@ MAX_EXTRA_KEYS = 64
 RAW_LINE_LIMIT = 200
 """Characters of the last raw line kept for the status page."""
 
-Reading = Tuple[float, float]
+Reading = tuple[float, float]
 """(value, Unix time when its line was read)."""
 
 

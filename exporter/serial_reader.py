@@ -26,8 +26,8 @@ from exporter.readings import (
     MAX_EXTRA_KEYS,
     REASONS,
     LastError,
-    Reading,
     ReaderStatus,
+    Reading,
     ReadingStore,
     is_fresh,
 )
@@ -235,8 +235,7 @@ class SerialReader:
                 if time.monotonic() >= deadline:
                     self._count(
                         "no_answer",
-                        f"no answer to {self._config.command!r} within "
-                        f"{self._config.answer_timeout:g}s",
+                        f"no answer to {self._config.command!r} within {self._config.answer_timeout:g}s",
                     )
                     break
                 if self._read_once(port) is None:

@@ -9,12 +9,13 @@ The sensor writes lines in one of the formats the exporter reads (`line_format`)
 - `vendor`: `ACME-7 T:065.2C P:1.003bar N:01481rpm ST:OK`, a vendor's text read with
   `format: regex` and `VENDOR_PATTERN`.
 
-It talks by itself every `interval` seconds, or, with `poll_command`, answers that command (one
-line per command received, as a polled sensor does) and says nothing otherwise. It writes to the
-master side of a pseudo-terminal; the exporter opens the slave side like any serial port. The slave is put in raw
-mode so lines arrive exactly as written, and the simulator keeps its own slave descriptor open so
-that an exporter closing and reopening the port does not hang the terminal up. Writes never block:
-when nobody reads and the terminal's buffer is full, the line is dropped, as a real device would.
+It talks by itself every `interval` seconds, or, with `poll_command`, answers that command (one line
+per command received, as a polled sensor does) and says nothing otherwise. It writes to the master
+side of a pseudo-terminal; the exporter opens the slave side like any serial port. The slave is put
+in raw mode so lines arrive exactly as written, and the simulator keeps its own slave descriptor
+open so that an exporter closing and reopening the port does not hang the terminal up. Writes never
+block: when nobody reads and the terminal's buffer is full, the line is dropped, as a real device
+would.
 
 Scenarios (`scenario` may be changed at any time, from any thread):
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from exporter.errors import LineIgnored, LineParseError
 from exporter.formats.common import is_number, number, quote
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 class CsvFormat:
     def __init__(
         self,
-        fields: Sequence[Optional[str]],
+        fields: Sequence[str | None],
         separator: str,
         detect_header: bool,
         aliases: Mapping[str, str],

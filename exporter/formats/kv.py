@@ -1,9 +1,9 @@
 """The `kv` line format: `temperature=72.5 pressure=1.02 speed=1480`.
 
-Pairs are separated by spaces, commas or semicolons; a pair is `key=value` or `key:value` (spaces around the sign are
-allowed); keys are mapped through the configured aliases (`T` → `temperature`). The parser is
-strict on purpose: a line with any token that is not a `key=number` pair is rejected as a whole,
-because a corrupted line on the wire must not produce a plausible but wrong reading.
+Pairs are separated by spaces, commas or semicolons; a pair is `key=value` or `key:value` (spaces
+around the sign are allowed); keys are mapped through the configured aliases (`T` → `temperature`).
+The parser is strict on purpose: a line with any token that is not a `key=number` pair is rejected
+as a whole, because a corrupted line on the wire must not produce a plausible but wrong reading.
 """
 
 from __future__ import annotations
@@ -70,4 +70,3 @@ def parse_kv(line: str, aliases: Mapping[str, str]) -> dict[str, float]:
     if not readings:
         raise LineParseError("empty", "the line holds no key=value pair")
     return readings
-

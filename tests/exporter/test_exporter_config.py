@@ -260,7 +260,8 @@ def test_the_example_file_loads_and_documents_every_key() -> None:
         (MINIMAL + "  baudrat: 9600\n", ":5: serial.baudrat: unknown key (did you mean 'baudrate'?)"),
         (
             MINIMAL + "colour: blue\n",
-            ":5: colour: unknown key (expected one of: machine, listen, serial, channels, buffer, collectors, web, push)",
+            ":5: colour: unknown key "
+            "(expected one of: machine, listen, serial, channels, buffer, collectors, web, push)",
         ),
         ("serial:\n  port: COM3\n", ": machine.id: required key is missing"),
         ("machine:\n  name: X\nserial: {port: COM3}\n", ":1: machine.id: required key is missing"),
@@ -348,7 +349,8 @@ def test_the_example_file_loads_and_documents_every_key() -> None:
         ),
         (
             MINIMAL + "collectors: {system: {gpu: false}}\n",
-            ":5: collectors.system.gpu: unknown key (expected one of: enabled, cpu, loadavg, memory, swap, filesystem, diskio, network, boot, process)",
+            ":5: collectors.system.gpu: unknown key (expected one of: enabled, cpu, loadavg, memory, "
+            "swap, filesystem, diskio, network, boot, process)",
         ),
         (
             MINIMAL + "  parity: X\n",
@@ -405,7 +407,8 @@ def test_the_example_file_loads_and_documents_every_key() -> None:
         ),
         (
             MINIMAL + "channels:\n  temperature: {unit: C}\n",
-            ":6: channels.temperature.unit: unknown key (expected one of: metric, scale, offset, help, stale_after)",
+            ":6: channels.temperature.unit: unknown key "
+            "(expected one of: metric, scale, offset, help, stale_after)",
         ),
         (
             MINIMAL + "buffer:\n  retention: forever\n",

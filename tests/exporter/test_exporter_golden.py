@@ -1,8 +1,8 @@
 """End to end, node_exporter style: fixed serial input through a real pty and a real exporter, /metrics
 compared with the committed golden file tests/exporter/golden/metrics.txt.
 
-Only what depends on the host or the clock is filtered, by name: the values of the reading timestamp
-and of collector durations, and the system_* / process_* samples (kept as bare names, since their
+Only what depends on the host or the clock is filtered, by name: the values of the reading timestamp,
+of collector durations and of the buffer's size and oldest reading, and the system_* / process_* samples (kept as bare names, since their
 labels — mount points, interfaces — differ from host to host). HELP and TYPE lines are compared whole.
 Regenerate after an intended change with `MILLWATCH_UPDATE_GOLDEN=1 .venv/bin/pytest tests/exporter`.
 """
@@ -12,8 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from exporter_helpers import MakeApp, RawPty, http_get, scrape
-from support import wait_until
+from exporter_helpers import MakeApp, RawPty, http_get, scrape, wait_until
 
 GOLDEN = Path(__file__).with_name("golden") / "metrics.txt"
 FIXTURE = [
@@ -24,7 +23,12 @@ FIXTURE = [
     b"x" * 2000 + b"\r\n",  # overlong
     b"humidity=40, temperature=74.25\r\n",
 ]
-VALUES_FILTERED = ("millwatch_serial_last_reading_timestamp_seconds", "millwatch_collector_duration_seconds")
+VALUES_FILTERED = (
+    "millwatch_serial_last_reading_timestamp_seconds",
+    "millwatch_collector_duration_seconds",
+    "millwatch_buffer_size_bytes",
+    "millwatch_buffer_oldest_reading_timestamp_seconds",
+)
 HOST_DEPENDENT = ("system_", "process_")
 
 

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import pytest
 from exporter_helpers import MakeApp, MakeSensor, RawPty, scrape, wait_until
 
 from exporter.config import SerialConfig
 from exporter.errors import LineIgnored, LineParseError
 from exporter.formats import make_format
-
-
-def csv_format(fields: tuple[Optional[str], ...], separator: str = ",", header: str = "auto") -> object:
-    return make_format(SerialConfig(port="x", format="csv", fields=fields, separator=separator, header=header))
 
 
 def test_cells_are_named_in_the_configured_order() -> None:
@@ -33,7 +27,9 @@ def test_a_header_line_is_skipped_unless_headers_are_switched_off() -> None:
     fmt = make_format(SerialConfig(port="x", format="csv", fields=("temperature", "pressure")))
     with pytest.raises(LineIgnored):
         fmt.parse("Temperature [C],Pressure [bar]")
-    strict = make_format(SerialConfig(port="x", format="csv", fields=("temperature", "pressure"), header="none"))
+    strict = make_format(
+        SerialConfig(port="x", format="csv", fields=("temperature", "pressure"), header="none")
+    )
     with pytest.raises(LineParseError) as caught:
         strict.parse("Temperature [C],Pressure [bar]")
     assert caught.value.reason == "bad_number"
@@ -41,7 +37,12 @@ def test_a_header_line_is_skipped_unless_headers_are_switched_off() -> None:
 
 @pytest.mark.parametrize(
     ("line", "reason"),
-    [("72.5", "field_count"), ("72.5,1.0,3", "field_count"), ("72.5,abc", "bad_number"), ("72.5,1e999", "bad_number")],
+    [
+        ("72.5", "field_count"),
+        ("72.5,1.0,3", "field_count"),
+        ("72.5,abc", "bad_number"),
+        ("72.5,1e999", "bad_number"),
+    ],
 )
 def test_bad_lines_are_rejected_with_a_reason(line: str, reason: str) -> None:
     fmt = make_format(SerialConfig(port="x", format="csv", fields=("temperature", "pressure")))

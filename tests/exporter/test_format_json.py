@@ -26,7 +26,9 @@ def test_numbers_are_read_and_nested_keys_flattened() -> None:
 
 
 def test_values_that_are_not_numbers_are_skipped_and_reported() -> None:
-    values, skipped = parse('{"T": 70, "status": "ok", "alarm": false, "list": [1, 2], "none": null}', {"T": "temperature"})
+    values, skipped = parse(
+        '{"T": 70, "status": "ok", "alarm": false, "list": [1, 2], "none": null}', {"T": "temperature"}
+    )
     assert values == {"temperature": 70.0}
     assert skipped == ["status", "alarm", "list", "none"]
 
@@ -50,7 +52,9 @@ def test_lines_without_a_usable_number_are_rejected_with_a_reason(line: str, rea
     assert caught.value.reason == reason
 
 
-def test_json_lines_on_a_pty_reach_metrics(make_sensor: MakeSensor, make_app: MakeApp, tmp_path: Path) -> None:
+def test_json_lines_on_a_pty_reach_metrics(
+    make_sensor: MakeSensor, make_app: MakeApp, tmp_path: Path
+) -> None:
     sensor = make_sensor(line_format="json")
     app = make_app(sensor.path, format="json")
 
@@ -69,7 +73,9 @@ def test_json_lines_on_a_pty_reach_metrics(make_sensor: MakeSensor, make_app: Ma
 def test_a_hostile_json_device_is_counted_and_the_good_line_read(raw_pty: RawPty, make_app: MakeApp) -> None:
     app = make_app(raw_pty.path, format="json")
     wait_until(lambda: app.reader.connected)
-    raw_pty.write(b'{"temperature": "hot"}\n[1]\n{"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": 1}}}}}}}}}\n')
+    raw_pty.write(
+        b'{"temperature": "hot"}\n[1]\n{"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": 1}}}}}}}}}\n'
+    )
     raw_pty.write(b'{"temperature": 61.5, "state": "run"}\n')
     got = wait_until(lambda: scrape(app.url).get("machine_temperature_celsius") == 61.5 and scrape(app.url))
     # Three lines without a number: a text only, a list, and one whose only number is nested too deep.

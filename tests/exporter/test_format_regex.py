@@ -18,7 +18,9 @@ def test_named_groups_are_the_readings() -> None:
 
 
 def test_an_optional_group_that_did_not_match_is_left_out() -> None:
-    fmt = make_format(SerialConfig(port="x", format="regex", pattern=r"T=(?P<T>[\d.]+)(?: H=(?P<humidity>\d+))?"))
+    fmt = make_format(
+        SerialConfig(port="x", format="regex", pattern=r"T=(?P<T>[\d.]+)(?: H=(?P<humidity>\d+))?")
+    )
     assert fmt.parse("T=20.5") == {"temperature": 20.5}  # default alias T -> temperature
     assert fmt.parse("T=20.5 H=40") == {"temperature": 20.5, "humidity": 40.0}
 
@@ -26,7 +28,9 @@ def test_an_optional_group_that_did_not_match_is_left_out() -> None:
 @pytest.mark.parametrize(("line", "reason"), [("hello", "no_match"), ("T:--C P:1bar N:1rpm", "bad_number")])
 def test_lines_that_do_not_fit_are_rejected_with_a_reason(line: str, reason: str) -> None:
     fmt = make_format(
-        SerialConfig(port="x", format="regex", pattern=r"T:(?P<temperature>[-\d.]+)C P:(?P<pressure>[\d.]+)bar")
+        SerialConfig(
+            port="x", format="regex", pattern=r"T:(?P<temperature>[-\d.]+)C P:(?P<pressure>[\d.]+)bar"
+        )
     )
     with pytest.raises(LineParseError) as caught:
         fmt.parse(line)
