@@ -1,9 +1,10 @@
 """End to end, node_exporter style: fixed serial input through a real pty and a real exporter, /metrics
 compared with the committed golden file tests/exporter/golden/metrics.txt.
 
-Only what depends on the host or the clock is filtered, by name: the values of the reading timestamp,
-of collector durations and of the buffer's size and oldest reading, and the system_* / process_* samples (kept as bare names, since their
-labels — mount points, interfaces — differ from host to host). HELP and TYPE lines are compared whole.
+Only what depends on the host or the clock is filtered, by name: the values of the reading
+timestamp, of collector durations and of the buffer's size and oldest reading, and the system_* /
+process_* samples (kept as bare names, since their labels — mount points, interfaces — differ from
+host to host). HELP and TYPE lines are compared whole.
 Regenerate after an intended change with `MILLWATCH_UPDATE_GOLDEN=1 .venv/bin/pytest tests/exporter`.
 """
 
