@@ -4,8 +4,9 @@ The sensor writes lines in one of the formats the exporter reads (`line_format`)
 
 - `kv`: `temperature=65.2 pressure=1.003 speed=1481`,
 - `json`: `{"temperature": 65.2, "pressure": 1.003, "speed": 1481}`,
-- `csv`: `65.2,1.003,1481` (fields temperature, pressure, speed), with `csv_header` first a
-  `temperature,pressure,speed` header line, as loggers print when they start,
+- `csv`: `65.2,1.003,1481` (fields temperature, pressure, speed), with `csv_header` a
+  `temperature,pressure,speed` header line first and every `HEADER_EVERY` lines, as loggers
+  print one when they start and again from time to time,
 - `vendor`: `ACME-7 T:065.2C P:1.003bar N:01481rpm ST:OK`, a vendor's text read with
   `format: regex` and `VENDOR_PATTERN`.
 
@@ -46,6 +47,7 @@ CSV_FIELDS = ("temperature", "pressure", "speed")
 VENDOR_PATTERN = r"T:(?P<temperature>[-\d.]+)C P:(?P<pressure>[\d.]+)bar N:(?P<speed>\d+)rpm"
 """The `serial.pattern` that reads the `vendor` lines."""
 MAX_COMMAND_BYTES = 256
+HEADER_EVERY = 10
 
 TEMPERATURE_MEAN = 65.0
 PRESSURE_MEAN = 1.0
@@ -98,6 +100,7 @@ class SimulatedSensor:
         self.csv_header = csv_header
         self.poll_command = None if poll_command is None else poll_command.strip()
         self.commands_received = 0
+        self._data_lines = 0
         self._lock = threading.Lock()
         self._scenario = _checked(scenario)
         self.interval = interval
@@ -184,7 +187,11 @@ class SimulatedSensor:
         if scenario == "garbage":
             return self._garbage()
         self._drift(overheating=scenario == "overheat")
-        return (self._format() + "\r\n").encode("ascii")
+        self._data_lines += 1
+        line = (self._format() + "\r\n").encode("ascii")
+        if self.csv_header and self.line_format == "csv" and self._data_lines % HEADER_EVERY == 1:
+            return self.header_line() + line
+        return line
 
     def header_line(self) -> bytes:
         """The CSV header line (`temperature,pressure,speed`)."""
@@ -223,8 +230,6 @@ class SimulatedSensor:
         return b"\xff" + noise.replace(b"\n", b"").replace(b"\r", b"") + b"\n"
 
     def _run(self) -> None:
-        if self.csv_header and self.line_format == "csv":
-            self._write(self.header_line())
         if self.poll_command is not None:
             self._answer_commands(self.poll_command)
             return
