@@ -8,8 +8,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from exporter_helpers import RawPty
-from support import wait_until
+from exporter_helpers import RawPty, wait_until
 
 from exporter.config import DEFAULT_CHANNELS, ChannelConfig, SerialConfig
 from exporter.serial_reader import MAX_EXTRA_KEYS, REASONS, SerialReader

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import serial
-from support import wait_until
+from exporter_helpers import wait_until
 
 from exporter.config import DEFAULT_ALIASES
 from exporter.errors import LineParseError
