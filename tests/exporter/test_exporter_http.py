@@ -9,8 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from exporter_helpers import MakeApp, MakeSensor, base_url, http_get, samples, scrape
-from support import wait_until
+from exporter_helpers import MakeApp, MakeSensor, base_url, http_get, samples, scrape, wait_until
 
 from exporter.app import ExporterApp
 from exporter.config import parse_config
