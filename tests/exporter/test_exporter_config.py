@@ -10,6 +10,7 @@ import pytest
 from exporter.config import (
     DEFAULT_ALIASES,
     DEFAULT_CHANNELS,
+    CollectorsConfig,
     ExporterConfig,
     ListenAddress,
     load_config,
@@ -239,6 +240,19 @@ def test_the_example_file_loads_and_documents_every_key() -> None:
         "offset:",
         "help:",
         "retention:",
+        "max_bytes:",
+        "fields:",
+        "separator:",
+        "header:",
+        "pattern:",
+        "command:",
+        "every:",
+        "answer_timeout:",
+        "encoding:",
+        "line_ending:",
+        "read_timeout:",
+        "collectors:",
+        "diskio:",
         "web:",
         "push:",
     ):
@@ -485,3 +499,60 @@ def test_an_override_under_a_broken_section_reports_the_files_mistake(tmp_path: 
     with pytest.raises(ConfigError) as caught:
         load_config(path, {"serial.port": "COM4"})
     assert str(caught.value) == f"{path}:2: serial: expected a mapping, got 'COM3'"
+
+
+# -- formats, poll mode, collectors, buffer cap -------------------------------------------------------
+
+
+def test_every_format_mode_and_switch_reads_back(tmp_path: Path) -> None:
+    path = tmp_path / "exporter.yaml"
+    path.write_text(
+        """\
+machine: {id: m}
+serial:
+  port: COM3
+  format: csv
+  fields: [temperature, null, speed, '-']
+  separator: "\\t"
+  header: none
+  mode: poll
+  command: "READ"
+  every: 10s
+  answer_timeout: 1500ms
+  encoding: latin-1
+  line_ending: cr
+  read_timeout: 200ms
+channels:
+  pressure: {stale_after: 5m}
+buffer: {max_bytes: 200MB}
+collectors: {system: {diskio: false, network: false}}
+""",
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    serial = config.serial
+    assert (serial.format, serial.fields, serial.separator, serial.header) == (
+        "csv",
+        ("temperature", None, "speed", None),
+        "\t",
+        "none",
+    )
+    assert (serial.mode, serial.command, serial.every, serial.answer_timeout) == ("poll", "READ", 10.0, 1.5)
+    assert serial.command_bytes == b"READ\r"  # the configured line ending is added
+    assert (serial.encoding, serial.line_ending, serial.read_timeout) == ("latin-1", "cr", 0.2)
+    assert {c.key: c.stale_after for c in config.channels}["pressure"] == 300.0
+    assert config.buffer.max_bytes == 200_000_000
+    assert not config.collectors.enabled("diskio") and config.collectors.enabled("cpu")
+    assert not CollectorsConfig(system=False).enabled("cpu")
+
+
+def test_a_regex_pattern_reads_back_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "exporter.yaml"
+    path.write_text(
+        "machine: {id: m}\nserial:\n  port: COM3\n  format: regex\n"
+        "  pattern: 'T:(?P<temperature>[-\\d.]+)C'\nbuffer: {max_bytes: 1MiB}\n",
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    assert config.serial.pattern == r"T:(?P<temperature>[-\d.]+)C"
+    assert config.buffer.max_bytes == 1024 * 1024
