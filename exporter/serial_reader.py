@@ -7,7 +7,9 @@ described). The HTTP handlers only look at the store; nothing but this thread to
 
 Mode `stream`: the device talks by itself; every line is read. Mode `poll`: the thread writes
 `serial.command` every `serial.every` and waits up to `serial.answer_timeout` for a line; when none
-comes, `no_answer` is counted. Lines that arrive outside an exchange are read all the same.
+comes, `no_answer` is counted. The port is read all the time, so lines that arrive outside an
+exchange (a late answer) are read all the same. How soon a missing answer is noticed depends on
+`serial.read_timeout` (one read's wait), which is why it is short by default.
 """
 
 from __future__ import annotations
@@ -213,35 +215,37 @@ class SerialReader:
         return received
 
     def _poll(self, port: Any) -> bool:
-        """Poll mode: command, answer, wait; until an I/O error or stop(). Returns whether any answer came."""
+        """Poll mode: until an I/O error or stop(), send the command every `every` and count a
+        missing answer; the port is read all the time, so nothing the device sends is left behind.
+        Returns whether any answer came."""
         answered = False
         command = self._config.command_bytes
         next_command = time.monotonic()
+        waiting_since: int | None = None  # self._lines_seen when the pending command was sent
+        deadline = 0.0
         while not self._stop.is_set():
-            if self._stop.wait(max(0.0, next_command - time.monotonic())):
-                break
-            next_command = time.monotonic() + self._config.every
-            try:
-                port.reset_input_buffer()  # a late answer to the previous command is not this one's
-                port.write(command)
-                port.flush()
-            except Exception as exc:
-                if not self._stop.is_set():
-                    self._problem("io", f"writing the poll command to {self._config.port} failed: {exc}")
-                return answered
-            seen = self._lines_seen
-            deadline = time.monotonic() + self._config.answer_timeout
-            while self._lines_seen == seen and not self._stop.is_set():
-                if time.monotonic() >= deadline:
-                    self._count(
-                        "no_answer",
-                        f"no answer to {self._config.command!r} within {self._config.answer_timeout:g}s",
-                    )
-                    break
-                if self._read_once(port) is None:
+            now = time.monotonic()
+            if waiting_since is not None and self._lines_seen != waiting_since:
+                answered, waiting_since = True, None
+            elif waiting_since is not None and now >= deadline:
+                self._count(
+                    "no_answer",
+                    f"no answer to {self._config.command!r} within {self._config.answer_timeout:g}s",
+                )
+                waiting_since = None
+            if waiting_since is None and now >= next_command:
+                try:
+                    port.write(command)
+                    port.flush()
+                except Exception as exc:
+                    if not self._stop.is_set():
+                        self._problem("io", f"writing the poll command to {self._config.port} failed: {exc}")
                     return answered
-            if self._lines_seen != seen:
-                answered = True
+                waiting_since = self._lines_seen
+                deadline = now + self._config.answer_timeout
+                next_command = max(next_command + self._config.every, now)
+            if self._read_once(port) is None:
+                return answered
         return answered
 
     def _feed(self, data: bytes) -> None:

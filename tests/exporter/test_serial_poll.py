@@ -39,10 +39,10 @@ def test_a_silent_polled_sensor_counts_no_answer(make_sensor: MakeSensor, make_a
     assert "machine_temperature_celsius" not in got
 
 
-def test_a_sensor_that_answers_late_is_read_by_the_next_exchange(
+def test_a_wrong_command_is_answered_with_errors_that_are_counted(
     make_sensor: MakeSensor, make_app: MakeApp
 ) -> None:
-    # The sensor answers "READ" but the exporter sends "GET": every exchange fails with an error line
+    # The sensor answers "READ" but the exporter sends "GET": every exchange ends with an error line
     # (a parse error, not a missing answer), and the exporter keeps polling.
     sensor = make_sensor(poll_command="READ")
     app = make_app(sensor.path, mode="poll", command="GET", every="100ms", answer_timeout="80ms")
