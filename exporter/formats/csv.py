@@ -6,9 +6,10 @@ common). Quoted cells are read as the stdlib `csv` module reads them. A line mus
 many cells as there are fields, and every named cell must be a number; otherwise the line is a
 LineParseError (`field_count`, `bad_number`).
 
-With `serial.header: auto` (the default) a line whose cells are all non-numeric (the column titles
-a logger prints when it starts, or after every reconnect) is recognised as a header and skipped
-without counting an error; with `header: none` such a line is a parse error like any other.
+With `serial.header: auto` (the default) a line with one cell per field, none of them a number and
+none of the named ones empty (the column titles a logger prints when it starts, or after every
+reconnect), is recognised as a header and skipped without counting an error; with `header: none`
+such a line is a parse error like any other.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class CsvFormat:
             cells = next(csv.reader([line], delimiter=self._separator, strict=True), [])
         except csv.Error as exc:
             raise LineParseError("bad_csv", f"{exc}: {quote(line)}") from None
-        if self._detect_header and cells and not any(is_number(cell) for cell in cells):
+        if self._detect_header and self._is_header(cells):
             raise LineIgnored(f"header line {quote(line)}")
         if len(cells) != len(self._fields):
             raise LineParseError(
@@ -55,6 +56,12 @@ class CsvFormat:
                 continue
             readings[self._aliases.get(name, name)] = number(name, cell)
         return readings
+
+    def _is_header(self, cells: Sequence[str]) -> bool:
+        """As many cells as fields, none a number, every named column's title given."""
+        if len(cells) != len(self._fields) or any(is_number(cell) for cell in cells):
+            return False
+        return all(cell.strip() for name, cell in zip(self._fields, cells) if name is not None)
 
 
 def build(config: SerialConfig, on_skipped: Callable[[str, str], None]) -> CsvFormat:

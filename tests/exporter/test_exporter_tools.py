@@ -115,6 +115,12 @@ def test_probe_of_a_silent_port_says_so(make_sensor: MakeSensor, tmp_path: Path)
     assert result.stdout == ""
 
 
+def test_probe_of_a_port_that_does_not_exist_says_so(tmp_path: Path) -> None:
+    result = run(["probe", str(tmp_path / "ttyNOPE"), "--baud", "9600", "--seconds", "0.5"], tmp_path)
+    assert result.returncode == 1
+    assert f"cannot open {tmp_path / 'ttyNOPE'}" in result.stderr
+
+
 # -- init --------------------------------------------------------------------------------------------
 
 INIT_FLAGS = [

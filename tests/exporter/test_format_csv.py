@@ -27,6 +27,10 @@ def test_a_header_line_is_skipped_unless_headers_are_switched_off() -> None:
     fmt = make_format(SerialConfig(port="x", format="csv", fields=("temperature", "pressure")))
     with pytest.raises(LineIgnored):
         fmt.parse("Temperature [C],Pressure [bar]")
+    with pytest.raises(LineParseError):
+        fmt.parse(",")  # empty cells are not titles
+    with pytest.raises(LineParseError):
+        fmt.parse("ERR sensor fault")  # one cell for two fields: not a header either
     strict = make_format(
         SerialConfig(port="x", format="csv", fields=("temperature", "pressure"), header="none")
     )
