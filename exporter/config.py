@@ -119,6 +119,14 @@ class SerialConfig:
     answer_timeout: float = 2.0
 
     @property
+    def port_timeout(self) -> float:
+        """One read's wait: `read_timeout`, and in poll mode at most half of `answer_timeout`, so a
+        missing answer is noticed on time."""
+        if self.mode == "poll":
+            return min(self.read_timeout, self.answer_timeout / 2)
+        return self.read_timeout
+
+    @property
     def command_bytes(self) -> bytes:
         """The poll command as sent: encoded, with the line ending added when it has none."""
         text = self.command or ""

@@ -1,8 +1,9 @@
 """Opening the serial port, and the exponential backoff between attempts.
 
 The port is opened with `serial.serial_for_url` (any device or pyserial URL) and read with a short
-timeout (`serial.read_timeout`), so the reader thread notices `stop()` quickly and never blocks
-elsewhere. A test may hand in another opener with the same signature.
+timeout (`serial.read_timeout`; in poll mode at most half the answer timeout), so the reader thread
+notices `stop()` quickly and never blocks elsewhere. A test may hand in another opener with the same
+signature.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ def open_port(config: SerialConfig, opener: Opener | None = None) -> Any:
         bytesize=config.bytesize,
         parity=config.parity,
         stopbits=config.stopbits,
-        timeout=config.read_timeout,
-        write_timeout=config.read_timeout,
+        timeout=config.port_timeout,
+        write_timeout=config.port_timeout,
     )
 
 

@@ -8,8 +8,8 @@ described). The HTTP handlers only look at the store; nothing but this thread to
 Mode `stream`: the device talks by itself; every line is read. Mode `poll`: the thread writes
 `serial.command` every `serial.every` and waits up to `serial.answer_timeout` for a line; when none
 comes, `no_answer` is counted. The port is read all the time, so lines that arrive outside an
-exchange (a late answer) are read all the same. How soon a missing answer is noticed depends on
-`serial.read_timeout` (one read's wait), which is why it is short by default.
+exchange (a late answer) are read all the same. One read waits at most half the answer timeout
+(`SerialConfig.port_timeout`), so a missing answer is noticed on time.
 """
 
 from __future__ import annotations
