@@ -273,6 +273,10 @@ class SerialReader:
         except LineParseError as exc:
             self._count("parse", str(exc))
             return
+        except Exception as exc:  # a format's bug must cost one line, never the reader thread
+            log.debug("format %s failed on a line", self._config.format, exc_info=True)
+            self._count("parse", f"unreadable line ({type(exc).__name__}: {exc})")
+            return
         problem = self._store.non_finite(values)
         if problem is not None:
             self._count("parse", problem)
@@ -285,7 +289,8 @@ class SerialReader:
                 log.exception("handling a reading from %s failed", self._config.port)
 
     def _skipped(self, key: str, why: str) -> None:
-        self._count("skipped_value", f"{key}: {why}")
+        shown = key if len(key) <= 40 else key[:37] + "..."  # a key is as long as the device makes it
+        self._count("skipped_value", f"{shown}: {why}")
 
     def _count(self, reason: str, message: str) -> None:
         self._store.count(reason, message, self._clock())

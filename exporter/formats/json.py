@@ -52,7 +52,10 @@ class JsonFormat:
                 else:
                     self._flatten(value, key, depth + 1, out)
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                number = float(value)
+                try:
+                    number = float(value)
+                except OverflowError:  # an integer of hundreds of digits
+                    raise LineParseError("bad_number", f"{key}: out of range") from None
                 if not math.isfinite(number):  # NaN / Infinity, which Python's json accepts
                     raise LineParseError("bad_number", f"{key}: not a finite number: {value!r}")
                 out[self._aliases.get(key, key)] = number

@@ -28,6 +28,7 @@ HOSTILE = [
     b'{"a": ' * 300 + b"1" + b"}" * 300 + b"\n",
     b"1e999,NaN\n",
     b'{"temperature": 1e999}\n',
+    b'{"temperature": ' + b"9" * 400 + b"}\n",  # an integer too large for a float
     b"temperature=1e999\n",
     b"T:NaNC P:infbar N:-rpm\n",
     b"\r\r\r\n\n\n",

@@ -43,6 +43,7 @@ def test_values_that_are_not_numbers_are_skipped_and_reported() -> None:
         ('{"status": "ok"}', "no_number"),
         ('{"temperature": NaN}', "bad_number"),
         ('{"temperature": Infinity}', "bad_number"),
+        ('{"temperature": ' + "9" * 400 + "}", "bad_number"),
         ("[" * 5000 + "]" * 5000, "not_json"),
     ],
 )
