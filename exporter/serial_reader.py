@@ -158,11 +158,14 @@ class SerialReader:
                 self._problem("open", f"cannot open {self._config.port}: {exc}")
             else:
                 self._opened(port)
-                if self._config.mode == "poll":
-                    received = self._poll(port)
-                else:
-                    received = self._pump(port)
-                self._closed(port)
+                try:
+                    received = self._poll(port) if self._config.mode == "poll" else self._pump(port)
+                except Exception as exc:  # a bug here must not end the thread: reopen like after an I/O error
+                    log.exception("reading %s failed unexpectedly", self._config.port)
+                    self._count("io", f"reading {self._config.port} failed: {type(exc).__name__}: {exc}")
+                    received = False
+                finally:
+                    self._closed(port)
                 if received:
                     self._backoff.reset()
                 if self._stop.is_set():
