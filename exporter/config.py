@@ -659,15 +659,15 @@ class _Document:
         every = SerialConfig.every
         if section.get("every") is not None:
             every = values["every"] = self.duration(section["every"], path + ("every",))
-        answer = SerialConfig.answer_timeout
+        # Unset, the answer timeout is the default or `every`, whichever is shorter.
+        answer = values["answer_timeout"] = min(SerialConfig.answer_timeout, every)
         if section.get("answer_timeout") is not None:
             answer = values["answer_timeout"] = self.duration(
                 section["answer_timeout"], path + ("answer_timeout",)
             )
         if answer > every:
-            where = path + ("answer_timeout",) if "answer_timeout" in section else path + ("every",)
             raise self.error(
-                where,
+                path + ("answer_timeout",),
                 f"answer_timeout ({format_seconds(answer)}) must not be longer than every "
                 f"({format_seconds(every)}): the next command would be sent while waiting",
             )

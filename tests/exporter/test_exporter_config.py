@@ -556,3 +556,13 @@ def test_a_regex_pattern_reads_back_unchanged(tmp_path: Path) -> None:
     config = load_config(path)
     assert config.serial.pattern == r"T:(?P<temperature>[-\d.]+)C"
     assert config.buffer.max_bytes == 1024 * 1024
+
+
+def test_an_unset_answer_timeout_fits_a_short_poll_interval() -> None:
+    data = {
+        "machine": {"id": "m"},
+        "serial": {"port": "COM3", "mode": "poll", "command": "R", "every": "200ms"},
+    }
+    assert parse_config(data, "test").serial.answer_timeout == 0.2
+    data["serial"]["every"] = "10s"
+    assert parse_config(data, "test").serial.answer_timeout == 2.0
