@@ -3,7 +3,7 @@
 Linux and the other Unixes keep a load average; Windows does not. psutil emulates one on Windows
 with a background thread that samples the processor queue every 5 s and reports zeros for the first
 minutes; a number that looks like a load average but is not one would mislead, so on Windows the
-collector exports nothing (and says so in its success metric staying 1 with no family).
+collector is not registered at all (see system.py) and exports nothing if it is.
 """
 
 from __future__ import annotations

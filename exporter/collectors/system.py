@@ -46,4 +46,6 @@ def system_collectors(
         "network": lambda: NetworkCollector(psutil_module),
         "process": lambda: ProcessCollector(psutil_module, pid, platform),
     }
+    if platform.startswith("win"):
+        del builders["loadavg"]  # Windows keeps no load average (see loadavg.py)
     return {name: build() for name, build in builders.items() if switches.enabled(name)}
