@@ -89,6 +89,7 @@ class ReadingBuffer:
         self._lock = threading.Lock()
         self._last_prune = 0.0
         self._evicted = 0
+        self._rows = 0  # kept up to date by every write and delete: counting 250k rows per scrape is slow
         self._write_errors = 0
         self._last_error: str | None = None
         folder = os.path.dirname(os.path.abspath(path))
@@ -105,6 +106,7 @@ class ReadingBuffer:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.execute(_SCHEMA)
+                self._rows = int(self._db.execute("SELECT COUNT(*) FROM readings").fetchone()[0])
             except sqlite3.Error as exc:
                 raise BufferStoreError(path, "open", str(exc)) from exc
             self.prune()
@@ -135,14 +137,15 @@ class ReadingBuffer:
             try:
                 with db:  # commits, or rolls back on error
                     db.execute("BEGIN")
-                    db.executemany(
+                    inserted = db.executemany(
                         "INSERT OR IGNORE INTO readings (time, metric, value) VALUES (?, ?, ?)", batch
-                    )
+                    ).rowcount
             except sqlite3.Error as exc:
                 self._write_errors += 1
                 self._last_error = f"write failed: {exc}"
                 raise BufferStoreError(self.path, "write", str(exc)) from exc
             self._last_error = None
+            self._rows += max(0, inserted)
         self._maybe_prune()
         self._enforce_cap()
 
@@ -156,12 +159,12 @@ class ReadingBuffer:
         with self._lock:
             db = self._connection("read")
             try:
-                rows, oldest = db.execute("SELECT COUNT(*), MIN(time) FROM readings").fetchone()
+                oldest = db.execute("SELECT MIN(time) FROM readings").fetchone()[0]
                 size = self._size_locked(db)
             except sqlite3.Error as exc:
                 raise BufferStoreError(self.path, "read", str(exc)) from exc
             return BufferHealth(
-                rows=int(rows),
+                rows=self._rows,
                 size_bytes=size,
                 oldest=None if oldest is None else float(oldest),
                 evicted_total=self._evicted,
@@ -193,12 +196,12 @@ class ReadingBuffer:
                 size = self._size_locked(db)
                 if size <= (self.max_bytes if removed_total == 0 else target):
                     break
+                rows = self._rows
+                if rows == 0:
+                    break
+                share = min(1.0, (size - target) / size + 0.01)
+                batch = max(1, int(rows * share))
                 try:
-                    rows = int(db.execute("SELECT COUNT(*) FROM readings").fetchone()[0])
-                    if rows == 0:
-                        break
-                    share = min(1.0, (size - target) / size + 0.01)
-                    batch = max(1, int(rows * share))
                     with db:
                         db.execute("BEGIN")
                         removed = db.execute(
@@ -209,7 +212,8 @@ class ReadingBuffer:
                 except sqlite3.Error as exc:
                     raise BufferStoreError(self.path, "prune", str(exc)) from exc
                 removed_total += int(removed)
-            self._evicted += removed_total
+                self._rows -= int(removed)
+                self._evicted += int(removed)
         return removed_total
 
     def since(self, since: float, limit: int) -> list[BufferedReading]:
@@ -273,6 +277,7 @@ class ReadingBuffer:
                     removed = db.execute("DELETE FROM readings WHERE time < ?", (cutoff,)).rowcount
             except sqlite3.Error as exc:
                 raise BufferStoreError(self.path, "prune", str(exc)) from exc
+            self._rows -= int(removed)
             self._last_prune = self._clock()
         return int(removed)
 

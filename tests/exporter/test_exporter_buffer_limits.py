@@ -134,3 +134,19 @@ def _metrics_url(process: subprocess.Popen[str]) -> str | None:
     if "serving http://" in line:
         return line.split("serving ", 1)[1].split(" ", 1)[0]
     return None
+
+
+def test_the_reading_count_follows_writes_prunes_and_reopening(tmp_path: Path) -> None:
+    now = [1000.0]
+    path = str(tmp_path / "b.sqlite")
+    buffer = ReadingBuffer(path, 100, lambda: now[0])
+    buffer.append_many([(950.0, "machine_a", 1.0), (950.0, "machine_b", 2.0), (950.0, "machine_a", 9.0)])
+    assert buffer.health().rows == 2 == buffer.count()  # the repeated (time, metric) is ignored
+    now[0] = 1060.0
+    buffer.append(1060.0, "machine_a", 3.0)  # a minute after the last prune: the two old ones go
+    assert buffer.health().rows == 1 == buffer.count()
+    assert buffer.health().oldest == 1060.0
+    buffer.close()
+    reopened = ReadingBuffer(path, 100, lambda: now[0])
+    assert reopened.health().rows == 1
+    reopened.close()
