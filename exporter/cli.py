@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--baud",
         default="auto",
         type=_baud,
+        metavar="auto|N",
         help="baud rate, or auto to try 9600, 19200, 38400, 57600, 115200, 4800, 2400, 1200 in turn "
         "(default: auto)",
     )
@@ -91,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seconds",
         type=_positive_seconds,
         default=3.0,
+        metavar="N",
         help="how long to listen at each baud rate (default: 3)",
     )
     init = commands.add_parser(
