@@ -3,7 +3,7 @@
     millwatch-exporter [--config exporter.yaml] [--listen HOST:PORT] [--serial-port PORT]
                        [--machine-id ID] [--buffer-path FILE] [--log-level LEVEL]
     millwatch-exporter ports
-    millwatch-exporter probe PORT [--baud auto|N] [--seconds N]
+    millwatch-exporter probe PORT [--baud auto|N] [--seconds N] [--command TEXT]
     millwatch-exporter init [--output PATH] [--machine-id ID] [--name NAME] [--serial-port PORT]
                             [--baudrate N] [--listen HOST:PORT] [--central-host HOST]
                             [--non-interactive] [--force]
@@ -89,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: auto)",
     )
     probe.add_argument(
+        "--command",
+        dest="poll_command",  # `command` is the subcommand's name
+        metavar="TEXT",
+        help="for a sensor that only answers when asked: send TEXT (with CR LF) every 0.2s while "
+        "listening, and write mode: poll with it",
+    )
+    probe.add_argument(
         "--seconds",
         type=_positive_seconds,
         default=3.0,
@@ -152,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "ports":
         return list_ports()
     if args.command == "probe":
-        return probe_port(args.port, args.baud, args.seconds)
+        return probe_port(args.port, args.baud, args.seconds, args.poll_command)
     if args.command == "init":
         return init_config(args)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -207,12 +214,16 @@ def list_ports() -> int:
     return 0
 
 
-def probe_port(port: str, baud: int | None, seconds: float) -> int:
+def probe_port(port: str, baud: int | None, seconds: float, command: str | None = None) -> int:
     """`probe`: the guessed block on stdout, progress on stderr."""
     rates = COMMON_BAUD_RATES if baud is None else (baud,)
     try:
         guess = probe(
-            port, rates, seconds, report=lambda message: print(message, file=sys.stderr, flush=True)
+            port,
+            rates,
+            seconds,
+            report=lambda message: print(message, file=sys.stderr, flush=True),
+            command=command,
         )
     except ProbeError as exc:
         print(f"{PROG} probe: {exc}", file=sys.stderr)

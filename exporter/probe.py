@@ -8,7 +8,8 @@ each number of the first line, named after the label just before it. The result 
 `channels:` block that passes the exporter's own validation, to paste into exporter.yaml and
 adjust (metric names need their unit).
 
-A polled sensor says nothing until asked; probe then reports that nothing was received.
+A polled sensor says nothing until asked: with `--command READ` probe sends that command every
+`POLL_EVERY` seconds while it listens, and the block says `mode: poll` with that command.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ ENOUGH_LINES = 20
 """Stop listening at one rate once this many lines came in (enough to catch a repeated CSV header)."""
 MIN_CLEAN_LINES = 3
 MAX_PROBE_LINE = 4096
+POLL_EVERY = 0.2
+"""Seconds between commands while probing a polled sensor."""
 _SEPARATORS = (",", ";", "\t")
 _NUMBER_GROUP = r"[-+]?\d+(?:\.\d+)?"
 
@@ -49,6 +52,7 @@ class Guess:
     fields: list[str | None] = field(default_factory=list)
     separator: str = ","
     pattern: str | None = None
+    command: str | None = None
 
 
 class ProbeError(Exception):
@@ -61,15 +65,21 @@ def listen(
     seconds: float,
     opener: Opener | None = None,
     clock: Callable[[], float] = time.monotonic,
+    command: str | None = None,
 ) -> list[bytes]:
-    """The complete non-blank lines received within `seconds` (at most ENOUGH_LINES)."""
-    config = SerialConfig(port=port, baudrate=baudrate, read_timeout=0.2)
+    """The complete non-blank lines received within `seconds` (at most ENOUGH_LINES); with
+    `command`, that command is sent every POLL_EVERY seconds meanwhile."""
+    config = SerialConfig(port=port, baudrate=baudrate, read_timeout=0.2, mode="poll", command=command)
     handle = open_port(config, opener)
     framer = LineFramer(MAX_PROBE_LINE, "auto")
     lines: list[bytes] = []
     deadline = clock() + seconds
+    next_command = clock()
     try:
         while clock() < deadline and len(lines) < ENOUGH_LINES:
+            if command is not None and clock() >= next_command:
+                handle.write(config.command_bytes)
+                next_command = clock() + POLL_EVERY
             data = handle.read(handle.in_waiting or 1)
             for frame in framer.feed(bytes(data)):
                 if isinstance(frame, bytes) and frame.strip():
@@ -98,13 +108,16 @@ def probe(
     seconds: float,
     opener: Opener | None = None,
     report: Callable[[str], None] = lambda message: None,
+    command: str | None = None,
 ) -> Guess:
-    """Listen at each of `baudrates` until one gives clean lines, then guess. Raises ProbeError."""
+    """Listen at each of `baudrates` until one gives clean lines, then guess. Raises ProbeError.
+
+    With `command`, the sensor is polled with it while probe listens (see `listen`)."""
     best: tuple[int, list[str]] | None = None
     for baudrate in baudrates:
         report(f"listening on {port} at {baudrate} baud for up to {seconds:g}s ...")
         try:
-            raw = listen(port, baudrate, seconds, opener)
+            raw = listen(port, baudrate, seconds, opener, command=command)
         except Exception as exc:  # SerialException, OSError, ValueError: cannot open this port
             raise ProbeError(f"cannot open {port}: {exc}") from exc
         clean = clean_lines(raw)
@@ -116,9 +129,15 @@ def probe(
     if best is None or not best[1]:
         raise ProbeError(
             f"no readable line received on {port} (tried {', '.join(map(str, baudrates))} baud); "
-            "a polled sensor says nothing until asked: see serial.mode poll in docs/exporter.md"
+            + (
+                f"does the sensor answer {command!r}?"
+                if command
+                else "a polled sensor says nothing until asked: try --command with its command"
+            )
         )
-    return guess_format(best[0], best[1])
+    guess = guess_format(best[0], best[1])
+    guess.command = command
+    return guess
 
 
 def guess_format(baudrate: int, lines: list[str]) -> Guess:
@@ -245,6 +264,8 @@ def config_block(port: str, guess: Guess) -> str:
             lines.append(f"  separator: {json.dumps(guess.separator)}")
     if guess.pattern is not None:
         lines.append(f"  pattern: {_quote(guess.pattern)}")
+    if guess.command is not None:
+        lines += ["  mode: poll", f"  command: {json.dumps(guess.command)}", "  every: 5s"]
     lines.append("channels:                  # rename metrics as machine_<what>_<unit>; null drops a channel")
     for key in dict.fromkeys(guess.keys):
         metric = known[key].metric if key in known else "machine_" + re.sub(r"[^a-z0-9_]", "_", key.lower())

@@ -115,6 +115,22 @@ def test_probe_of_a_silent_port_says_so(make_sensor: MakeSensor, tmp_path: Path)
     assert result.stdout == ""
 
 
+def test_probe_polls_a_sensor_that_only_answers_and_writes_poll_mode(
+    make_sensor: MakeSensor, tmp_path: Path
+) -> None:
+    sensor = make_sensor(poll_command="READ", line_format="csv", csv_header=True)
+    silent = run(["probe", sensor.path or "", "--baud", "9600", "--seconds", "0.5"], tmp_path)
+    assert silent.returncode == 1 and "try --command" in silent.stderr
+    result = run(["probe", sensor.path or "", "--command", "READ", "--seconds", "8"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert '  mode: poll\n  command: "READ"\n' in result.stdout
+    assert "  fields: ['temperature', 'pressure', 'speed']\n" in result.stdout
+    with _exporter_from_probe(result.stdout, tmp_path) as app:
+        assert app.config.serial.mode == "poll"
+        got = wait_until(lambda: (g := scrape(app.url)).get("machine_speed_rpm") and g, timeout=30)
+        assert 1000 < got["machine_speed_rpm"] < 2000
+
+
 def test_probe_of_a_port_that_does_not_exist_says_so(tmp_path: Path) -> None:
     result = run(["probe", str(tmp_path / "ttyNOPE"), "--baud", "9600", "--seconds", "0.5"], tmp_path)
     assert result.returncode == 1
