@@ -15,16 +15,18 @@ from types import TracebackType
 from typing import Any
 
 import psutil
-from prometheus_client.registry import CollectorRegistry
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from exporter import __version__
 from exporter.buffer import ReadingBuffer
+from exporter.collectors.buffer import BufferCollector
 from exporter.collectors.guard import GuardedCollector
 from exporter.collectors.http import HttpCollector
 from exporter.collectors.info import InfoCollector
 from exporter.collectors.push import PushCollector
 from exporter.collectors.serial import SerialCollector
-from exporter.collectors.system import SystemCollector
+from exporter.collectors.summary import SystemSummary
+from exporter.collectors.system import system_collectors
 from exporter.config import ExporterConfig, ListenAddress, WebConfig
 from exporter.errors import BufferStoreError, ExporterError, TLSSetupError
 from exporter.http import ExporterHttpServer, HttpContext
@@ -71,20 +73,21 @@ class ExporterApp:
         self.scrapes = ScrapeTracker(clock)
         self.reader = SerialReader(config.serial, self._on_reading, clock, channels=config.channels)
         self.registry = CollectorRegistry(auto_describe=False)
-        collectors: dict[str, Any] = {
+        collectors: dict[str, Collector] = {
             "info": InfoCollector(config.machine.id, config.machine.name, version),
             "serial": SerialCollector(self.reader, config.channels, clock),
-            "system": SystemCollector(psutil_module),
+            "buffer": BufferCollector(lambda: self._buffer),
             "http": HttpCollector(lambda: self._server),
+            **system_collectors(config.collectors, psutil_module),
         }
         self.push: PushClient | None = None
         if config.push is not None:
-            push_system = SystemCollector(psutil_module)  # its own CPU baseline, apart from the scrapes'
+            summary = SystemSummary(psutil_module)  # its own CPU baseline, apart from the scrapes'
             self.push = PushClient(
                 config.push,
                 config.machine.id,
                 sensor=self._sensor_state,
-                system=lambda: push_system.summary(self._clock()),
+                system=lambda: summary(self._clock()),
                 clock=clock,
                 user_agent=f"millwatch-exporter/{version}",
             )
@@ -107,7 +110,12 @@ class ExporterApp:
                     raise TLSSetupError(f"web.tls_{exc.field}", exc.message) from None
             authenticator = Authenticator(Credentials(web.bearer_token, web.basic_auth_users))
             key = read_key(self.config.push.api_key_file) if self.config.push is not None else ""
-            buffer = ReadingBuffer(self.config.buffer.path, self.config.buffer.retention, self._clock)
+            buffer = ReadingBuffer(
+                self.config.buffer.path,
+                self.config.buffer.retention,
+                self._clock,
+                max_bytes=self.config.buffer.max_bytes,
+            )
             try:
                 context = HttpContext(
                     registry=self.registry,
@@ -212,13 +220,14 @@ class ExporterApp:
 
     def _status_page(self) -> str:
         status = self.reader.status()
-        rows: int | None = None
-        if self._buffer is not None:
+        health = None
+        buffer = self._buffer
+        if buffer is not None:
             try:
-                rows = self._buffer.count()
+                health = buffer.health()
             except ExporterError:
-                rows = None
-        summary = BufferSummary(self.config.buffer.path, rows, self.config.buffer.retention)
+                health = None
+        summary = BufferSummary(self.config.buffer.path, health, self.config.buffer.retention)
         push = self.push.status() if self.push is not None else None
         return render_status_page(
             self.config,

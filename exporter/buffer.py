@@ -6,6 +6,17 @@ committed transaction: at sensor rates (a line a second) that is cheap in WAL mo
 is on disk as soon as `append` returns. Rows older than the retention are pruned at most once a
 minute, from whichever call comes first.
 
+A size cap (`buffer.max_bytes`) may stand beside the retention: after a write that takes the
+data past it, the oldest readings are deleted until the data is back under 90 % of the cap (so the
+cut is not redone at every line), and counted (`evicted`). The size is what the rows take in the
+database (pages in use, `PRAGMA page_count - freelist_count`); freed pages are reused by later
+writes, so the file stops growing at about the cap, plus SQLite's write-ahead log (a few MB at most,
+emptied at each checkpoint).
+
+Health: every failed write is counted and the last failure kept (`health()`), so a full disk or an
+unwritable file shows on the status page and in `millwatch_buffer_*` while the live values keep
+being served; the next successful write clears the failure.
+
 Only finite numbers go in, and only finite numbers come out: a buffer file written by an older
 version may hold `Inf` (or text) values, which /history cannot write as JSON, so the reading
 queries skip every row whose time or value is not a finite number.
@@ -20,6 +31,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 from exporter.errors import BufferStoreError
 
@@ -30,6 +42,23 @@ PositionedReading = tuple[int, float, str, float]
 """(position, Unix time, metric name, value): the position orders readings as they were appended."""
 
 PRUNE_EVERY = 60.0
+CAP_LOW_WATER = 0.9
+"""After the cap is passed, the oldest readings go until the data is under this share of it."""
+
+
+@dataclass(frozen=True)
+class BufferHealth:
+    """What the status page and the metrics show about the buffer."""
+
+    rows: int
+    size_bytes: int
+    oldest: float | None
+    evicted_total: int
+    write_errors_total: int
+    last_error: str | None
+    """The last write failure, None once a later write succeeded."""
+    max_bytes: int | None
+
 
 # In SQLite NULL, text and blobs never compare within a numeric range, and ±Inf lie outside it.
 _FINITE_ROW = "time BETWEEN :lowest AND :highest AND value BETWEEN :lowest AND :highest"
@@ -49,12 +78,23 @@ class ReadingBuffer:
     constructor that raises leaves no connection open.
     """
 
-    def __init__(self, path: str, retention_seconds: float, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        path: str,
+        retention_seconds: float,
+        clock: Callable[[], float] = time.time,
+        max_bytes: int | None = None,
+    ) -> None:
         self.path = path
         self.retention_seconds = retention_seconds
+        self.max_bytes = max_bytes
         self._clock = clock
         self._lock = threading.Lock()
         self._last_prune = 0.0
+        self._evicted = 0
+        self._rows = 0  # kept up to date by every write and delete: counting 250k rows per scrape is slow
+        self._write_errors = 0
+        self._last_error: str | None = None
         folder = os.path.dirname(os.path.abspath(path))
         try:
             os.makedirs(folder, exist_ok=True)
@@ -69,9 +109,11 @@ class ReadingBuffer:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.execute(_SCHEMA)
+                self._rows = int(self._db.execute("SELECT COUNT(*) FROM readings").fetchone()[0])
             except sqlite3.Error as exc:
                 raise BufferStoreError(path, "open", str(exc)) from exc
             self.prune()
+            self._enforce_cap()
         except BaseException:
             # Nobody gets this object to close: without this the file stays open (and locked on
             # Windows) until the garbage collector finds the connection.
@@ -98,12 +140,84 @@ class ReadingBuffer:
             try:
                 with db:  # commits, or rolls back on error
                     db.execute("BEGIN")
-                    db.executemany(
+                    inserted = db.executemany(
                         "INSERT OR IGNORE INTO readings (time, metric, value) VALUES (?, ?, ?)", batch
-                    )
+                    ).rowcount
             except sqlite3.Error as exc:
+                self._write_errors += 1
+                self._last_error = f"write failed: {exc}"
                 raise BufferStoreError(self.path, "write", str(exc)) from exc
+            self._last_error = None
+            self._rows += max(0, inserted)
         self._maybe_prune()
+        self._enforce_cap()
+
+    def size_bytes(self) -> int:
+        """Bytes the readings take in the file (pages in use)."""
+        with self._lock:
+            return self._size_locked(self._connection("read"))
+
+    def health(self) -> BufferHealth:
+        """Rows, size, oldest reading and the failure counters, in one look."""
+        with self._lock:
+            db = self._connection("read")
+            try:
+                oldest = db.execute("SELECT MIN(time) FROM readings").fetchone()[0]
+                size = self._size_locked(db)
+            except sqlite3.Error as exc:
+                raise BufferStoreError(self.path, "read", str(exc)) from exc
+            return BufferHealth(
+                rows=self._rows,
+                size_bytes=size,
+                oldest=None if oldest is None else float(oldest),
+                evicted_total=self._evicted,
+                write_errors_total=self._write_errors,
+                last_error=self._last_error,
+                max_bytes=self.max_bytes,
+            )
+
+    def _size_locked(self, db: sqlite3.Connection) -> int:
+        try:
+            pages = int(db.execute("PRAGMA page_count").fetchone()[0])
+            free = int(db.execute("PRAGMA freelist_count").fetchone()[0])
+            page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise BufferStoreError(self.path, "read", str(exc)) from exc
+        return (pages - free) * page_size
+
+    def _enforce_cap(self) -> int:
+        """Delete the oldest readings while the data is over `max_bytes`; returns how many went."""
+        if self.max_bytes is None:
+            return 0
+        removed_total = 0
+        with self._lock:
+            db = self._connection("prune")
+            target = int(self.max_bytes * CAP_LOW_WATER)
+            # Each round deletes a share of the rows sized from how far over the target the data is;
+            # SQLite frees pages only as whole pages empty, so a few rounds may be needed.
+            for _ in range(20):
+                size = self._size_locked(db)
+                if size <= (self.max_bytes if removed_total == 0 else target):
+                    break
+                rows = self._rows
+                if rows == 0:
+                    break
+                share = min(1.0, (size - target) / size + 0.01)
+                batch = max(1, int(rows * share))
+                try:
+                    with db:
+                        db.execute("BEGIN")
+                        removed = db.execute(
+                            "DELETE FROM readings WHERE rowid IN "
+                            "(SELECT rowid FROM readings ORDER BY time LIMIT ?)",
+                            (batch,),
+                        ).rowcount
+                except sqlite3.Error as exc:
+                    raise BufferStoreError(self.path, "prune", str(exc)) from exc
+                removed_total += int(removed)
+                self._rows -= int(removed)
+                self._evicted += int(removed)
+        return removed_total
 
     def since(self, since: float, limit: int) -> list[BufferedReading]:
         """Readings strictly newer than `since`, oldest first, about `limit` of them.
@@ -198,6 +312,7 @@ class ReadingBuffer:
                     removed = db.execute("DELETE FROM readings WHERE time < ?", (cutoff,)).rowcount
             except sqlite3.Error as exc:
                 raise BufferStoreError(self.path, "prune", str(exc)) from exc
+            self._rows -= int(removed)
             self._last_prune = self._clock()
         return int(removed)
 

@@ -2,9 +2,9 @@
 
 The schema is the "Exporter configuration" of the design brief. Every key is optional except
 `machine.id` and `serial.port`; unknown keys are errors so that a typo never silently falls back to
-a default. Features the brief names but this version does not implement (formats other than `kv`,
-mode `poll`) are accepted only when left empty, and otherwise rejected with "not supported yet", so
-that a config written for a later version fails loudly.
+a default. Keys that only make sense together are checked together (`pattern` only with
+`format: regex`, `command` only with `mode: poll`, ...), so an impossible combination is an error
+before any port opens.
 
 The files the `web:` section names (token, TLS certificate and key, client CA) are read here, while
 the key's line is known: a missing, empty or unusable one is a ConfigError before any port opens.
@@ -12,6 +12,7 @@ the key's line is known: a missing, empty or unusable one is a ConfigError befor
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import math
 import os
@@ -22,8 +23,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from exporter.errors import ConfigError
+from exporter.formats import FORMAT_NAMES
 from exporter.passwords import PasswordHash, PasswordHashError, parse_hash
 from exporter.tls import TLSFileError, TLSFiles, server_context
+from millwatch_common.durations import format_duration as format_seconds
 from millwatch_common.durations import parse_duration
 from millwatch_common.names import CHANNEL_METRIC, MACHINE_ID
 from millwatch_common.names import DEFAULT_EXPORTER_PORT as DEFAULT_PORT
@@ -32,13 +35,37 @@ from millwatch_common.yamltext import YAMLSyntaxError, load_roundtrip
 
 DEFAULT_BUFFER_PATH = "./millwatch-buffer.sqlite"
 DEFAULT_ALIASES: Mapping[str, str] = {"T": "temperature", "P": "pressure", "S": "speed", "RPM": "speed"}
-SUPPORTED_FORMATS = ("kv",)
-PLANNED_FORMATS = ("json", "csv", "regex")
-SUPPORTED_MODES = ("stream",)
-PLANNED_MODES = ("poll",)
+SUPPORTED_FORMATS = FORMAT_NAMES
+SUPPORTED_MODES = ("stream", "poll")
+LINE_ENDINGS: Mapping[str, str] = {"auto": "\r\n", "lf": "\n", "cr": "\r", "crlf": "\r\n"}
+"""Accepted `serial.line_ending` values → what is added to a poll command that has no line end."""
+CSV_HEADERS = ("auto", "none")
+SYSTEM_COLLECTORS = (
+    "cpu",
+    "loadavg",
+    "memory",
+    "swap",
+    "filesystem",
+    "diskio",
+    "network",
+    "boot",
+    "process",
+)
+"""The system collectors, each switchable under `collectors.system` (see exporter/collectors/)."""
+_MIN_BUFFER_BYTES = 64 * 1024
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+}
 COMMAND_LINE = "command line"
 
-# Reading keys as the line parser accepts them (see exporter.lineformat).
+# Reading keys as the kv line format accepts them (see exporter.formats.kv).
 READING_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 _PARITIES = {"N": "N", "E": "E", "O": "O", "M": "M", "S": "S"}
 _PARITY_NAMES = {"none": "N", "even": "E", "odd": "O", "mark": "M", "space": "S"}
@@ -94,6 +121,35 @@ class SerialConfig:
     stale_after: float = 30.0
     max_line_bytes: int = 1024
     aliases: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_ALIASES))
+    encoding: str = "utf-8"
+    line_ending: str = "auto"
+    read_timeout: float = 0.5
+    # format csv
+    fields: tuple[str | None, ...] = ()
+    separator: str = ","
+    header: str = "auto"
+    # format regex
+    pattern: str | None = None
+    # mode poll
+    command: str | None = None
+    every: float = 5.0
+    answer_timeout: float = 2.0
+
+    @property
+    def port_timeout(self) -> float:
+        """One read's wait: `read_timeout`, and in poll mode at most half of `answer_timeout`, so a
+        missing answer is noticed on time."""
+        if self.mode == "poll":
+            return min(self.read_timeout, self.answer_timeout / 2)
+        return self.read_timeout
+
+    @property
+    def command_bytes(self) -> bytes:
+        """The poll command as sent: encoded, with the line ending added when it has none."""
+        text = self.command or ""
+        if not text.endswith(("\r", "\n")):
+            text += LINE_ENDINGS[self.line_ending]
+        return text.encode(self.encoding)
 
     @property
     def framing(self) -> str:
@@ -111,6 +167,8 @@ class ChannelConfig:
     scale: float = 1.0
     offset: float = 0.0
     help: str = ""
+    stale_after: float | None = None
+    """Overrides `serial.stale_after` for this channel (a slow sensor read every few minutes)."""
 
     def apply(self, value: float) -> float:
         return value * self.scale + self.offset
@@ -120,6 +178,19 @@ class ChannelConfig:
 class BufferConfig:
     path: str = DEFAULT_BUFFER_PATH
     retention: float = 24 * 3600.0
+    max_bytes: int | None = None
+    """A size cap on the file's data: beyond it the oldest readings go first (counted)."""
+
+
+@dataclass(frozen=True)
+class CollectorsConfig:
+    """Which system collectors run: `system` (all of them) and each one by name."""
+
+    system: bool = True
+    disabled: frozenset[str] = frozenset()
+
+    def enabled(self, name: str) -> bool:
+        return self.system and name not in self.disabled
 
 
 @dataclass(frozen=True)
@@ -193,6 +264,7 @@ class ExporterConfig:
     buffer: BufferConfig = field(default_factory=BufferConfig)
     web: WebConfig = field(default_factory=WebConfig)
     push: PushConfig | None = None
+    collectors: CollectorsConfig = field(default_factory=CollectorsConfig)
     source: str = "<code>"
 
 
@@ -300,10 +372,6 @@ def _is_bool(value: object) -> bool:
     return isinstance(value, bool) or type(value).__name__ == "ScalarBoolean"
 
 
-def _is_empty(value: object) -> bool:
-    return value is None or (isinstance(value, (str, Mapping, list, tuple)) and len(value) == 0)
-
-
 class _Document:
     """One configuration being validated: knows where each key path was written."""
 
@@ -400,19 +468,6 @@ class _Document:
             raise self.error(path, f"{name} {value!r} is not supported yet; only {only} is implemented")
         raise self.error(path, f"expected {only}, got {_show(value)}")
 
-    def not_supported(self, value: Any, path: KeyPath, allowed: tuple[str, ...]) -> None:
-        """A section reserved for a later version: accepted only when null or empty."""
-        if value is None:
-            return
-        if not isinstance(value, Mapping):
-            raise self.error(path, f"not supported yet (must be null or empty), got {_show(value)}")
-        section = self.mapping(value, path, allowed)
-        for key, item in section.items():
-            if not _is_empty(item):
-                raise self.error(
-                    path + (key,), f"not supported yet (must be null or empty), got {_show(item)}"
-                )
-
     # -- the schema --------------------------------------------------------------------------------
 
     def build(self, base_dir: str | None) -> ExporterConfig:
@@ -423,7 +478,9 @@ class _Document:
                 line=1,
             )
         top = self.mapping(
-            self.root, (), ("machine", "listen", "serial", "channels", "buffer", "web", "push")
+            self.root,
+            (),
+            ("machine", "listen", "serial", "channels", "buffer", "collectors", "web", "push"),
         )
         machine = self._machine(top)
         serial = self._serial(top)
@@ -432,6 +489,7 @@ class _Document:
         buffer = self._buffer(top, base_dir)
         web = self._web(top, base_dir)
         push = self._push(top, base_dir)
+        collectors = self._collectors(top)
         return ExporterConfig(
             machine=machine,
             serial=serial,
@@ -440,6 +498,7 @@ class _Document:
             buffer=buffer,
             web=web,
             push=push,
+            collectors=collectors,
             source=self.source,
         )
 
@@ -521,12 +580,9 @@ class _Document:
 
     def _serial(self, top: Mapping[str, Any]) -> SerialConfig:
         path: KeyPath = ("serial",)
-        planned = {
-            "command": "mode 'poll'",
-            "every": "mode 'poll'",
-            "fields": "format 'csv'",
-            "pattern": "format 'regex'",
-        }
+        # Keys that belong to one format or one mode, and which.
+        format_keys = {"fields": "csv", "separator": "csv", "header": "csv", "pattern": "regex"}
+        mode_keys = ("command", "every", "answer_timeout")
         known = (
             "port",
             "baudrate",
@@ -538,11 +594,11 @@ class _Document:
             "stale_after",
             "max_line_bytes",
             "aliases",
+            "encoding",
+            "line_ending",
+            "read_timeout",
         )
-        section = self.mapping(top.get("serial"), path, known + tuple(planned))
-        for key, needs in planned.items():
-            if key in section:
-                raise self.error(path + (key,), f"not supported yet (it belongs to {needs}, not implemented)")
+        section = self.mapping(top.get("serial"), path, known + tuple(format_keys) + mode_keys)
         if section.get("port") is None:
             raise self.error(path + ("port",), "required key is missing")
         port = self.text(section["port"], path + ("port",), what="a serial port such as COM3 or /dev/ttyUSB0")
@@ -562,12 +618,14 @@ class _Document:
             if _is_bool(value) or not isinstance(value, (int, float)) or float(value) not in _STOPBITS:
                 raise self.error(path + ("stopbits",), f"expected one of 1, 1.5, 2, got {_show(value)}")
             values["stopbits"] = float(value)
+        line_format = result.format
         if section.get("format") is not None:
-            values["format"] = self.choice(
-                section["format"], path + ("format",), SUPPORTED_FORMATS, PLANNED_FORMATS
+            line_format = values["format"] = self.choice(
+                section["format"], path + ("format",), SUPPORTED_FORMATS, ()
             )
+        mode = result.mode
         if section.get("mode") is not None:
-            values["mode"] = self.choice(section["mode"], path + ("mode",), SUPPORTED_MODES, PLANNED_MODES)
+            mode = values["mode"] = self.choice(section["mode"], path + ("mode",), SUPPORTED_MODES, ())
         if section.get("stale_after") is not None:
             values["stale_after"] = self.duration(section["stale_after"], path + ("stale_after",))
         if section.get("max_line_bytes") is not None:
@@ -578,7 +636,131 @@ class _Document:
                 high=_MAX_LINE_BYTES,
             )
         values["aliases"] = self._aliases(section.get("aliases"), path + ("aliases",))
+        if section.get("encoding") is not None:
+            values["encoding"] = self._encoding(section["encoding"], path + ("encoding",))
+        if section.get("line_ending") is not None:
+            values["line_ending"] = self.choice(
+                section["line_ending"], path + ("line_ending",), tuple(LINE_ENDINGS), ()
+            )
+        if section.get("read_timeout") is not None:
+            values["read_timeout"] = self.duration(section["read_timeout"], path + ("read_timeout",))
+            if values["read_timeout"] > 10:
+                raise self.error(path + ("read_timeout",), "expected at most 10s (stop() waits for a read)")
+
+        for key, owner in format_keys.items():
+            if key in section and line_format != owner:
+                raise self.error(
+                    path + (key,),
+                    f"only used with format {owner!r}, but format is {line_format!r}",
+                    at_key=True,
+                )
+        for key in mode_keys:
+            if key in section and mode != "poll":
+                raise self.error(
+                    path + (key,), f"only used with mode 'poll', but mode is {mode!r}", at_key=True
+                )
+        if line_format == "csv":
+            values.update(self._csv(section, path))
+        if line_format == "regex":
+            values["pattern"] = self._pattern(section.get("pattern"), path + ("pattern",))
+        if mode == "poll":
+            values.update(self._poll(section, path, values.get("encoding", result.encoding)))
         return replace(result, **values)
+
+    def _encoding(self, value: Any, path: KeyPath) -> str:
+        name = self.text(value, path, what="a text encoding such as utf-8, ascii or latin-1")
+        try:
+            codecs.lookup(name)
+        except LookupError:
+            raise self.error(path, f"unknown text encoding {_show(value)}") from None
+        if codecs.lookup(name).name.startswith(("utf-16", "utf-32")):
+            raise self.error(path, "line-based input needs a byte-oriented encoding (not UTF-16/32)")
+        return name
+
+    def _csv(self, section: Mapping[str, Any], path: KeyPath) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        where = path + ("fields",)
+        fields = section.get("fields")
+        if fields is None:
+            raise self.error(where, "required with format 'csv': the column names in order")
+        if not isinstance(fields, (list, tuple)) or not fields:
+            raise self.error(where, f"expected a list of column names, got {_show(fields)}")
+        names: list[str | None] = []
+        for index, item in enumerate(fields):
+            if item is None or item == "-":
+                names.append(None)  # a column read past
+                continue
+            if not isinstance(item, str) or not READING_KEY.match(item):
+                raise self.error(
+                    where,
+                    f"item {index + 1}: expected a reading key of letters, digits, '_', '.' or '-' "
+                    f"(or null to skip the column), got {_show(item)}",
+                )
+            if str(item) in names:
+                raise self.error(where, f"item {index + 1}: {str(item)!r} is named twice")
+            names.append(str(item))
+        if all(name is None for name in names):
+            raise self.error(where, "every column is skipped: name at least one")
+        values["fields"] = tuple(names)
+        if section.get("separator") is not None:
+            separator = section["separator"]
+            if not isinstance(separator, str) or len(separator) != 1 or separator in '"\r\n':
+                raise self.error(
+                    path + ("separator",),
+                    f"expected one character such as ',', ';' or a tab, got {_show(separator)}",
+                )
+            values["separator"] = str(separator)
+        if section.get("header") is not None:
+            values["header"] = self.choice(section["header"], path + ("header",), CSV_HEADERS, ())
+        return values
+
+    def _pattern(self, value: Any, path: KeyPath) -> str:
+        if value is None:
+            raise self.error(path, "required with format 'regex': a pattern with named groups")
+        text = self.text(value, path, what="a regular expression with named groups")
+        try:
+            compiled = re.compile(text)
+        except re.error as exc:
+            raise self.error(path, f"not a valid regular expression: {exc}") from None
+        if not compiled.groupindex:
+            raise self.error(
+                path, "the pattern has no named group: name each reading, as in (?P<temperature>[-\\d.]+)"
+            )
+        for name in compiled.groupindex:
+            if not READING_KEY.match(name):
+                raise self.error(path, f"group name {name!r} is not a reading key")
+        return text
+
+    def _poll(self, section: Mapping[str, Any], path: KeyPath, encoding: str) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        if section.get("command") is None:
+            raise self.error(path + ("command",), "required with mode 'poll': what to send to the sensor")
+        command = section["command"]
+        if not isinstance(command, str) or not command:
+            raise self.error(path + ("command",), f"expected a text to send, got {_show(command)}")
+        try:
+            str(command).encode(encoding)
+        except UnicodeEncodeError:
+            raise self.error(path + ("command",), f"cannot be written in encoding {encoding!r}") from None
+        if len(str(command).encode(encoding)) > 256:
+            raise self.error(path + ("command",), "longer than 256 bytes")
+        values["command"] = str(command)
+        every = SerialConfig.every
+        if section.get("every") is not None:
+            every = values["every"] = self.duration(section["every"], path + ("every",))
+        # Unset, the answer timeout is the default or `every`, whichever is shorter.
+        answer = values["answer_timeout"] = min(SerialConfig.answer_timeout, every)
+        if section.get("answer_timeout") is not None:
+            answer = values["answer_timeout"] = self.duration(
+                section["answer_timeout"], path + ("answer_timeout",)
+            )
+        if answer > every:
+            raise self.error(
+                path + ("answer_timeout",),
+                f"answer_timeout ({format_seconds(answer)}) must not be longer than every "
+                f"({format_seconds(every)}): the next command would be sent while waiting",
+            )
+        return values
 
     def _parity(self, value: Any, path: KeyPath) -> str:
         if isinstance(value, str):
@@ -628,7 +810,7 @@ class _Document:
             if spec is None:
                 channels.pop(key, None)  # null switches a default channel off
                 continue
-            fields = self.mapping(spec, where, ("metric", "scale", "offset", "help"))
+            fields = self.mapping(spec, where, ("metric", "scale", "offset", "help", "stale_after"))
             default = channels.get(key) or next((c for c in DEFAULT_CHANNELS if c.key == key), None)
             if fields.get("metric") is None:
                 if default is None:
@@ -655,7 +837,12 @@ class _Document:
                 help_text = default.help
             else:
                 help_text = f"Serial sensor channel '{key}'."
-            channels[key] = ChannelConfig(key=key, metric=metric, scale=scale, offset=offset, help=help_text)
+            stale_after = None
+            if fields.get("stale_after") is not None:
+                stale_after = self.duration(fields["stale_after"], where + ("stale_after",))
+            channels[key] = ChannelConfig(
+                key=key, metric=metric, scale=scale, offset=offset, help=help_text, stale_after=stale_after
+            )
         seen: dict[str, str] = {}
         for channel in channels.values():
             if channel.metric in seen:
@@ -668,7 +855,7 @@ class _Document:
 
     def _buffer(self, top: Mapping[str, Any], base_dir: str | None) -> BufferConfig:
         path: KeyPath = ("buffer",)
-        section = self.mapping(top.get("buffer"), path, ("path", "retention"))
+        section = self.mapping(top.get("buffer"), path, ("path", "retention", "max_bytes"))
         file_path = DEFAULT_BUFFER_PATH
         if section.get("path") is not None:
             file_path = self.text(section["path"], path + ("path",), what="a file path")
@@ -678,7 +865,43 @@ class _Document:
         retention = BufferConfig().retention
         if section.get("retention") is not None:
             retention = self.duration(section["retention"], path + ("retention",))
-        return BufferConfig(path=file_path, retention=retention)
+        max_bytes = None
+        if section.get("max_bytes") is not None:
+            max_bytes = self._size(section["max_bytes"], path + ("max_bytes",))
+        return BufferConfig(path=file_path, retention=retention, max_bytes=max_bytes)
+
+    def _size(self, value: Any, path: KeyPath) -> int:
+        what = "a size in bytes such as 50MB, 200MiB or 1000000"
+        if _is_bool(value):
+            raise self.error(path, f"expected {what}, got {_show(value)}")
+        if isinstance(value, int):
+            size = int(value)
+        elif isinstance(value, str):
+            match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(value))
+            if match is None or match.group(2).lower() not in _SIZE_UNITS:
+                raise self.error(path, f"expected {what}, got {_show(value)}")
+            size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+        else:
+            raise self.error(path, f"expected {what}, got {_show(value)}")
+        if size < _MIN_BUFFER_BYTES:
+            raise self.error(path, f"expected at least {_MIN_BUFFER_BYTES} bytes (64KiB), got {size}")
+        return size
+
+    def _collectors(self, top: Mapping[str, Any]) -> CollectorsConfig:
+        path: KeyPath = ("collectors",)
+        section = self.mapping(top.get("collectors"), path, ("system",))
+        system = self.mapping(section.get("system"), path + ("system",), ("enabled",) + SYSTEM_COLLECTORS)
+        flags: dict[str, bool] = {}
+        for key, value in system.items():
+            if value is None:
+                continue
+            if not _is_bool(value):
+                raise self.error(path + ("system", str(key)), f"expected true or false, got {_show(value)}")
+            flags[str(key)] = bool(value)
+        return CollectorsConfig(
+            system=flags.get("enabled", True),
+            disabled=frozenset(name for name in SYSTEM_COLLECTORS if flags.get(name) is False),
+        )
 
     def _web(self, top: Mapping[str, Any], base_dir: str | None) -> WebConfig:
         path: KeyPath = ("web",)
@@ -763,7 +986,7 @@ class _Document:
 
 
 def _unknown_key_message(key: str, allowed: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(key, allowed, n=1)
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.7)
     if close:
         return f"unknown key (did you mean {close[0]!r}?)"
     return "unknown key (expected one of: " + ", ".join(allowed) + ")"

@@ -3,6 +3,7 @@
     ExporterError                 base class: catch this to handle any exporter failure
      ├── ConfigError              a bad exporter.yaml or flag: file, line, key path, message
      ├── LineParseError           one sensor line that cannot be read (counted, never fatal)
+     ├── LineIgnored              a line that is not data by design (a CSV header): skipped, not counted
      ├── BufferStoreError         the local SQLite reading buffer cannot be opened or written
      ├── ListenError              the HTTP server cannot bind its address
      ├── TLSSetupError            a TLS file that was fine when the config was read is unusable at start
@@ -52,7 +53,8 @@ class ConfigError(ExporterError):
 class LineParseError(ExporterError):
     """A sensor line that holds no usable reading.
 
-    `reason` is a short stable code (`empty`, `bad_token`, `bad_number`);
+    `reason` is a short stable code of the format (`empty`, `bad_token`, `bad_number`, `not_json`,
+    `no_match`, `field_count`, ...);
     `detail` quotes the offending part of the line.
     """
 
@@ -60,6 +62,14 @@ class LineParseError(ExporterError):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{reason}: {detail}")
+
+
+class LineIgnored(ExporterError):
+    """A line a format recognises as not being data (a CSV header line): skipped, not an error."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+        super().__init__(why)
 
 
 class BufferStoreError(ExporterError):

@@ -1,108 +1,55 @@
-"""The serial reader: a thread that keeps one port open, turns its bytes into readings and never dies.
+"""The serial reader: a thread that keeps one port open, moves its bytes into lines and never dies.
 
-The port is opened once with `serial.serial_for_url` and read with a short timeout, so the thread
-notices `stop()` quickly and never needs a blocking read elsewhere (the HTTP handlers only look at
-the state kept here). Lines are assembled here rather than with `readline()` so that an over-long
-line is dropped as soon as it passes `max_line_bytes`, instead of growing without bound.
+It does one job — bytes in, lines out — and hands the rest to small modules: the port and its
+backoff (`serial_port.py`), the framing (`framing.py`), the line format chosen by `serial.format`
+(`formats/`), and the readings with their counters (`readings.py`, where every error reason is
+described). The HTTP handlers only look at the store; nothing but this thread touches the port.
 
-Every problem is counted by reason and the thread carries on:
-
-- `overlong`: a line longer than `max_line_bytes` (dropped up to its end),
-- `decode`: a line that is not UTF-8,
-- `parse`: a line the line format rejects, or one with a value that is not finite (NaN, ±Inf) as
-  read or after its channel's scale and offset (`1e300` scaled by `1e10`): such a value would
-  reach /metrics as `+Inf` and could not be written as JSON in /history, so the line is dropped,
-- `too_many_keys`: a value of a key without a channel that is not kept (see below),
-- `open`: the port could not be opened (retried with exponential backoff),
-- `io`: reading failed (unplugged device): the port is closed and reopened with backoff.
-
-Memory stays bounded whatever the device sends. The newest value of every configured channel's key
-is always kept; of the other keys (shown on the status page only) at most `MAX_EXTRA_KEYS`. A new
-such key takes the place of the one read longest ago if that one is stale, else its value is
-dropped and counted under `too_many_keys` (a device that sends `k1=1`, `k2=1`, ... never grows the
-reader).
-
-Freshness has one rule, `is_fresh`: the collector, the status page and the key limit all use it.
+Mode `stream`: the device talks by itself; every line is read. Mode `poll`: the thread writes
+`serial.command` every `serial.every` and waits up to `serial.answer_timeout` for a line; when none
+comes, `no_answer` is counted. The port is read all the time, so lines that arrive outside an
+exchange (a late answer) are read all the same. One read waits at most half the answer timeout
+(`SerialConfig.port_timeout`), so a missing answer is noticed on time.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import re
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import serial
-
 from exporter.config import ChannelConfig, SerialConfig
-from exporter.errors import LineParseError
-from exporter.lineformat import parse_kv
+from exporter.errors import LineIgnored, LineParseError
+from exporter.formats import make_format
+from exporter.framing import LineFramer, Overlong
+from exporter.readings import (
+    MAX_EXTRA_KEYS,
+    REASONS,
+    LastError,
+    ReaderStatus,
+    Reading,
+    ReadingStore,
+    is_fresh,
+)
+from exporter.serial_port import INITIAL_BACKOFF, MAX_BACKOFF, Backoff, Opener, open_port
+
+__all__ = [
+    "MAX_EXTRA_KEYS",
+    "REASONS",
+    "LastError",
+    "Reading",
+    "ReaderStatus",
+    "ReadingCallback",
+    "SerialReader",
+    "is_fresh",
+]
 
 log = logging.getLogger(__name__)
 
-REASONS = ("overlong", "decode", "parse", "too_many_keys", "open", "io")
-MAX_EXTRA_KEYS = 64
-"""How many reading keys without a channel the reader keeps (channel keys are always kept)."""
-READ_TIMEOUT = 0.5
-INITIAL_BACKOFF = 0.5
-MAX_BACKOFF = 30.0
-_TERMINATORS = re.compile(rb"[\r\n]")
-
-Reading = tuple[float, float]
-"""(value, Unix time when its line was read)."""
-
 ReadingCallback = Callable[[Mapping[str, float], float], None]
 """Called in the reader's thread with one line's readings and its Unix time."""
-
-
-def is_fresh(reading_time: float | None, now: float, stale_after: float) -> bool:
-    """Whether a reading taken at `reading_time` is still current at `now`.
-
-    The one freshness rule of the exporter: a reading is fresh while it is at most `stale_after`
-    seconds old; `None` (nothing read yet) is never fresh.
-    """
-    return reading_time is not None and now - reading_time <= stale_after
-
-
-@dataclass(frozen=True)
-class LastError:
-    reason: str
-    message: str
-    time: float
-
-
-@dataclass(frozen=True)
-class ReaderStatus:
-    """One consistent view of the reader's state (taken under its lock)."""
-
-    port: str
-    connected: bool
-    readings_total: int
-    errors_total: Mapping[str, int]
-    last_reading_time: float | None
-    latest: Mapping[str, Reading]
-    last_error: LastError | None
-    stale_after: float
-
-    def is_fresh(self, reading_time: float | None, now: float) -> bool:
-        """`is_fresh` with this reader's `stale_after`."""
-        return is_fresh(reading_time, now, self.stale_after)
-
-    def fresh_value(self, key: str, now: float) -> float | None:
-        """The newest raw value of `key` if it is fresh at `now`, else None."""
-        reading = self.latest.get(key)
-        if reading is None or not self.is_fresh(reading[1], now):
-            return None
-        return reading[0]
-
-    def up(self, now: float) -> bool:
-        """The sensor is up: the port is open and the newest reading is fresh at `now`."""
-        return self.connected and self.is_fresh(self.last_reading_time, now)
 
 
 class SerialReader:
@@ -123,34 +70,23 @@ class SerialReader:
         clock: Callable[[], float] = time.time,
         *,
         channels: Sequence[ChannelConfig] = (),
-        opener: Callable[..., Any] | None = None,
+        opener: Opener | None = None,
         initial_backoff: float = INITIAL_BACKOFF,
         max_backoff: float = MAX_BACKOFF,
     ) -> None:
         self._config = config
         self._on_reading = on_reading
         self._clock = clock
-        self._opener: Callable[..., Any] = opener or serial.serial_for_url
-        self._initial_backoff = initial_backoff
-        self._max_backoff = max_backoff
-        self._aliases = dict(config.aliases)
-        self._channels = {channel.key: channel for channel in channels}
-
-        self._lock = threading.Lock()
-        self._channel_latest: dict[str, Reading] = {}
-        # Keys without a channel, the one read longest ago first (the candidate to make room).
-        self._extra_latest: OrderedDict[str, Reading] = OrderedDict()
-        self._connected = False
-        self._readings_total = 0
-        self._errors = dict.fromkeys(REASONS, 0)
-        self._last_reading_time: float | None = None
-        self._last_error: LastError | None = None
+        self._opener = opener
+        self._backoff = Backoff(initial_backoff, max_backoff)
+        self._store = ReadingStore(config.port, config.stale_after, channels)
+        self._format = make_format(config, self._skipped)
+        self._framer = LineFramer(config.max_line_bytes, config.line_ending)
+        self._lines_seen = 0  # complete non-blank lines: what ends a poll exchange
 
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._port: Any = None  # only the reader thread reads or closes it; stop() may cancel a read
-        self._partial = bytearray()
-        self._discarding = False
         self._problem_logged: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -186,225 +122,186 @@ class SerialReader:
     @property
     def connected(self) -> bool:
         """True while the port is open."""
-        with self._lock:
-            return self._connected
+        return self._store.connected
 
     @property
     def readings_total(self) -> int:
         """Lines read and parsed successfully since start."""
-        with self._lock:
-            return self._readings_total
+        return self._store.readings_total
 
     @property
     def last_reading_time(self) -> float | None:
-        with self._lock:
-            return self._last_reading_time
+        return self._store.last_reading_time
 
     def latest(self) -> dict[str, Reading]:
         """The newest value of each kept reading key with the time it was read.
 
         Every channel key read so far is there, and at most MAX_EXTRA_KEYS other keys.
         """
-        with self._lock:
-            return self._latest_locked()
+        return self._store.latest()
 
     def errors_total(self) -> dict[str, int]:
         """Errors by reason; every reason of REASONS is present."""
-        with self._lock:
-            return dict(self._errors)
+        return self._store.errors_total()
 
     def status(self) -> ReaderStatus:
         """Everything above as one consistent snapshot."""
-        with self._lock:
-            return ReaderStatus(
-                port=self._config.port,
-                connected=self._connected,
-                readings_total=self._readings_total,
-                errors_total=dict(self._errors),
-                last_reading_time=self._last_reading_time,
-                latest=self._latest_locked(),
-                last_error=self._last_error,
-                stale_after=self._config.stale_after,
-            )
-
-    def _latest_locked(self) -> dict[str, Reading]:
-        latest = dict(self._extra_latest)
-        latest.update(self._channel_latest)
-        return latest
+        return self._store.status()
 
     # -- the thread --------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        delay = self._initial_backoff
         while not self._stop.is_set():
             try:
-                port = self._opener(
-                    self._config.port,
-                    baudrate=self._config.baudrate,
-                    bytesize=self._config.bytesize,
-                    parity=self._config.parity,
-                    stopbits=self._config.stopbits,
-                    timeout=READ_TIMEOUT,
-                )
+                port = open_port(self._config, self._opener)
             except Exception as exc:  # pyserial raises SerialException, OSError or ValueError here
                 self._problem("open", f"cannot open {self._config.port}: {exc}")
             else:
                 self._opened(port)
-                received = self._pump(port)
-                self._closed(port)
+                try:
+                    received = self._poll(port) if self._config.mode == "poll" else self._pump(port)
+                except Exception as exc:  # a bug here must not end the thread: reopen like after an I/O error
+                    log.exception("reading %s failed unexpectedly", self._config.port)
+                    self._count("io", f"reading {self._config.port} failed: {type(exc).__name__}: {exc}")
+                    received = False
+                finally:
+                    self._closed(port)
                 if received:
-                    delay = self._initial_backoff
+                    self._backoff.reset()
                 if self._stop.is_set():
                     break
-            if self._stop.wait(delay):
+            if self._stop.wait(self._backoff.next()):
                 break
-            delay = min(delay * 2, self._max_backoff)
 
     def _opened(self, port: Any) -> None:
         self._port = port
-        self._partial.clear()
-        self._discarding = False
-        with self._lock:
-            self._connected = True
+        self._framer.reset()
+        self._store.set_connected(True)
         log.info(
-            "serial port %s opened (%d baud, %s)",
+            "serial port %s opened (%d baud, %s, format %s, mode %s)",
             self._config.port,
             self._config.baudrate,
             self._config.framing,
+            self._config.format,
+            self._config.mode,
         )
         self._problem_logged = None
 
     def _closed(self, port: Any) -> None:
-        with self._lock:
-            self._connected = False
+        self._store.set_connected(False)
         self._port = None
         try:
             port.close()
         except Exception:  # a vanished device may fail to close; the handle is dropped either way
             log.debug("closing %s failed", self._config.port, exc_info=True)
 
+    def _read_once(self, port: Any) -> bytes | None:
+        """One read (up to the read timeout); None after an I/O error or stop()."""
+        try:
+            data = port.read(port.in_waiting or 1)
+        except Exception as exc:  # SerialException, OSError, or anything a driver raises
+            if not self._stop.is_set():  # else stop() cancelled the read: not a device problem
+                self._problem("io", f"reading {self._config.port} failed: {exc}")
+            return None
+        if data:
+            self._feed(bytes(data))
+        return bytes(data)
+
     def _pump(self, port: Any) -> bool:
-        """Read until an I/O error or stop(). Returns whether any byte arrived."""
+        """Stream mode: read until an I/O error or stop(). Returns whether any byte arrived."""
         received = False
         while not self._stop.is_set():
-            try:
-                data = port.read(port.in_waiting or 1)
-            except Exception as exc:  # SerialException, OSError, or anything a driver raises
-                if self._stop.is_set():
-                    break  # stop() cancelled the read: not a device problem
-                self._problem("io", f"reading {self._config.port} failed: {exc}")
-                return received
-            if data:
-                received = True
-                self._feed(bytes(data))
+            data = self._read_once(port)
+            if data is None:
+                break
+            received = received or bool(data)
         return received
 
+    def _poll(self, port: Any) -> bool:
+        """Poll mode: until an I/O error or stop(), send the command every `every` and count a
+        missing answer; the port is read all the time, so nothing the device sends is left behind.
+        Returns whether any answer came."""
+        answered = False
+        command = self._config.command_bytes
+        next_command = time.monotonic()
+        waiting_since: int | None = None  # self._lines_seen when the pending command was sent
+        deadline = 0.0
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if waiting_since is not None and self._lines_seen != waiting_since:
+                answered, waiting_since = True, None
+            elif waiting_since is not None and now >= deadline:
+                self._count(
+                    "no_answer",
+                    f"no answer to {self._config.command!r} within {self._config.answer_timeout:g}s",
+                )
+                waiting_since = None
+            if waiting_since is None and now >= next_command:
+                try:
+                    port.write(command)
+                    port.flush()
+                except Exception as exc:
+                    if not self._stop.is_set():
+                        self._problem("io", f"writing the poll command to {self._config.port} failed: {exc}")
+                    return answered
+                waiting_since = self._lines_seen
+                deadline = now + self._config.answer_timeout
+                next_command = max(next_command + self._config.every, now)
+            if self._read_once(port) is None:
+                return answered
+        return answered
+
     def _feed(self, data: bytes) -> None:
-        pieces = _TERMINATORS.split(data)
-        last = len(pieces) - 1
-        limit = self._config.max_line_bytes
-        for index, piece in enumerate(pieces):
-            complete = index < last
-            if self._discarding:
-                if complete:
-                    self._discarding = False  # the terminator ends the dropped line
-                continue
-            if len(self._partial) + len(piece) > limit:
-                self._partial.clear()
-                self._discarding = not complete
-                self._count("overlong", f"line longer than {limit} bytes dropped")
-                continue
-            self._partial += piece
-            if complete:
-                line = bytes(self._partial)
-                self._partial.clear()
-                self._line(line)
+        for frame in self._framer.feed(data):
+            if isinstance(frame, Overlong):
+                self._count("overlong", f"line longer than {frame.limit} bytes dropped")
+            else:
+                self._line(frame)
 
     def _line(self, raw: bytes) -> None:
         if not raw.strip():
             return  # blank lines (and the gap in CR LF) carry nothing
+        self._lines_seen += 1
+        now = self._clock()
+        self._store.raw_line(raw, self._config.encoding, now)
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode(self._config.encoding)
         except UnicodeDecodeError as exc:
-            self._count("decode", f"not UTF-8 at byte {exc.start}: {raw[:40]!r}")
+            self._count("decode", f"not {self._config.encoding} at byte {exc.start}: {raw[:40]!r}")
             return
         try:
-            values = parse_kv(text, self._aliases)
+            values = self._format.parse(text.strip())
+        except LineIgnored:
+            return
         except LineParseError as exc:
             self._count("parse", str(exc))
             return
-        problem = self._non_finite(values)
+        except Exception as exc:  # a format's bug must cost one line, never the reader thread
+            log.debug("format %s failed on a line", self._config.format, exc_info=True)
+            self._count("parse", f"unreadable line ({type(exc).__name__}: {exc})")
+            return
+        problem = self._store.non_finite(values)
         if problem is not None:
             self._count("parse", problem)
             return
-        now = self._clock()
-        with self._lock:
-            dropped = self._keep(values, now)
-            self._readings_total += 1
-            self._last_reading_time = now
-        if dropped:
-            self._count(
-                "too_many_keys",
-                f"{MAX_EXTRA_KEYS} keys without a channel already kept; value of "
-                f"{_quote_keys(dropped)} dropped",
-                len(dropped),
-            )
+        self._store.keep(values, now)
         if self._on_reading is not None:
             try:
                 self._on_reading(values, now)
             except Exception:  # a failing consumer (the buffer) must not stop the sensor input
                 log.exception("handling a reading from %s failed", self._config.port)
 
-    def _non_finite(self, values: Mapping[str, float]) -> str | None:
-        """Why the line must be dropped: a value not finite as read or after its channel's scaling."""
-        for key, value in values.items():
-            if not math.isfinite(value):
-                return f"{key}: not a finite number: {value!r}"
-            channel = self._channels.get(key)
-            if channel is not None and not math.isfinite(channel.apply(value)):
-                return (
-                    f"{key}={value:g}: out of range after scale {channel.scale:g} "
-                    f"and offset {channel.offset:g}"
-                )
-        return None
+    def _skipped(self, key: str, why: str) -> None:
+        shown = key if len(key) <= 40 else key[:37] + "..."  # a key is as long as the device makes it
+        self._count("skipped_value", f"{shown}: {why}")
 
-    def _keep(self, values: Mapping[str, float], now: float) -> list[str]:
-        """Store one line's values (under the lock); returns the keys whose value was dropped."""
-        dropped: list[str] = []
-        extra = self._extra_latest
-        for key, value in values.items():
-            if key in self._channels:
-                self._channel_latest[key] = (value, now)
-                continue
-            if key in extra:
-                extra.move_to_end(key)
-            elif len(extra) >= MAX_EXTRA_KEYS:
-                oldest_key, (_, oldest_time) = next(iter(extra.items()))
-                if is_fresh(oldest_time, now, self._config.stale_after):
-                    dropped.append(key)
-                    continue
-                del extra[oldest_key]
-            extra[key] = (value, now)
-        return dropped
-
-    def _count(self, reason: str, message: str, amount: int = 1) -> None:
-        now = self._clock()
-        with self._lock:
-            self._errors[reason] += amount
-            self._last_error = LastError(reason, message, now)
-        log.debug("%s: %s: %s", self._config.port, reason, message)
+    def _count(self, reason: str, message: str) -> None:
+        self._store.count(reason, message, self._clock())
 
     def _problem(self, reason: str, message: str) -> None:
         """Count a port problem; log it loudly once, then quietly while it repeats."""
         self._count(reason, message)
         summary = f"{reason}: {message}"
         if summary != self._problem_logged:
-            log.warning("%s (retrying with backoff up to %gs)", message, self._max_backoff)
+            log.warning("%s (retrying with backoff up to %gs)", message, self._backoff.maximum)
             self._problem_logged = summary
-
-
-def _quote_keys(keys: Sequence[str], shown: int = 3, width: int = 40) -> str:
-    quoted = [repr(key if len(key) <= width else key[: width - 3] + "...") for key in keys[:shown]]
-    if len(keys) > shown:
-        quoted.append(f"and {len(keys) - shown} more")
-    return ", ".join(quoted)

@@ -1,10 +1,22 @@
 """`millwatch simulate-serial`: a sensor on a pseudo-terminal, for demos and tests.
 
-The sensor writes `kv` lines (`temperature=65.2 pressure=1.003 speed=1481`) to the master side of a
-pseudo-terminal; the exporter opens the slave side like any serial port. The slave is put in raw
-mode so lines arrive exactly as written, and the simulator keeps its own slave descriptor open so
-that an exporter closing and reopening the port does not hang the terminal up. Writes never block:
-when nobody reads and the terminal's buffer is full, the line is dropped, as a real device would.
+The sensor writes lines in one of the formats the exporter reads (`line_format`):
+
+- `kv`: `temperature=65.2 pressure=1.003 speed=1481`,
+- `json`: `{"temperature": 65.2, "pressure": 1.003, "speed": 1481}`,
+- `csv`: `65.2,1.003,1481` (fields temperature, pressure, speed), with `csv_header` a
+  `temperature,pressure,speed` header line first and every `HEADER_EVERY` lines, as loggers
+  print one when they start and again from time to time,
+- `vendor`: `ACME-7 T:065.2C P:1.003bar N:01481rpm ST:OK`, a vendor's text read with
+  `format: regex` and `VENDOR_PATTERN`.
+
+It talks by itself every `interval` seconds, or, with `poll_command`, answers that command (one line
+per command received, as a polled sensor does) and says nothing otherwise. It writes to the master
+side of a pseudo-terminal; the exporter opens the slave side like any serial port. The slave is put
+in raw mode so lines arrive exactly as written, and the simulator keeps its own slave descriptor
+open so that an exporter closing and reopening the port does not hang the terminal up. Writes never
+block: when nobody reads and the terminal's buffer is full, the line is dropped, as a real device
+would.
 
 Scenarios (`scenario` may be changed at any time, from any thread):
 
@@ -17,8 +29,10 @@ Scenarios (`scenario` may be changed at any time, from any thread):
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
+import select
 import signal
 import sys
 import threading
@@ -28,6 +42,12 @@ from types import FrameType
 from exporter.errors import SimulatorError
 
 SCENARIOS = ("normal", "overheat", "silent", "garbage")
+LINE_FORMATS = ("kv", "json", "csv", "vendor")
+CSV_FIELDS = ("temperature", "pressure", "speed")
+VENDOR_PATTERN = r"T:(?P<temperature>[-\d.]+)C P:(?P<pressure>[\d.]+)bar N:(?P<speed>\d+)rpm"
+"""The `serial.pattern` that reads the `vendor` lines."""
+MAX_COMMAND_BYTES = 256
+HEADER_EVERY = 10
 
 TEMPERATURE_MEAN = 65.0
 PRESSURE_MEAN = 1.0
@@ -65,9 +85,22 @@ class SimulatedSensor:
         interval: float = 1.0,
         seed: int | None = None,
         link: str | os.PathLike[str] | None = None,
+        *,
+        line_format: str = "kv",
+        csv_header: bool = False,
+        poll_command: str | None = None,
     ) -> None:
         if interval <= 0:
             raise ValueError(f"interval must be positive, got {interval}")
+        if line_format not in LINE_FORMATS:
+            raise ValueError(f"unknown format {line_format!r} (expected one of {', '.join(LINE_FORMATS)})")
+        if poll_command is not None and not poll_command.strip():
+            raise ValueError("the poll command must not be empty")
+        self.line_format = line_format
+        self.csv_header = csv_header
+        self.poll_command = None if poll_command is None else poll_command.strip()
+        self.commands_received = 0
+        self._data_lines = 0
         self._lock = threading.Lock()
         self._scenario = _checked(scenario)
         self.interval = interval
@@ -154,10 +187,25 @@ class SimulatedSensor:
         if scenario == "garbage":
             return self._garbage()
         self._drift(overheating=scenario == "overheat")
-        line = (
-            f"temperature={self._temperature:.1f} pressure={self._pressure:.3f} speed={self._speed:.0f}\r\n"
-        )
-        return line.encode("ascii")
+        self._data_lines += 1
+        line = (self._format() + "\r\n").encode("ascii")
+        if self.csv_header and self.line_format == "csv" and self._data_lines % HEADER_EVERY == 1:
+            return self.header_line() + line
+        return line
+
+    def header_line(self) -> bytes:
+        """The CSV header line (`temperature,pressure,speed`)."""
+        return (",".join(CSV_FIELDS) + "\r\n").encode("ascii")
+
+    def _format(self) -> str:
+        t, p, s = round(self._temperature, 1), round(self._pressure, 3), round(self._speed)
+        if self.line_format == "json":
+            return json.dumps({"temperature": t, "pressure": p, "speed": s})
+        if self.line_format == "csv":
+            return f"{t:.1f},{p:.3f},{s:d}"
+        if self.line_format == "vendor":
+            return f"ACME-7 T:{t:05.1f}C P:{p:.3f}bar N:{s:05d}rpm ST:OK"
+        return f"temperature={t:.1f} pressure={p:.3f} speed={s:d}"
 
     def _drift(self, *, overheating: bool) -> None:
         rnd = self._random
@@ -182,11 +230,50 @@ class SimulatedSensor:
         return b"\xff" + noise.replace(b"\n", b"").replace(b"\r", b"") + b"\n"
 
     def _run(self) -> None:
+        if self.poll_command is not None:
+            self._answer_commands(self.poll_command)
+            return
         while not self._stop.is_set():
             line = self.next_line()
             if line is not None:
                 self._write(line)
             self._stop.wait(self.interval)
+
+    def _answer_commands(self, command: str) -> None:
+        """Poll mode: read what the exporter writes; answer each `command` line with one reading."""
+        pending = bytearray()
+        while not self._stop.is_set():
+            master = self._master
+            if master is None:
+                return
+            try:
+                ready, _, _ = select.select([master], [], [], 0.1)
+                data = os.read(master, 1024) if ready else b""
+            except BlockingIOError:
+                continue
+            except OSError:
+                # EIO while no one holds the slave open on some systems: wait and look again.
+                self._stop.wait(0.1)
+                continue
+            pending += data
+            while True:
+                ends = [i for i in (pending.find(b"\r"), pending.find(b"\n")) if i >= 0]
+                if not ends:
+                    if len(pending) > MAX_COMMAND_BYTES:
+                        pending.clear()  # not a command this sensor knows
+                    break
+                end = min(ends)
+                received = bytes(pending[:end]).decode("ascii", "replace").strip()
+                del pending[: end + 1]
+                if not received:
+                    continue
+                self.commands_received += 1
+                if received == command:
+                    line = self.next_line()
+                    if line is not None:
+                        self._write(line)
+                elif self.scenario != "silent":
+                    self._write(b"ERR unknown command\r\n")
 
     def _write(self, line: bytes) -> None:
         master = self._master
@@ -246,7 +333,24 @@ def build_parser(prog: str = "millwatch simulate-serial") -> argparse.ArgumentPa
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Run a simulated serial sensor on a pseudo-terminal. Prints the device path on the "
-        "first line, then writes kv lines until Ctrl-C.",
+        "first line, then writes lines (or answers a poll command) until Ctrl-C.",
+    )
+    parser.add_argument(
+        "--format",
+        dest="line_format",
+        choices=LINE_FORMATS,
+        default="kv",
+        help="the line format: kv, json, csv (temperature,pressure,speed) or vendor (read with "
+        f"format regex and the pattern {VENDOR_PATTERN}) (default: kv)",
+    )
+    parser.add_argument(
+        "--csv-header", action="store_true", help="with --format csv: first write a header line"
+    )
+    parser.add_argument(
+        "--poll",
+        metavar="COMMAND",
+        default=None,
+        help="act as a polled sensor: say nothing by itself, answer each COMMAND line with one reading",
     )
     parser.add_argument(
         "--scenario", choices=SCENARIOS, default="normal", help="what the sensor does (default: normal)"
@@ -270,7 +374,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `millwatch simulate-serial`. Returns the exit status (0 after Ctrl-C or SIGTERM)."""
     args = build_parser().parse_args(argv)
     first = "normal" if args.after is not None else args.scenario
-    sensor = SimulatedSensor(scenario=first, interval=args.interval, seed=args.seed, link=args.link)
+    sensor = SimulatedSensor(
+        scenario=first,
+        interval=args.interval,
+        seed=args.seed,
+        link=args.link,
+        line_format=args.line_format,
+        csv_header=args.csv_header,
+        poll_command=args.poll,
+    )
     try:
         path = sensor.start()
     except SimulatorError as exc:

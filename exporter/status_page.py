@@ -2,7 +2,11 @@
 
 No scripts, no external assets (the machine PC may have no Internet); it refreshes itself every
 few seconds. State is written in words as well as colours. Its size is bounded whatever the device
-sends: at most `MAX_LISTED_EXTRA_KEYS` keys without a channel are listed, names cut at `KEY_WIDTH`.
+sends: at most `MAX_LISTED_EXTRA_KEYS` keys without a channel are listed, names cut at `KEY_WIDTH`,
+the last raw line is shown HTML-escaped and cut (`RAW_LINE_LIMIT` in exporter/readings.py).
+
+The page is a list of sections (`_sections`), each a small function of what it shows, so a new one
+(the HTTP side's "last scrape") is one function and one line there.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from html import escape
 
+from exporter.buffer import BufferHealth
 from exporter.config import ExporterConfig
 from exporter.push import PushStatus
 from exporter.scrapes import LastScrape
@@ -38,7 +43,7 @@ a{color:#0b4f8a}
 @dataclass(frozen=True)
 class BufferSummary:
     path: str
-    rows: int | None  # None when the buffer could not be read
+    health: BufferHealth | None  # None when the buffer could not be read
     retention_seconds: float
 
 
@@ -70,23 +75,53 @@ def render_status_page(
         f"<h1>{escape(config.machine.name)}</h1>",
         f'<p class="sub">machine id <code>{escape(config.machine.id)}</code> &middot; '
         f"millwatch exporter {escape(version)} &middot; {verdict}</p>",
+    ]
+    parts += _serial_section(config, status, now)
+    parts += ["<h2>Latest readings</h2>", _readings(config, status, now)]
+    parts += _errors_section(status, now)
+    parts += _buffer_section(buffer, now)
+    parts += _scrapes_section(last_scrape, now)
+    if push is not None:
+        parts += _push_section(push, now)
+    parts += [
+        f'<p><a href="/metrics">/metrics</a> &middot; <a href="/history?since={int(now) - 3600}">'
+        f'/history (last hour)</a> &middot; <a href="/healthz">/healthz</a></p>',
+        f'<p class="dim">This page refreshes every {REFRESH_SECONDS} s.</p>',
+        "</body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def _serial_section(config: ExporterConfig, status: ReaderStatus, now: float) -> list[str]:
+    serial = config.serial
+    settings = f"{serial.baudrate} baud, {serial.framing}, format {serial.format}, mode {serial.mode}"
+    if serial.mode == "poll":
+        settings += f" (command {serial.command!r} every {format_duration(serial.every)})"
+    raw = status.last_raw_line
+    if raw is None:
+        raw_html = '<span class="dim">nothing received yet</span>'
+    else:
+        cut = ' <span class="dim">(cut)</span>' if raw.truncated else ""
+        raw_html = (
+            f'<code>{escape(raw.text)}</code>{cut} <span class="dim">{escape(_age(raw.time, now))}</span>'
+        )
+    return [
         "<h2>Serial port</h2><table>",
         _row("Port", f"<code>{escape(status.port)}</code>"),
-        _row(
-            "Settings",
-            escape(f"{config.serial.baudrate} baud, {config.serial.framing}, format {config.serial.format}"),
-        ),
+        _row("Settings", escape(settings)),
         _row(
             "State",
             '<span class="ok">open</span>' if status.connected else '<span class="bad">not open</span>',
         ),
         _row("Last reading", _age(status.last_reading_time, now)),
         _row("Readings", f"{status.readings_total} lines"),
+        _row("Last line received", raw_html),
         "</table>",
-        "<h2>Latest readings</h2>",
-        _readings(config, status, now),
-        "<h2>Errors</h2><table><tr><th>Reason</th><th>Count</th></tr>",
     ]
+
+
+def _errors_section(status: ReaderStatus, now: float) -> list[str]:
+    parts = ["<h2>Errors</h2><table><tr><th>Reason</th><th>Count</th></tr>"]
     for reason, count in status.errors_total.items():
         css = "num bad" if count else "num"
         parts.append(f'<tr><td>{escape(reason)}</td><td class="{css}">{count}</td></tr>')
@@ -97,29 +132,49 @@ def render_status_page(
             f"<p>Last error ({escape(_age(error.time, now))}): <code>{escape(error.reason)}</code> "
             f"{escape(error.message)}</p>"
         )
-    rows = "unreadable" if buffer.rows is None else f"{buffer.rows} readings"
-    parts += [
-        "<h2>Local buffer</h2><table>",
-        _row("File", f"<code>{escape(buffer.path)}</code>"),
-        _row("Holds", escape(rows)),
-        _row("Retention", escape(format_duration(buffer.retention_seconds))),
-        "</table>",
-        "<h2>Scrapes</h2><table>",
-        _row("Last scrape of /metrics", escape(_last_scrape(last_scrape, now))),
-        "</table>",
-        *(_push_section(push, now) if push is not None else []),
-        f'<p><a href="/metrics">/metrics</a> &middot; <a href="/history?since={int(now) - 3600}">'
-        f'/history (last hour)</a> &middot; <a href="/healthz">/healthz</a></p>',
-        f'<p class="dim">This page refreshes every {REFRESH_SECONDS} s.</p>',
-        "</body></html>",
-    ]
-    return "\n".join(parts)
+    return parts
 
 
-def _last_scrape(scrape: LastScrape | None, now: float) -> str:
+def _buffer_section(buffer: BufferSummary, now: float) -> list[str]:
+    health = buffer.health
+    parts = ["<h2>Local buffer</h2><table>", _row("File", f"<code>{escape(buffer.path)}</code>")]
+    if health is None:
+        parts.append(_row("State", '<span class="bad">cannot be read</span>'))
+    else:
+        if health.last_error:
+            state = f'<span class="bad">writes failing: {escape(health.last_error)}</span>'
+            state += " (live values are still served; readings are not kept until this clears)"
+        else:
+            state = '<span class="ok">writing</span>'
+        parts.append(_row("State", state))
+        parts.append(_row("Holds", escape(f"{health.rows} readings")))
+        size = _bytes(health.size_bytes)
+        if health.max_bytes is not None:
+            size += f" of at most {_bytes(health.max_bytes)}"
+        parts.append(_row("Size", escape(size)))
+        oldest = "none" if health.oldest is None else _age(health.oldest, now)
+        parts.append(_row("Oldest reading", escape(oldest)))
+        if health.evicted_total:
+            parts.append(_row("Dropped for size", escape(f"{health.evicted_total} oldest readings")))
+        if health.write_errors_total:
+            parts.append(_row("Failed writes", f'<span class="bad">{health.write_errors_total}</span>'))
+    parts += [_row("Retention", escape(format_duration(buffer.retention_seconds))), "</table>"]
+    return parts
+
+
+def _bytes(size: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
+
+
+def _scrapes_section(scrape: LastScrape | None, now: float) -> list[str]:
     if scrape is None:
-        return "never (since the exporter started)"
-    return f"{_age(scrape.time, now)} by {scrape.client}"
+        last = "never (since the exporter started)"
+    else:
+        last = f"{_age(scrape.time, now)} by {scrape.client}"
+    return ["<h2>Scrapes</h2><table>", _row("Last scrape of /metrics", escape(last)), "</table>"]
 
 
 def _push_section(push: PushStatus, now: float) -> list[str]:
@@ -176,10 +231,10 @@ def _readings(config: ExporterConfig, status: ReaderStatus, now: float) -> str:
             )
             continue
         value, at = reading
-        if status.is_fresh(at, now):
+        if status.is_fresh(at, now, channel.key):
             state = '<span class="ok">fresh</span>'
         else:
-            limit = escape(format_duration(status.stale_after))
+            limit = escape(format_duration(status.stale_after_of(channel.key)))
             state = f'<span class="bad">stale (older than {limit})</span>'
         rows.append(
             f"<tr><td>{escape(channel.key)}</td><td><code>{escape(channel.metric)}</code></td>"

@@ -26,7 +26,7 @@ from ruamel.yaml import YAML
 from exporter.app import ExporterApp
 from exporter.config import parse_config
 from exporter.errors import ExporterError
-from exporter.simulator import SimulatedSensor
+from exporter.simulator import VENDOR_PATTERN, SimulatedSensor
 from server.demo_fleet import DemoMachine, Scenario, inventory_document, plan_fleet
 from server.errors import DemoError
 from server.serving import bind_socket, run_server
@@ -38,6 +38,26 @@ INVENTORY_NAME = "machines.yaml"
 DATABASE_NAME = "millwatch-demo.db"
 BUFFERS_DIR = "buffers"
 SENSOR_INTERVAL_SECONDS = 1.0
+# The simulated sensors take turns in the line formats and modes the exporter reads, so the demo
+# shows each of them working: (simulator options, the exporter's serial keys for them).
+SENSOR_KINDS: tuple[tuple[dict[str, Any], dict[str, Any]], ...] = (
+    ({"line_format": "kv"}, {}),
+    ({"line_format": "json"}, {"format": "json"}),
+    (
+        {"line_format": "csv", "csv_header": True},
+        {"format": "csv", "fields": ["temperature", "pressure", "speed"]},
+    ),
+    ({"line_format": "vendor"}, {"format": "regex", "pattern": VENDOR_PATTERN}),
+    (
+        {"line_format": "kv", "poll_command": "READ"},
+        {
+            "mode": "poll",
+            "command": "READ",
+            "every": f"{SENSOR_INTERVAL_SECONDS:g}s",
+            "answer_timeout": "500ms",
+        },
+    ),
+)
 # A hot machine's temperature probe reads this much too high: it shows an alarm from the first scrape.
 HOT_OFFSET_CELSIUS = 40.0
 _STOP_WORKERS = 64
@@ -150,11 +170,16 @@ class DemoFleet:
             Scenario.HOT: "normal",
             Scenario.OVERHEAT: "normal",  # switched to "overheat" by its timer
         }.get(machine.scenario, "normal")
-        sensor = SimulatedSensor(scenario=scenario, interval=SENSOR_INTERVAL_SECONDS, seed=index)
+        sensor_options, serial_keys = SENSOR_KINDS[index % len(SENSOR_KINDS)]
+        sensor = SimulatedSensor(
+            scenario=scenario, interval=SENSOR_INTERVAL_SECONDS, seed=index, **sensor_options
+        )
         self._sensors.append(sensor)
         try:
             serial_port = sensor.start()
-            config = parse_config(self._exporter_config(machine, serial_port), f"demo:{machine.id}")
+            data = self._exporter_config(machine, serial_port)
+            data["serial"].update(serial_keys)
+            config = parse_config(data, f"demo:{machine.id}")
             exporter = ExporterApp(config)
             self._exporters.append(exporter)
             exporter.start()

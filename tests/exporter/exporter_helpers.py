@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import time
 import tty
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -88,3 +89,25 @@ def scrape(url: str) -> dict[str, float]:
     response = http_get(url)
     assert response.status == 200, response
     return samples(response.text)
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 15.0, what: str = "condition") -> T:
+    """Poll `predicate` until it returns a truthy value (returned); AssertionError after `timeout` s.
+
+    The exporter's own copy of tests/support.py's helper: tests/exporter also runs in a venv that
+    holds only the exporter (support.py imports httpx, a central dependency).
+    """
+    deadline = time.monotonic() + timeout
+    last_error: AssertionError | None = None
+    result: T | None = None
+    while True:
+        try:
+            result = predicate()
+        except AssertionError as exc:
+            last_error = exc
+        else:
+            if result:
+                return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}: {last_error or result!r}")
+        time.sleep(0.02)

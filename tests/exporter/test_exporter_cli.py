@@ -11,8 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from exporter_helpers import MakeSensor, http_get, scrape
-from support import wait_until
+from exporter_helpers import MakeSensor, http_get, scrape, wait_until
 
 EXPORTER = str(Path(sys.executable).with_name("millwatch-exporter"))
 BAD_YAML = """\

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections import namedtuple
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from exporter_helpers import samples
@@ -15,71 +13,8 @@ from prometheus_client.registry import CollectorRegistry
 from exporter.collectors.guard import GuardedCollector
 from exporter.collectors.info import InfoCollector
 from exporter.collectors.serial import SerialCollector
-from exporter.collectors.system import SystemCollector
 from exporter.config import DEFAULT_CHANNELS, ChannelConfig
 from exporter.serial_reader import REASONS, ReaderStatus, is_fresh
-
-CpuTimes = namedtuple("CpuTimes", "user nice system idle iowait irq softirq steal guest guest_nice")
-Memory = namedtuple("Memory", "total available")
-Partition = namedtuple("Partition", "device mountpoint fstype opts")
-Usage = namedtuple("Usage", "total used free percent")
-NetIO = namedtuple("NetIO", "bytes_sent bytes_recv")
-ProcCpu = namedtuple("ProcCpu", "user system children_user children_system")
-MemInfo = namedtuple("MemInfo", "rss vms")
-
-
-class FakeProcess:
-    def __init__(self, pid: int | None) -> None:
-        self.pid = pid
-
-    @contextlib.contextmanager
-    def oneshot(self) -> Iterator[None]:
-        yield
-
-    def cpu_times(self) -> ProcCpu:
-        return ProcCpu(1.25, 0.5, 0.0, 0.0)
-
-    def memory_info(self) -> MemInfo:
-        return MemInfo(50_000_000, 90_000_000)
-
-    def create_time(self) -> float:
-        return 1_700_000_100.0
-
-
-class FakePsutil:
-    """The part of psutil the system collector uses, with figures a test can predict."""
-
-    def __init__(self) -> None:
-        self.cpu = [CpuTimes(100, 0, 50, 850, 0, 0, 0, 0, 5, 0), CpuTimes(130, 0, 70, 900, 0, 0, 0, 0, 5, 0)]
-        self.broken_disk = "/media/cdrom"
-
-    def Process(self, pid: int | None = None) -> FakeProcess:  # noqa: N802 - psutil's name
-        return FakeProcess(pid)
-
-    def cpu_times(self) -> CpuTimes:
-        return self.cpu.pop(0) if len(self.cpu) > 1 else self.cpu[0]
-
-    def boot_time(self) -> float:
-        return 1_700_000_000.0
-
-    def virtual_memory(self) -> Memory:
-        return Memory(8_000_000_000, 6_000_000_000)
-
-    def disk_partitions(self, all: bool = False) -> list[Partition]:
-        return [
-            Partition("/dev/sda1", "/", "ext4", "rw"),
-            Partition("/dev/sr0", self.broken_disk, "iso9660", "ro"),
-            Partition("/dev/sda1", "/", "ext4", "rw"),
-            Partition("C:\\", "C:\\", "NTFS", "rw"),
-        ]
-
-    def disk_usage(self, path: str) -> Usage:
-        if path == self.broken_disk:
-            raise PermissionError(13, "no disc in drive")
-        return Usage(100_000, 40_000, 60_000, 40.0)
-
-    def net_io_counters(self, pernic: bool = False) -> dict[str, NetIO]:
-        return {"eth0": NetIO(2_000, 3_000), "lo": NetIO(10, 10)}
 
 
 def exposition(*collectors: Any) -> dict[str, float]:
@@ -87,43 +22,6 @@ def exposition(*collectors: Any) -> dict[str, float]:
     for collector in collectors:
         registry.register(collector)
     return samples(generate_latest(registry).decode())
-
-
-def test_system_collector_reports_psutil_figures() -> None:
-    got = exposition(SystemCollector(FakePsutil()))
-    assert got == {
-        "system_boot_time_seconds": 1_700_000_000.0,
-        # busy 150 → 200 (+50) of total 1000 → 1100 (+100); guest is inside user and not counted twice
-        "system_cpu_usage_ratio": 0.5,
-        "system_memory_total_bytes": 8e9,
-        "system_memory_available_bytes": 6e9,
-        'system_disk_total_bytes{mountpoint="/"}': 100_000.0,
-        'system_disk_total_bytes{mountpoint="C:\\\\"}': 100_000.0,
-        'system_disk_free_bytes{mountpoint="/"}': 60_000.0,
-        'system_disk_free_bytes{mountpoint="C:\\\\"}': 60_000.0,
-        'system_network_receive_bytes_total{interface="eth0"}': 3_000.0,
-        'system_network_receive_bytes_total{interface="lo"}': 10.0,
-        'system_network_transmit_bytes_total{interface="eth0"}': 2_000.0,
-        'system_network_transmit_bytes_total{interface="lo"}': 10.0,
-        "process_cpu_seconds_total": 1.75,
-        "process_resident_memory_bytes": 50_000_000.0,
-        "process_start_time_seconds": 1_700_000_100.0,
-    }
-
-
-def test_cpu_ratio_keeps_its_last_figure_when_no_time_passed() -> None:
-    fake = FakePsutil()
-    collector = SystemCollector(fake)
-    assert exposition(collector)["system_cpu_usage_ratio"] == 0.5
-    assert exposition(collector)["system_cpu_usage_ratio"] == 0.5  # same cpu_times again: no division by zero
-
-
-def test_the_real_psutil_gives_plausible_figures() -> None:
-    got = exposition(SystemCollector())
-    assert 0.0 <= got["system_cpu_usage_ratio"] <= 1.0
-    assert got["system_memory_total_bytes"] >= got["system_memory_available_bytes"] > 0
-    assert got["process_resident_memory_bytes"] > 1_000_000
-    assert any(name.startswith("system_disk_total_bytes{") for name in got)
 
 
 class FakeReader:

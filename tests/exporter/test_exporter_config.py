@@ -10,6 +10,7 @@ import pytest
 from exporter.config import (
     DEFAULT_ALIASES,
     DEFAULT_CHANNELS,
+    CollectorsConfig,
     ExporterConfig,
     ListenAddress,
     load_config,
@@ -239,6 +240,19 @@ def test_the_example_file_loads_and_documents_every_key() -> None:
         "offset:",
         "help:",
         "retention:",
+        "max_bytes:",
+        "fields:",
+        "separator:",
+        "header:",
+        "pattern:",
+        "command:",
+        "every:",
+        "answer_timeout:",
+        "encoding:",
+        "line_ending:",
+        "read_timeout:",
+        "collectors:",
+        "diskio:",
         "web:",
         "push:",
     ):
@@ -260,7 +274,8 @@ def test_the_example_file_loads_and_documents_every_key() -> None:
         (MINIMAL + "  baudrat: 9600\n", ":5: serial.baudrat: unknown key (did you mean 'baudrate'?)"),
         (
             MINIMAL + "colour: blue\n",
-            ":5: colour: unknown key (expected one of: machine, listen, serial, channels, buffer, web, push)",
+            ":5: colour: unknown key "
+            "(expected one of: machine, listen, serial, channels, buffer, collectors, web, push)",
         ),
         ("serial:\n  port: COM3\n", ": machine.id: required key is missing"),
         ("machine:\n  name: X\nserial: {port: COM3}\n", ":1: machine.id: required key is missing"),
@@ -274,18 +289,82 @@ def test_the_example_file_loads_and_documents_every_key() -> None:
             "machine: {id: a}\nserial: {port: ''}\n",
             ":2: serial.port: expected a serial port such as COM3 or /dev/ttyUSB0, got ''",
         ),
-        (
-            MINIMAL + "  format: json\n",
-            ":5: serial.format: format 'json' is not supported yet; only 'kv' is implemented",
-        ),
-        (MINIMAL + "  format: xml\n", ":5: serial.format: expected 'kv', got 'xml'"),
+        (MINIMAL + "  format: xml\n", ":5: serial.format: expected 'kv', 'json', 'csv', 'regex', got 'xml'"),
+        (MINIMAL + "  mode: push\n", ":5: serial.mode: expected 'stream', 'poll', got 'push'"),
         (
             MINIMAL + "  mode: poll\n",
-            ":5: serial.mode: mode 'poll' is not supported yet; only 'stream' is implemented",
+            ":3: serial.command: required with mode 'poll': what to send to the sensor",
         ),
         (
             MINIMAL + "  command: READ\n",
-            ":5: serial.command: not supported yet (it belongs to mode 'poll', not implemented)",
+            ":5: serial.command: only used with mode 'poll', but mode is 'stream'",
+        ),
+        (MINIMAL + "  every: 5s\n", ":5: serial.every: only used with mode 'poll', but mode is 'stream'"),
+        (
+            MINIMAL + "  mode: poll\n  command: READ\n  every: 1s\n  answer_timeout: 2s\n",
+            ":8: serial.answer_timeout: answer_timeout (2s) must not be longer than every (1s): "
+            "the next command would be sent while waiting",
+        ),
+        (
+            MINIMAL + "  format: regex\n",
+            ":3: serial.pattern: required with format 'regex': a pattern with named groups",
+        ),
+        (
+            MINIMAL + "  format: regex\n  pattern: 'T:([0-9.]+)'\n",
+            ":6: serial.pattern: the pattern has no named group: name each reading, as in "
+            "(?P<temperature>[-\\d.]+)",
+        ),
+        (
+            MINIMAL + "  format: regex\n  pattern: 'T:(?P<t>[0-9.]+'\n",
+            ":6: serial.pattern: not a valid regular expression: missing ), unterminated subpattern "
+            "at position 2",
+        ),
+        (
+            MINIMAL + "  pattern: 'T:(?P<t>.*)'\n",
+            ":5: serial.pattern: only used with format 'regex', but format is 'kv'",
+        ),
+        (
+            MINIMAL + "  format: csv\n",
+            ":3: serial.fields: required with format 'csv': the column names in order",
+        ),
+        (
+            MINIMAL + "  format: csv\n  fields: [a, a]\n",
+            ":6: serial.fields: item 2: 'a' is named twice",
+        ),
+        (
+            MINIMAL + "  format: csv\n  fields: [a]\n  separator: ';;'\n",
+            ":7: serial.separator: expected one character such as ',', ';' or a tab, got ';;'",
+        ),
+        (MINIMAL + "  fields: [a]\n", ":5: serial.fields: only used with format 'csv', but format is 'kv'"),
+        (
+            MINIMAL + "  format: json\n  header: none\n",
+            ":6: serial.header: only used with format 'csv', but format is 'json'",
+        ),
+        (MINIMAL + "  encoding: klingon\n", ":5: serial.encoding: unknown text encoding 'klingon'"),
+        (
+            MINIMAL + "  line_ending: crcr\n",
+            ":5: serial.line_ending: expected 'auto', 'lf', 'cr', 'crlf', got 'crcr'",
+        ),
+        (
+            MINIMAL + "channels:\n  temperature: {stale_after: 0s}\n",
+            ":6: channels.temperature.stale_after: expected a duration greater than zero, got '0s'",
+        ),
+        (
+            MINIMAL + "buffer: {max_bytes: 1000}\n",
+            ":5: buffer.max_bytes: expected at least 65536 bytes (64KiB), got 1000",
+        ),
+        (
+            MINIMAL + "buffer: {max_bytes: 5 apples}\n",
+            ":5: buffer.max_bytes: expected a size in bytes such as 50MB, 200MiB or 1000000, got '5 apples'",
+        ),
+        (
+            MINIMAL + "collectors: {system: {diskio: 'no'}}\n",
+            ":5: collectors.system.diskio: expected true or false, got 'no'",
+        ),
+        (
+            MINIMAL + "collectors: {system: {gpu: false}}\n",
+            ":5: collectors.system.gpu: unknown key (expected one of: enabled, cpu, loadavg, memory, "
+            "swap, filesystem, diskio, network, boot, process)",
         ),
         (
             MINIMAL + "  parity: X\n",
@@ -342,7 +421,8 @@ def test_the_example_file_loads_and_documents_every_key() -> None:
         ),
         (
             MINIMAL + "channels:\n  temperature: {unit: C}\n",
-            ":6: channels.temperature.unit: unknown key (expected one of: metric, scale, offset, help)",
+            ":6: channels.temperature.unit: unknown key "
+            "(expected one of: metric, scale, offset, help, stale_after)",
         ),
         (
             MINIMAL + "buffer:\n  retention: forever\n",
@@ -455,3 +535,70 @@ def test_an_override_under_a_broken_section_reports_the_files_mistake(tmp_path: 
     with pytest.raises(ConfigError) as caught:
         load_config(path, {"serial.port": "COM4"})
     assert str(caught.value) == f"{path}:2: serial: expected a mapping, got 'COM3'"
+
+
+# -- formats, poll mode, collectors, buffer cap -------------------------------------------------------
+
+
+def test_every_format_mode_and_switch_reads_back(tmp_path: Path) -> None:
+    path = tmp_path / "exporter.yaml"
+    path.write_text(
+        """\
+machine: {id: m}
+serial:
+  port: COM3
+  format: csv
+  fields: [temperature, null, speed, '-']
+  separator: "\\t"
+  header: none
+  mode: poll
+  command: "READ"
+  every: 10s
+  answer_timeout: 1500ms
+  encoding: latin-1
+  line_ending: cr
+  read_timeout: 200ms
+channels:
+  pressure: {stale_after: 5m}
+buffer: {max_bytes: 200MB}
+collectors: {system: {diskio: false, network: false}}
+""",
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    serial = config.serial
+    assert (serial.format, serial.fields, serial.separator, serial.header) == (
+        "csv",
+        ("temperature", None, "speed", None),
+        "\t",
+        "none",
+    )
+    assert (serial.mode, serial.command, serial.every, serial.answer_timeout) == ("poll", "READ", 10.0, 1.5)
+    assert serial.command_bytes == b"READ\r"  # the configured line ending is added
+    assert (serial.encoding, serial.line_ending, serial.read_timeout) == ("latin-1", "cr", 0.2)
+    assert {c.key: c.stale_after for c in config.channels}["pressure"] == 300.0
+    assert config.buffer.max_bytes == 200_000_000
+    assert not config.collectors.enabled("diskio") and config.collectors.enabled("cpu")
+    assert not CollectorsConfig(system=False).enabled("cpu")
+
+
+def test_a_regex_pattern_reads_back_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "exporter.yaml"
+    path.write_text(
+        "machine: {id: m}\nserial:\n  port: COM3\n  format: regex\n"
+        "  pattern: 'T:(?P<temperature>[-\\d.]+)C'\nbuffer: {max_bytes: 1MiB}\n",
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    assert config.serial.pattern == r"T:(?P<temperature>[-\d.]+)C"
+    assert config.buffer.max_bytes == 1024 * 1024
+
+
+def test_an_unset_answer_timeout_fits_a_short_poll_interval() -> None:
+    data = {
+        "machine": {"id": "m"},
+        "serial": {"port": "COM3", "mode": "poll", "command": "R", "every": "200ms"},
+    }
+    assert parse_config(data, "test").serial.answer_timeout == 0.2
+    data["serial"]["every"] = "10s"
+    assert parse_config(data, "test").serial.answer_timeout == 2.0

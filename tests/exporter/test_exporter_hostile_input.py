@@ -13,8 +13,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from exporter_helpers import MakeApp, RawPty, base_url, http_get, samples, scrape
-from support import wait_until
+from exporter_helpers import MakeApp, RawPty, base_url, http_get, samples, scrape, wait_until
 
 from exporter.buffer import ReadingBuffer
 from exporter.serial_reader import MAX_EXTRA_KEYS

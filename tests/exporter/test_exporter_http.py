@@ -9,8 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from exporter_helpers import MakeApp, MakeSensor, base_url, http_get, samples, scrape
-from support import wait_until
+from exporter_helpers import MakeApp, MakeSensor, base_url, http_get, samples, scrape, wait_until
 
 from exporter.app import ExporterApp
 from exporter.config import parse_config
@@ -41,7 +40,7 @@ def test_metrics_show_the_sensor_channels_and_health(make_sensor: MakeSensor, ma
     assert got['millwatch_exporter_build_info{version="0.1.0"}'] == 1.0
     for reason in ("overlong", "decode", "parse", "too_many_keys", "open", "io"):
         assert got[f'millwatch_serial_errors_total{{reason="{reason}"}}'] == 0.0
-    for collector in ("info", "serial", "system"):
+    for collector in ("info", "serial", "buffer", "cpu", "memory", "filesystem", "network", "process"):
         assert got[f'millwatch_collector_success{{collector="{collector}"}}'] == 1.0
     assert got["system_memory_total_bytes"] > 0
     assert got["process_start_time_seconds"] <= time.time()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exporter_helpers import MakeApp, MakeSensor, base_url, http_get, scrape
-from support import wait_until
+from exporter_helpers import MakeApp, MakeSensor, base_url, http_get, scrape, wait_until
 
 CHANNELS = ("machine_temperature_celsius", "machine_pressure_bar", "machine_speed_rpm")
 

@@ -8,8 +8,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from exporter_helpers import RawPty
-from support import wait_until
+from exporter_helpers import RawPty, wait_until
 
 from exporter.config import DEFAULT_CHANNELS, ChannelConfig, SerialConfig
 from exporter.serial_reader import MAX_EXTRA_KEYS, REASONS, SerialReader
@@ -81,7 +80,9 @@ def test_bad_lines_are_counted_by_reason_and_skipped(raw_pty: RawPty, readers: l
         "overlong": 2,
         "decode": 1,
         "parse": 1,
+        "skipped_value": 0,
         "too_many_keys": 0,
+        "no_answer": 0,
         "open": 0,
         "io": 0,
     }

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 import serial
-from support import wait_until
+from exporter_helpers import wait_until
 
 from exporter.config import DEFAULT_ALIASES
 from exporter.errors import LineParseError
-from exporter.lineformat import parse_kv
+from exporter.formats.kv import parse_kv
 from exporter.simulator import OVERHEAT_CEILING, SimulatedSensor
 
 

@@ -11,7 +11,7 @@ from server_helpers import running_app
 from support import wait_until
 
 from exporter.buffer import ReadingBuffer
-from exporter.collectors.system import SystemCollector
+from exporter.collectors.summary import SystemSummary
 from exporter.config import PushConfig
 from exporter.push import PushClient
 from scraper.state import FleetState
@@ -38,7 +38,7 @@ def test_the_push_clients_batches_are_valid_batches_for_the_server(tmp_path: Pat
     now = time.time()
     metrics = [f"machine_channel_{i}_units" for i in range(70)]  # more than one reading may hold
     buffer.append_many([(now - 5 + t, m, float(t)) for t in range(5) for m in metrics])
-    system = SystemCollector(psutil)
+    system = SystemSummary(psutil)
     sent: list[dict[str, object]] = []
     try:
         with running_app(app) as base:
@@ -46,7 +46,7 @@ def test_the_push_clients_batches_are_valid_batches_for_the_server(tmp_path: Pat
                 PushConfig(url=f"{base}/api/ingest", api_key_file="unused", every=0.1, batch_size=1000),
                 "press",
                 sensor=lambda: (True, now),
-                system=lambda: system.summary(time.time()),
+                system=lambda: system(time.time()),
             )
             original = push._post
 

@@ -6,7 +6,7 @@ import pytest
 
 from exporter.config import DEFAULT_ALIASES
 from exporter.errors import LineParseError
-from exporter.lineformat import parse_kv
+from exporter.formats.kv import parse_kv
 
 
 @pytest.mark.parametrize(

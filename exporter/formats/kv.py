@@ -1,24 +1,42 @@
-"""Sensor line formats: one decoded line of text → `{reading key: value}`.
+"""The `kv` line format: `temperature=72.5 pressure=1.02 speed=1480`.
 
-Only `kv` exists for now: `temperature=72.5 pressure=1.02 speed=1480`. Pairs are separated by
-spaces, commas or semicolons; a pair is `key=value` or `key:value` (spaces around the sign are
-allowed); keys are mapped through the configured aliases (`T` → `temperature`). The parser is
-strict on purpose: a line with any token that is not a `key=number` pair is rejected as a whole,
-because a corrupted line on the wire must not produce a plausible but wrong reading.
+Pairs are separated by spaces, commas or semicolons; a pair is `key=value` or `key:value` (spaces
+around the sign are allowed); keys are mapped through the configured aliases (`T` → `temperature`).
+The parser is strict on purpose: a line with any token that is not a `key=number` pair is rejected
+as a whole, because a corrupted line on the wire must not produce a plausible but wrong reading.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from exporter.errors import LineParseError
+from exporter.formats.common import NUMBER as _NUMBER
+from exporter.formats.common import quote as _quote
+
+if TYPE_CHECKING:
+    from exporter.config import SerialConfig
 
 _SEPARATORS = re.compile(r"[\s,;]+")
 _PAIR = re.compile(r"([A-Za-z_][A-Za-z0-9_.\-]*)[ \t]*[=:][ \t]*([^\s,;]*)")
-_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
-_QUOTE_LIMIT = 40
+
+
+class KvFormat:
+    """`parse_kv` with the configured aliases."""
+
+    def __init__(self, aliases: Mapping[str, str]) -> None:
+        self._aliases = dict(aliases)
+
+    def parse(self, line: str) -> dict[str, float]:
+        return parse_kv(line, self._aliases)
+
+
+def build(config: SerialConfig, on_skipped: Callable[[str, str], None]) -> KvFormat:
+    """The `kv` format of `config` (it never skips a value: a bad token rejects the line)."""
+    return KvFormat(config.aliases)
 
 
 def parse_kv(line: str, aliases: Mapping[str, str]) -> dict[str, float]:
@@ -52,9 +70,3 @@ def parse_kv(line: str, aliases: Mapping[str, str]) -> dict[str, float]:
     if not readings:
         raise LineParseError("empty", "the line holds no key=value pair")
     return readings
-
-
-def _quote(text: str) -> str:
-    if len(text) > _QUOTE_LIMIT:
-        text = text[: _QUOTE_LIMIT - 3] + "..."
-    return repr(text)
