@@ -33,6 +33,7 @@ from millwatch_common.names import MACHINE_ID as _MACHINE_ID
 from millwatch_common.names import METRIC_NAME as _METRIC_NAME
 from millwatch_common.yamltext import YAMLSyntaxError, load_roundtrip
 from scraper.errors import InventoryError, InventoryUnreadable, Problem
+from scraper.limits import LimitsSpec, ScrapeLimits
 from scraper.state import Location, MachineView, Status, Threshold
 
 DEFAULT_SCRAPE_INTERVAL = 15.0
@@ -196,13 +197,13 @@ class Auth(_Spec):
         return self
 
 
-class DefaultsSpec(_Spec):
+class DefaultsSpec(_Spec, LimitsSpec):
     scrape_interval: ScrapeDuration = DEFAULT_SCRAPE_INTERVAL
     scrape_timeout: ScrapeDuration = DEFAULT_SCRAPE_TIMEOUT
     thresholds: dict[str, ThresholdSpec] = Field(default_factory=dict)
 
 
-class MachineSpec(_Spec):
+class MachineSpec(_Spec, LimitsSpec):
     id: str
     name: str | None = None
     url: str
@@ -235,6 +236,7 @@ class Defaults(BaseModel):
     scrape_interval_seconds: float = DEFAULT_SCRAPE_INTERVAL
     scrape_timeout_seconds: float = DEFAULT_SCRAPE_TIMEOUT
     thresholds: dict[str, Threshold] = Field(default_factory=dict)
+    limits: ScrapeLimits = Field(default_factory=ScrapeLimits)
 
 
 class Machine(BaseModel):
@@ -253,6 +255,7 @@ class Machine(BaseModel):
     scrape_interval_seconds: float = DEFAULT_SCRAPE_INTERVAL
     scrape_timeout_seconds: float = DEFAULT_SCRAPE_TIMEOUT
     thresholds: dict[str, Threshold] = Field(default_factory=dict)  # effective: defaults merged in
+    limits: ScrapeLimits = Field(default_factory=ScrapeLimits)  # effective: defaults applied
 
     def initial_view(self) -> MachineView:
         """The view before any scrape: status `unknown`, or `disabled` when the machine is disabled."""
@@ -535,6 +538,7 @@ class _Checker:
             scrape_interval_seconds=spec.scrape_interval,
             scrape_timeout_seconds=timeout,
             thresholds={k: Threshold(t.warn, t.alarm) for k, t in spec.thresholds.items()},
+            limits=ScrapeLimits().overridden_by(spec),
         )
 
     def _check_machine(
@@ -588,6 +592,7 @@ class _Checker:
             scrape_interval_seconds=interval,
             scrape_timeout_seconds=timeout,
             thresholds=thresholds,
+            limits=defaults.limits.overridden_by(spec),
         )
 
 
@@ -631,7 +636,9 @@ def _allowed_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]
             return []
     current = _unwrap(current)
     if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
+        # The model's own keys first, then those of its bases (the limits, shared by two models).
+        own = current.__dict__.get("__annotations__", {})
+        return sorted(current.model_fields, key=lambda name: name not in own)
     return []
 
 

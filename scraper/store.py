@@ -12,6 +12,7 @@ lock held by another process, PostgreSQL cancels a statement after `postgres_sta
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -53,7 +54,13 @@ _EMPTY_LABELS = schema.labels_json({})
 
 
 def _labels_text(labels: dict[str, str]) -> str:
-    return schema.labels_json(labels) if labels else _EMPTY_LABELS
+    return _labels_text_of(tuple(labels.items())) if labels else _EMPTY_LABELS
+
+
+@functools.lru_cache(maxsize=65536)
+def _labels_text_of(items: tuple[tuple[str, str], ...]) -> str:
+    # An exporter sends its label sets in the same order at every scrape: this is mostly a hit.
+    return schema.labels_json(dict(items))
 
 
 @dataclass(frozen=True)
@@ -196,19 +203,21 @@ class Store:
         """
         new_series: dict[str, dict[SeriesName, int]] = {}
         with self._operation(operation), self._write_lock, self._engine.begin() as connection:
-            rows: dict[tuple[int, int], float] = {}
+            rows: list[Row] = []
+            append = rows.append
             for batch in batches:
                 time_ms = round(batch.time * 1000)
-                keyed = [
-                    ((s.name, _labels_text(s.labels)), s.value) for s in batch.samples if isfinite(s.value)
-                ]
-                ids = self._series_ids(connection, batch.machine_id, {k for k, _ in keyed}, new_series)
-                for key, value in keyed:
-                    series_id = ids.get(key)
-                    if series_id is not None:
-                        rows.setdefault((series_id, time_ms), value)  # the first one wins
-            ordered = [(series_id, time_ms, value) for (series_id, time_ms), value in sorted(rows.items())]
-            inserted = self._insert_rows(connection, ordered) if ordered else 0
+                names = [(s.name, _labels_text(s.labels)) for s in batch.samples]
+                ids = self._series_ids(connection, batch.machine_id, names, new_series)
+                seen: set[int] = set()
+                for name, sample in zip(names, batch.samples):
+                    series_id = ids.get(name)
+                    # The first value of a series wins; NaN and ±Inf are not measurements.
+                    if series_id is not None and series_id not in seen and isfinite(sample.value):
+                        seen.add(series_id)
+                        append((series_id, time_ms, sample.value))
+            # Batches of one machine at the same millisecond collide in the stage: the first wins.
+            inserted = self._insert_rows(connection, rows) if rows else 0
             self._upsert_views(connection, views)
         # Only now: ids from a rolled-back transaction must never reach the cache.
         for machine_id, ids in new_series.items():
@@ -286,18 +295,15 @@ class Store:
         self,
         connection: Connection,
         machine_id: str,
-        keys: set[SeriesName],
+        names: list[SeriesName],
         new: dict[str, dict[SeriesName, int]],
     ) -> dict[SeriesName, int]:
-        """Ids of the machine's series named in `keys`, creating missing ones (within the bound)."""
-        known = self._series.get(machine_id) or {}
-        pending = new.get(machine_id)
-        if pending:
-            known.update(pending)
-        if keys <= known.keys():
+        """Ids of the machine's series named in `names`, creating missing ones (within the bound)."""
+        known = new.get(machine_id) or self._series.get(machine_id) or {}
+        if all(name in known for name in names):
             return known
         found = self._load_series(connection, machine_id)
-        missing = sorted(keys - found.keys())
+        missing = sorted(set(names) - found.keys())
         room = self.max_series_per_machine - len(found)
         if len(missing) > room:
             refused = len(missing) - max(room, 0)
@@ -310,12 +316,11 @@ class Store:
             )
             missing = missing[: max(room, 0)]
         if missing:
-            statement = (
-                self._dialect_insert(schema.series)
-                .values([{"machine_id": machine_id, "metric": m, "labels_json": lab} for m, lab in missing])
-                .on_conflict_do_nothing()
+            # One statement run for many rows (compiled once, cached), not a statement of many rows.
+            connection.execute(
+                self._dialect_insert(schema.series).on_conflict_do_nothing(),
+                [{"machine_id": machine_id, "metric": m, "labels_json": lab} for m, lab in missing],
             )
-            connection.execute(statement)
             found = self._load_series(connection, machine_id)
         new[machine_id] = found
         return found

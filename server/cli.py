@@ -30,6 +30,7 @@ MAX_INTERVAL_SECONDS = 86400.0
 # means the central extra is not installed.
 CENTRAL_MODULES = frozenset(
     {
+        "aiohttp",
         "alembic",
         "anyio",
         "apscheduler",
@@ -46,7 +47,7 @@ CENTRAL_MODULES = frozenset(
     }
 )
 # Libraries that log once per HTTP request or per job run: an operator wants events, not traffic.
-_CHATTY_LOGGERS = ("httpx", "httpcore", "apscheduler", "uvicorn.access", "alembic")
+_CHATTY_LOGGERS = ("aiohttp", "httpx", "httpcore", "apscheduler", "uvicorn.access", "alembic")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -158,7 +158,7 @@ def test_sample_limit() -> None:
     assert len(parse_exposition(text, sample_limit=11)) == 11
     with pytest.raises(SampleLimitExceeded) as caught:
         parse_exposition(text, sample_limit=10)
-    assert str(caught.value) == "more than 10 samples"
+    assert str(caught.value) == "sample_limit 10 exceeded"
 
 
 def test_random_mutations_never_raise_anything_but_bad_exposition() -> None:
