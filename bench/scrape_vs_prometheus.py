@@ -104,27 +104,42 @@ def free_port() -> int:
 
 
 class Fleet:
-    def __init__(self, body: bytes, count: int, lifetime: float) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, __file__, "--serve", str(lifetime), "--targets", str(count)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=False,
-        )
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(len(body).to_bytes(8, "big") + body)
-        self.process.stdin.flush()
-        self.ports: list[int] = json.loads(self.process.stdout.readline())
+    """The targets, served by as many processes as the open-files limit needs (a listening socket
+    and a kept-alive connection per target)."""
+
+    def __init__(self, body: bytes, count: int, lifetime: float, per_process: int) -> None:
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.ports: list[int] = []
+        try:
+            for start in range(0, count, per_process):
+                size = min(per_process, count - start)
+                process = subprocess.Popen(
+                    [sys.executable, __file__, "--serve", str(lifetime), "--targets", str(size)],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                )
+                self.processes.append(process)
+                assert process.stdin is not None and process.stdout is not None
+                process.stdin.write(len(body).to_bytes(8, "big") + body)
+                process.stdin.flush()
+                self.ports += json.loads(process.stdout.readline())
+        except BaseException:
+            self.stop()
+            raise
 
     def served(self) -> int:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(b"count\n")
-        self.process.stdin.flush()
-        return int(self.process.stdout.readline())
+        total = 0
+        for process in self.processes:
+            assert process.stdin is not None and process.stdout is not None
+            process.stdin.write(b"count\n")
+            process.stdin.flush()
+            total += int(process.stdout.readline())
+        return total
 
     def stop(self) -> None:
-        self.process.kill()
-        self.process.wait()
+        for process in self.processes:
+            process.kill()
+            process.wait()
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -221,9 +236,10 @@ def main() -> int:
     if not os.access(PROMETHEUS, os.X_OK):
         print(f"{PROMETHEUS} is missing (apt-get install prometheus)", file=sys.stderr)
         return 2
-    if 3 * max(args.targets) + 200 > hard:
+    if max(args.targets) + 500 > hard:
         print(f"the open-files limit ({hard}) is too small for {max(args.targets)} targets", file=sys.stderr)
         return 2
+    per_process = max(1, (hard - 500) // 2)
 
     with tempfile.TemporaryDirectory(prefix="millwatch-vs-prom-") as tmp:
         body = capture_exposition(Path(tmp))
@@ -241,7 +257,7 @@ def main() -> int:
             folder = Path(tmp) / str(count)
             folder.mkdir()
             lifetime = 2 * (args.warmup + args.window) + 120
-            fleet = Fleet(body, count, lifetime)
+            fleet = Fleet(body, count, lifetime, per_process)
             try:
                 p_cpu, p_scrapes = run_prometheus(folder, fleet, args.interval, args.warmup, args.window)
                 m_cpu, m_scrapes = run_millwatch(folder, fleet, args.interval, args.warmup, args.window)

@@ -47,6 +47,9 @@ POSTGRES_CONNECT_TIMEOUT_S = 5
 POSTGRES_STATEMENT_TIMEOUT_S = 10.0
 PRUNE_BATCH_ROWS = 10_000
 DEFAULT_ROLLUP_RETENTION_SECONDS = 400 * 86400.0
+# Minute rollups hold a row per series and minute, 3 times the rows of 30 days of raw samples
+# at 15 s if kept 400 days: they are kept as long as this, the hour rollups as long as the above.
+DEFAULT_MINUTE_ROLLUP_RETENTION_SECONDS = 30 * 86400.0
 DEFAULT_SERIES_CACHE_SIZE = 1_000_000  # ~150-200 bytes each: 10,000 machines of 60 series fit
 DEFAULT_MAX_SERIES_PER_MACHINE = 10_000
 _ROWS_PER_STATEMENT = 1000  # 3 parameters a row: well under SQLite's and PostgreSQL's limits
@@ -101,14 +104,16 @@ class Store:
         sqlite_busy_timeout: float = SQLITE_BUSY_TIMEOUT_S,
         postgres_statement_timeout: float = POSTGRES_STATEMENT_TIMEOUT_S,
         rollup_retention: float = DEFAULT_ROLLUP_RETENTION_SECONDS,
+        minute_rollup_retention: float = DEFAULT_MINUTE_ROLLUP_RETENTION_SECONDS,
         series_cache_size: int = DEFAULT_SERIES_CACHE_SIZE,
         max_series_per_machine: int = DEFAULT_MAX_SERIES_PER_MACHINE,
     ) -> None:
         if not sqlite_busy_timeout > 0 or not postgres_statement_timeout > 0:
             raise ValueError("the store's timeouts must be greater than 0")
-        if not rollup_retention > 0 or max_series_per_machine < 1:
-            raise ValueError("rollup_retention must be greater than 0 and max_series_per_machine at least 1")
+        if not rollup_retention > 0 or not minute_rollup_retention > 0 or max_series_per_machine < 1:
+            raise ValueError("rollup retentions must be greater than 0 and max_series_per_machine at least 1")
         self.rollup_retention = rollup_retention
+        self.minute_rollup_retention = minute_rollup_retention
         self.max_series_per_machine = max_series_per_machine
         self.series_refused_total = 0
         self._sqlite_busy_ms = max(1, round(sqlite_busy_timeout * 1000))
@@ -249,9 +254,10 @@ class Store:
         a transaction, so that a big delete never holds the database's write lock for long: writes
         of the scraper go on between batches. Before each batch `keep_going()` is asked, and a
         False ends the prune there (a stopping service does not wait for the rest). Then the
-        rollup buckets that started before `rollups_before` (default: now minus the store's
-        `rollup_retention`) are deleted too (not counted in the result). Series and saved views
-        are kept. Raises StoreError; the batches deleted before the error stay deleted.
+        rollup buckets that started before `rollups_before` are deleted too (not counted in the
+        result); by default the minute buckets older than the store's `minute_rollup_retention`
+        and the hour buckets older than its `rollup_retention`. Series and saved views are kept.
+        Raises StoreError; the batches deleted before the error stay deleted.
         """
         if batch_rows < 1:
             raise ValueError("batch_rows must be at least 1")
@@ -280,16 +286,16 @@ class Store:
                     if budget > 0:
                         position += 1  # this series has nothing older left
         if keep_going():
-            self._prune_rollups(
-                time.time() - self.rollup_retention if rollups_before is None else rollups_before
-            )
+            now = time.time()
+            minute = now - self.minute_rollup_retention if rollups_before is None else rollups_before
+            hour = now - self.rollup_retention if rollups_before is None else rollups_before
+            self._prune_rollups({schema.rollup_minute: minute, schema.rollup_hour: hour})
         return deleted
 
-    def _prune_rollups(self, before: float) -> None:
-        before_ms = math.floor(before * 1000)
+    def _prune_rollups(self, cutoffs: dict[sa.Table, float]) -> None:
         with self._operation("prune"), self._write_lock, self._engine.begin() as connection:
-            for table in schema.ROLLUPS.values():
-                connection.execute(table.delete().where(table.c.bucket_ms < before_ms))
+            for table, before in cutoffs.items():
+                connection.execute(table.delete().where(table.c.bucket_ms < math.floor(before * 1000)))
 
     def _series_ids(
         self,
