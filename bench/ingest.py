@@ -132,7 +132,8 @@ def main() -> int:
     parser.add_argument("--postgres", help="a PostgreSQL URL of your own (its public schema is dropped)")
     args = parser.parse_args()
     print(
-        f"# {args.machines} machines x {args.rounds} rounds, ~60 samples a scrape, Python {sys.version.split()[0]}"
+        f"# {args.machines} machines x {args.rounds} rounds, ~60 samples a scrape, "
+        f"Python {sys.version.split()[0]}"
     )
     print(
         "| database | samples (after the first round) | seconds | samples/s | first round s "

@@ -153,14 +153,26 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def measure(
-    process: subprocess.Popen[bytes], fleet: Fleet, warmup: float, window: float
+    process: subprocess.Popen[bytes], fleet: Fleet, warmup: float, window: float, rate: float
 ) -> tuple[float, int]:
-    """(CPU seconds, scrapes answered) of `process` over `window` seconds after `warmup`."""
-    deadline = time.monotonic() + warmup
-    while time.monotonic() < deadline:
+    """(CPU seconds, scrapes answered) of `process` over `window` seconds after the warm-up.
+
+    The warm-up lasts `warmup` seconds, and longer (at most 4 x `warmup`) while the scraper has
+    not reached half of the expected `rate` of scrapes over the last 5 s: a big fleet's start
+    (reading the inventory, first series) is not what is measured.
+    """
+    started = time.monotonic()
+    seen = [(started, fleet.served())]
+    while True:
         if process.poll() is not None:
             raise RuntimeError(f"the scraper exited early with status {process.returncode}")
-        time.sleep(0.5)
+        time.sleep(1)
+        now = time.monotonic()
+        seen.append((now, fleet.served()))
+        recent = [(t, n) for t, n in seen if t >= now - 5.5]
+        current = (recent[-1][1] - recent[0][1]) / max(recent[-1][0] - recent[0][0], 1e-9)
+        if now - started >= warmup and (current >= rate / 2 or now - started >= 4 * warmup):
+            break
     cpu0, served0 = cpu_seconds(process.pid), fleet.served()
     time.sleep(window)
     cpu1, served1 = cpu_seconds(process.pid), fleet.served()
@@ -188,7 +200,7 @@ def run_prometheus(
         stderr=subprocess.DEVNULL,
     )
     try:
-        return measure(process, fleet, warmup, window)
+        return measure(process, fleet, warmup, window, len(fleet.ports) / interval)
     finally:
         stop(process)
 
@@ -208,7 +220,7 @@ def run_millwatch(
         cwd=ROOT,
     )
     try:
-        return measure(process, fleet, warmup, window)
+        return measure(process, fleet, warmup, window, len(fleet.ports) / interval)
     finally:
         stop(process)
 
@@ -256,7 +268,7 @@ def main() -> int:
         for count in args.targets:
             folder = Path(tmp) / str(count)
             folder.mkdir()
-            lifetime = 2 * (args.warmup + args.window) + 120
+            lifetime = 2 * (4 * args.warmup + args.window) + 120
             fleet = Fleet(body, count, lifetime, per_process)
             try:
                 p_cpu, p_scrapes = run_prometheus(folder, fleet, args.interval, args.warmup, args.window)
@@ -265,9 +277,10 @@ def main() -> int:
                 fleet.stop()
             p_cost = 1000 * p_cpu / max(p_scrapes, 1)
             m_cost = 1000 * m_cpu / max(m_scrapes, 1)
+            ratio = f"{m_cost / p_cost:.1f}" if p_scrapes and m_scrapes else "n/a (no scrapes measured)"
             print(
                 f"| {count} | {p_scrapes / args.window:.0f} | {p_cost:.2f} | {m_scrapes / args.window:.0f} "
-                f"| {m_cost:.2f} | {m_cost / p_cost if p_cost else float('nan'):.1f} |",
+                f"| {m_cost:.2f} | {ratio} |",
                 flush=True,
             )
     return 0

@@ -37,7 +37,7 @@ from scraper.errors import StoreError
 from scraper.exposition import Sample
 from scraper.series_cache import SeriesCache, SeriesName
 from scraper.state import MachineView
-from scraper.store_bulk import Row, insert_postgres, insert_sqlite
+from scraper.store_bulk import PendingRollups, Row, insert_postgres, insert_sqlite_new
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,8 @@ DEFAULT_ROLLUP_RETENTION_SECONDS = 400 * 86400.0
 DEFAULT_MINUTE_ROLLUP_RETENTION_SECONDS = 30 * 86400.0
 DEFAULT_SERIES_CACHE_SIZE = 1_000_000  # ~150-200 bytes each: 10,000 machines of 60 series fit
 DEFAULT_MAX_SERIES_PER_MACHINE = 10_000
+ROLLUP_FLUSH_SECONDS = 30.0  # SQLite: rollups of new samples are merged into their tables this often
+_ROLLUP_FLUSH_BUCKETS = 200_000  # ... or when this many series-buckets wait
 _ROWS_PER_STATEMENT = 1000  # 3 parameters a row: well under SQLite's and PostgreSQL's limits
 _EMPTY_LABELS = schema.labels_json({})
 
@@ -131,6 +133,7 @@ class Store:
         except (SQLAlchemyError, ImportError) as e:
             raise StoreError("open", _detail(e)) from e
         self._series = SeriesCache(series_cache_size)
+        self._pending_rollups = PendingRollups(ROLLUP_FLUSH_SECONDS)
         # SQLite has one writer at a time; queueing our own writers here avoids lock-upgrade
         # failures (SQLITE_BUSY) that its busy timeout does not cover.
         self._write_lock: contextlib.AbstractContextManager[Any] = (
@@ -207,7 +210,27 @@ class Store:
         Raises StoreError naming `operation`.
         """
         new_series: dict[str, dict[SeriesName, int]] = {}
-        with self._operation(operation), self._write_lock, self._engine.begin() as connection:
+        # The write lock (SQLite) spans the commit and what follows it: the pending rollups change
+        # only for committed rows, and never under another writer's feet.
+        with self._operation(operation), self._write_lock:
+            inserted, gathered, flushed = self._write(batches, views, new_series)
+            if flushed:
+                self._pending_rollups.clear(time.monotonic())
+            if gathered:
+                self._pending_rollups.add(gathered)
+        # Only now: ids from a rolled-back transaction must never reach the cache.
+        for machine_id, ids in new_series.items():
+            self._series.put(machine_id, ids)
+        return inserted
+
+    def _write(
+        self,
+        batches: Sequence[SampleBatch],
+        views: Sequence[MachineView],
+        new_series: dict[str, dict[SeriesName, int]],
+    ) -> tuple[int, list[Row], bool]:
+        """One write's transaction: (new rows, rows whose rollups wait in memory, rollups flushed)."""
+        with self._engine.begin() as connection:
             rows: list[Row] = []
             append = rows.append
             for batch in batches:
@@ -222,12 +245,10 @@ class Store:
                         seen.add(series_id)
                         append((series_id, time_ms, sample.value))
             # Batches of one machine at the same millisecond collide in the stage: the first wins.
-            inserted = self._insert_rows(connection, rows) if rows else 0
+            inserted, gathered = self._insert_rows(connection, rows) if rows else (0, False)
             self._upsert_views(connection, views)
-        # Only now: ids from a rolled-back transaction must never reach the cache.
-        for machine_id, ids in new_series.items():
-            self._series.put(machine_id, ids)
-        return inserted
+            flushed = self._flush_rollups(connection, force=False)
+        return inserted, rows if gathered else [], flushed
 
     def delete_views(self, machine_ids: Iterable[str]) -> None:
         """Forget the saved views of these machines (removed from the inventory). Raises StoreError."""
@@ -261,11 +282,16 @@ class Store:
         """
         if batch_rows < 1:
             raise ValueError("batch_rows must be at least 1")
+        self.flush_rollups()
         before_ms = math.ceil(before * 1000)
+        # Only the series that have something to delete (one index probe each, in one statement).
+        candidates = sa.text(
+            "SELECT id FROM series WHERE EXISTS "
+            "(SELECT 1 FROM samples WHERE samples.series_id = series.id AND samples.time_ms < :before) "
+            "ORDER BY id"
+        )
         with self._operation("prune"), self._engine.connect() as connection:
-            series_ids = list(
-                connection.execute(sa.select(schema.series.c.id).order_by(schema.series.c.id)).scalars()
-            )
+            series_ids = list(connection.execute(candidates, {"before": before_ms}).scalars())
         # One statement a series: its oldest rows up to the budget of the batch, by key range.
         delete = sa.text(
             "DELETE FROM samples WHERE series_id = :s AND time_ms < :before AND time_ms <= coalesce("
@@ -339,11 +365,39 @@ class Store:
         )
         return {(metric, labels): series_id for series_id, metric, labels in result}
 
-    def _insert_rows(self, connection: Connection, rows: list[Row]) -> int:
+    def _insert_rows(self, connection: Connection, rows: list[Row]) -> tuple[int, bool]:
+        """(new rows, whether their rollups are left to `PendingRollups`)."""
         dbapi_connection = connection.connection.dbapi_connection
         if self.dialect == "postgresql":
-            return insert_postgres(dbapi_connection, rows)
-        return insert_sqlite(dbapi_connection, rows)
+            return insert_postgres(dbapi_connection, rows), False
+        return insert_sqlite_new(dbapi_connection, rows)
+
+    def _flush_rollups(self, connection: Connection, *, force: bool) -> bool:
+        """Merge the pending rollups (SQLite) in this transaction when due; True when it did.
+
+        The caller clears them once the transaction has committed (`PendingRollups.clear`).
+        """
+        pending = self._pending_rollups
+        if not len(pending):
+            return False
+        due = (
+            time.monotonic() - pending.since >= pending.flush_seconds or len(pending) >= _ROLLUP_FLUSH_BUCKETS
+        )
+        if not (force or due):
+            return False
+        pending.flush(connection.connection.dbapi_connection)
+        return True
+
+    def flush_rollups(self) -> None:
+        """Merge what the rollups still wait for into their tables now (SQLite gathers them for up to
+        `ROLLUP_FLUSH_SECONDS`). `history`, `prune` and `close` call it. Raises StoreError."""
+        if self.dialect != "sqlite" or not len(self._pending_rollups):
+            return
+        with self._operation("flush_rollups"), self._write_lock:
+            with self._engine.begin() as connection:
+                flushed = self._flush_rollups(connection, force=True)
+            if flushed:
+                self._pending_rollups.clear(time.monotonic())
 
     def _upsert_views(self, connection: Connection, views: Sequence[MachineView]) -> None:
         if not views:
@@ -433,6 +487,7 @@ class Store:
         """
         if not step > 0:
             raise ValueError("step must be greater than 0")
+        self.flush_rollups()
         step_ms = max(1, round(step * 1000))
         source: sa.Table = schema.samples
         for width in sorted(schema.ROLLUPS, reverse=True):
@@ -494,7 +549,14 @@ class Store:
         return True
 
     def close(self) -> None:
-        """Close every pooled connection. A later call opens new ones (the store stays usable)."""
+        """Merge the pending rollups, close every pooled connection. A later call opens new ones
+        (the store stays usable). A database that cannot take the rollups now is logged, not raised."""
+        try:
+            self.flush_rollups()
+        except StoreError as e:
+            log.warning(
+                "%s: the rollups of the last %d series-buckets are lost", e, len(self._pending_rollups)
+            )
         self._engine.dispose()
 
     @contextlib.contextmanager

@@ -113,3 +113,82 @@ def insert_postgres(dbapi_connection: Any, rows: Sequence[Row]) -> int:
         # must not see these rows again.
         cursor.execute("TRUNCATE staging_samples")
         return int(inserted)
+
+
+Aggregate = list[float]  # [min, max, sum, count]
+
+
+class PendingRollups:
+    """Rollup contributions of new SQLite samples, merged into the tables every `flush_seconds`.
+
+    Merging each sample into two rollup tables costs two B-tree updates a sample; gathering them
+    here first costs two dict updates, and the tables get one upsert per series and bucket per
+    flush. Not thread-safe: the store holds its write lock. What is pending is lost if the process
+    dies (the raw samples are not): at most `flush_seconds` of rollups.
+    """
+
+    def __init__(self, flush_seconds: float) -> None:
+        self.flush_seconds = flush_seconds
+        self.buckets: dict[int, dict[tuple[int, int], Aggregate]] = {width: {} for width in ROLLUPS}
+        self.since = 0.0
+
+    def __len__(self) -> int:
+        return sum(len(b) for b in self.buckets.values())
+
+    def add(self, rows: Sequence[Row]) -> None:
+        for width, buckets in self.buckets.items():
+            get = buckets.get
+            for series_id, time_ms, value in rows:
+                key = (series_id, time_ms - time_ms % width)
+                aggregate = get(key)
+                if aggregate is None:
+                    buckets[key] = [value, value, value, 1.0]
+                else:
+                    if value < aggregate[0]:
+                        aggregate[0] = value
+                    if value > aggregate[1]:
+                        aggregate[1] = value
+                    aggregate[2] += value
+                    aggregate[3] += 1
+
+    def flush(self, dbapi_connection: Any) -> None:
+        """Merge everything pending into the rollup tables (in the caller's transaction)."""
+        cursor = dbapi_connection.cursor()
+        try:
+            for width, buckets in self.buckets.items():
+                if buckets:
+                    table = ROLLUPS[width].name
+                    cursor.executemany(
+                        f"INSERT INTO {table} (series_id, bucket_ms, min, max, sum, count) "
+                        "VALUES (?, ?, ?, ?, ?, ?) " + _rollup_upsert(table, "min", "max"),
+                        [(s, b, a[0], a[1], a[2], int(a[3])) for (s, b), a in buckets.items()],
+                    )
+        finally:
+            cursor.close()
+
+    def clear(self, now: float) -> None:
+        for buckets in self.buckets.values():
+            buckets.clear()
+        self.since = now
+
+
+def insert_sqlite_new(dbapi_connection: Any, rows: Sequence[Row]) -> tuple[int, bool]:
+    """The common case fast: when every row is new, insert them straight; their rollups are then
+    left to the caller's `PendingRollups` (the second value is True) once the transaction commits.
+
+    A write that repeats stored samples (a retry after an unclear failure, a backfill) is rolled
+    back to a savepoint and done by `insert_sqlite`, which rolls up exactly the new ones.
+    """
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SAVEPOINT millwatch_samples")
+        before = dbapi_connection.total_changes
+        cursor.executemany("INSERT OR IGNORE INTO samples VALUES (?, ?, ?)", rows)
+        if dbapi_connection.total_changes - before == len(rows):
+            cursor.execute("RELEASE millwatch_samples")
+            return len(rows), True
+        cursor.execute("ROLLBACK TO millwatch_samples")
+        cursor.execute("RELEASE millwatch_samples")
+    finally:
+        cursor.close()
+    return insert_sqlite(dbapi_connection, rows), False
