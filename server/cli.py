@@ -239,6 +239,8 @@ def _scrape(args: argparse.Namespace) -> int:
         settings.database_url,
         retention_seconds=settings.retention,
         max_concurrency=settings.max_concurrency,
+        rollup_retention_seconds=settings.rollup_retention,
+        minute_rollup_retention_seconds=settings.minute_rollup_retention,
     )
 
 
