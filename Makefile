@@ -46,6 +46,10 @@ test-web: install
 
 bench: install
 	$(BIN)/python bench/scrape_fleet.py
+	$(BIN)/python bench/parse.py
+	$(BIN)/python bench/http_clients.py
+	$(BIN)/python bench/ingest.py $(if $(MILLWATCH_BENCH_POSTGRES_URL),--postgres $(MILLWATCH_BENCH_POSTGRES_URL))
+	$(BIN)/python bench/scrape_vs_prometheus.py
 
 clean:
 	rm -rf $(VENV) web/node_modules server/static .pytest_cache .mypy_cache .ruff_cache
