@@ -181,6 +181,10 @@ def insert_sqlite_new(dbapi_connection: Any, rows: Sequence[Row]) -> tuple[int, 
     """
     cursor = dbapi_connection.cursor()
     try:
+        if not dbapi_connection.in_transaction:
+            # Outside a transaction SAVEPOINT would open one of its own, and RELEASE commit it:
+            # the samples must commit with the rest of the write (views, rollups), or not at all.
+            cursor.execute("BEGIN")
         cursor.execute("SAVEPOINT millwatch_samples")
         before = dbapi_connection.total_changes
         cursor.executemany("INSERT OR IGNORE INTO samples VALUES (?, ?, ?)", rows)

@@ -13,6 +13,7 @@ from alembic import command
 from alembic.config import Config
 
 from scraper.exposition import Sample
+from scraper.state import MachineView
 from scraper.store import MIGRATIONS, SampleBatch, Store
 
 T0 = 1_764_136_800.0  # 2025-11-26 06:00:00 UTC, a whole hour
@@ -204,3 +205,16 @@ def test_the_migration_from_0002_keeps_every_sample(store_url: str) -> None:
         assert store.write_samples("m", T0 + 15 * 3000, [Sample("machine_temperature_celsius", {}, 1.0)]) == 1
     finally:
         store.close()
+
+
+def test_a_write_that_fails_after_its_samples_keeps_none_of_them(sqlite_store: Store) -> None:
+    """All or nothing: samples, views and rollups of one write commit together."""
+    sample = [Sample("machine_temperature_celsius", {}, 70.0)]
+    assert sqlite_store.write([SampleBatch("m", T0, sample)]) == 1  # the series is known from now on
+    view = MachineView(id="m", name="m", url="http://127.0.0.1:1/metrics", readings={"x": math.nan})
+    with pytest.raises(ValueError):  # a view that cannot be saved, after the samples went in
+        sqlite_store.write([SampleBatch("m", T0 + 15, sample)], [view])
+    assert sqlite_store.query_samples("m", "machine_temperature_celsius", 0, 2e9) == [(T0, 70.0)]
+    assert sqlite_store.write([SampleBatch("m", T0 + 15, sample)]) == 1  # the retry stores it, once
+    (minute,) = sqlite_store.history("m", "machine_temperature_celsius", T0, T0 + 59, 60)
+    assert minute.count == 2
