@@ -82,6 +82,11 @@ test-web: install
 bench: install $(BUNDLE_WHEELS)/win_amd64-cp39/.stamp
 	$(BIN)/python bench/scrape_fleet.py
 	$(BIN)/python bench/exporter_vs_node.py
+	$(BIN)/python bench/parse.py
+	$(BIN)/python bench/http_clients.py
+	$(BIN)/python bench/ingest.py $(if $(MILLWATCH_BENCH_POSTGRES_URL),--postgres $(MILLWATCH_BENCH_POSTGRES_URL))
+	$(BIN)/python bench/scrape_vs_prometheus.py
+	$(BIN)/python bench/push_ingest.py --machines 50 --readings 15 --seconds 15
 
 clean:
 	rm -rf $(VENV) web/node_modules server/static .pytest_cache .mypy_cache .ruff_cache .cache

@@ -1,156 +1,163 @@
-"""Push mode's central cost: batches per second through the real `POST /api/ingest`.
+"""Ingest throughput of the store: samples per second through `Store.write`, SQLite and PostgreSQL.
 
-A real server (uvicorn, the millwatch app, SQLite or PostgreSQL) on 127.0.0.1 takes batches from
-`--machines` push machines, each with its own key, sent by a few client threads for `--seconds`.
-Every batch holds `--readings` readings of 3 values with new timestamps (so every value is
-stored). Prints batches/s, values/s, the server process's CPU per 1000 batches and latency
-percentiles. Stops by itself.
+Batches look like the scraper's: each machine's scrape is one `SampleBatch` of the real exporter's
+~60 samples at one time, and one write takes several machines' batches (as the store writer does,
+up to its MAX_SAMPLES_PER_WRITE). Every machine is scraped `--rounds` times, 15 s apart. The figure
+includes everything a write does: series ids, staging, the insert, the minute and hour rollups.
+SQLite also reports its size on disk per sample (file size over rows, and the samples table alone).
 
-    .venv/bin/python bench/ingest.py --machines 50 --readings 15 --seconds 20
+    python bench/ingest.py --machines 1000 --rounds 20 [--postgres postgresql+psycopg://...]
+
+Talks to a SQLite file in a temporary folder and, when given, a PostgreSQL database whose
+`public` schema it DROPS and recreates (use a database of your own). Stops by itself.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
-import socket
+import os
+import random
+import sqlite3
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
-import psutil
-import uvicorn
+import sqlalchemy as sa
 
-from millwatch_common.push_wire import batch_body
-from scraper.state import FleetState
-from scraper.store import Store
-from server.app import create_app
-from server.machine_keys import KeyStore
-from server.settings import Settings
+from scraper.exposition import Sample
+from scraper.store import SampleBatch, Store
+from scraper.store_writer import MAX_SAMPLES_PER_WRITE
 
-METRICS = ("machine_temperature_celsius", "machine_pressure_bar", "machine_speed_rpm")
+T0 = 1_764_136_800.0
 
 
-@contextlib.contextmanager
-def serving(settings: Settings, store: Store, keys: KeyStore) -> Iterator[str]:
-    app = create_app(settings, state=FleetState(), store=store, scraper=None, keys=keys)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the server did not start")
-        time.sleep(0.05)
+def machine_samples(rng: random.Random) -> list[Sample]:
+    """About 60 samples shaped like the exporter's: readings, health, system, labelled disks."""
+    samples = [
+        Sample("machine_temperature_celsius", {}, round(rng.uniform(40, 90), 2)),
+        Sample("machine_pressure_bar", {}, round(rng.uniform(0.9, 1.2), 3)),
+        Sample("machine_speed_rpm", {}, round(rng.uniform(1400, 1500), 1)),
+        Sample("millwatch_serial_up", {}, 1.0),
+        Sample("millwatch_serial_readings_total", {}, float(rng.randrange(10**6))),
+        Sample("millwatch_serial_last_reading_timestamp_seconds", {}, T0 + rng.random()),
+        Sample("system_cpu_usage_ratio", {}, rng.random()),
+        Sample("system_memory_total_bytes", {}, 8e9),
+        Sample("system_memory_available_bytes", {}, float(rng.randrange(10**9, 6 * 10**9))),
+        Sample("process_cpu_seconds_total", {}, round(rng.uniform(0, 1000), 2)),
+        Sample("process_resident_memory_bytes", {}, float(rng.randrange(10**7, 10**8))),
+    ]
+    for reason in ("timeout", "parse", "too_many_keys", "open"):
+        samples.append(Sample("millwatch_serial_errors_total", {"reason": reason}, float(rng.randrange(100))))
+    for collector in ("serial", "system", "info"):
+        samples.append(Sample("millwatch_collector_success", {"collector": collector}, 1.0))
+        samples.append(
+            Sample("millwatch_collector_duration_seconds", {"collector": collector}, rng.random() / 100)
+        )
+    for i in range(6):
+        mount = f"/mnt/{i}"
+        samples.append(Sample("system_disk_total_bytes", {"mountpoint": mount}, 1e11))
+        samples.append(Sample("system_disk_free_bytes", {"mountpoint": mount}, float(rng.randrange(10**10))))
+    for i in range(6):
+        interface = f"eth{i}"
+        for name in ("system_network_receive_bytes_total", "system_network_transmit_bytes_total"):
+            samples.append(Sample(name, {"interface": interface}, float(rng.randrange(10**9))))
+    for i in range(len(samples), 60):
+        samples.append(
+            Sample("python_gc_objects_collected_total", {"generation": str(i)}, float(rng.randrange(10**5)))
+        )
+    return samples
+
+
+def run(url: str, machines: int, rounds: int) -> dict[str, float]:
+    rng = random.Random(1)
+    store = Store(url)
+    store.migrate()
+    total = 0
+    elapsed = 0.0
+    first = 0.0
     try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        for round_number in range(rounds):
+            when = T0 + 15 * round_number
+            pending: list[SampleBatch] = []
+            size = 0
+            writes: list[list[SampleBatch]] = []
+            for m in range(machines):
+                batch = SampleBatch(f"m{m:05d}", when + m * 15 / machines, machine_samples(rng))
+                if pending and size + len(batch.samples) > MAX_SAMPLES_PER_WRITE:
+                    writes.append(pending)
+                    pending, size = [], 0
+                pending.append(batch)
+                size += len(batch.samples)
+            writes.append(pending)
+            started = time.perf_counter()
+            written = sum(store.write(batches) for batches in writes)
+            if round_number == 0:
+                first = time.perf_counter() - started  # creates every series: reported apart
+            else:
+                total += written
+                elapsed += time.perf_counter() - started
     finally:
-        server.should_exit = True
-        thread.join(15)
-        sock.close()
+        store.close()
+    return {"samples": total, "seconds": elapsed, "per_second": total / elapsed, "first_round": first}
+
+
+def sqlite_sizes(path: Path) -> tuple[float, float]:
+    connection = sqlite3.connect(path)
+    try:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        rows = connection.execute("SELECT count(*) FROM samples").fetchone()[0]
+        table = connection.execute("SELECT sum(pgsize) FROM dbstat WHERE name = 'samples'").fetchone()[0]
+    finally:
+        connection.close()
+    return os.path.getsize(path) / rows, table / rows
+
+
+def reset_postgres(url: str) -> None:
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
+            connection.execute(sa.text("CREATE SCHEMA public"))
+    finally:
+        engine.dispose()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--machines", type=int, default=50)
-    parser.add_argument("--readings", type=int, default=15, help="readings per batch (3 values each)")
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--senders", type=int, default=4, help="client threads")
-    parser.add_argument("--db", help="database URL (default: a SQLite file in a temporary folder)")
+    parser.add_argument("--machines", type=int, default=1000, help="machines per round (default 1000)")
+    parser.add_argument("--rounds", type=int, default=20, help="scrapes of each machine (default 20)")
+    parser.add_argument("--postgres", help="a PostgreSQL URL of your own (its public schema is dropped)")
     args = parser.parse_args()
-
-    with tempfile.TemporaryDirectory() as folder:
-        root = Path(folder)
-        url = args.db or f"sqlite:///{root / 'bench.db'}"
-        inventory = root / "machines.yaml"
-        inventory.write_text(
-            "machines:\n" + "".join(f"  - {{id: m{i:05d}, mode: push}}\n" for i in range(args.machines))
+    print(
+        f"# {args.machines} machines x {args.rounds} rounds, ~60 samples a scrape, "
+        f"Python {sys.version.split()[0]}"
+    )
+    print(
+        "| database | samples (after the first round) | seconds | samples/s | first round s "
+        "| B/sample (file) | B/sample (samples table) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory(prefix="millwatch-ingest-") as tmp:
+        path = Path(tmp) / "ingest.db"
+        row = run(f"sqlite:///{path}", args.machines, args.rounds)
+        whole, table = sqlite_sizes(path)
+        print(
+            f"| SQLite | {row['samples']:.0f} | {row['seconds']:.2f} | {row['per_second']:,.0f} "
+            f"| {row['first_round']:.2f} | {whole:.1f} | {table:.1f} |",
+            flush=True,
         )
-        (root / "static").mkdir()
-        store = Store(url)
-        store.migrate()
-        keys = KeyStore(url)
-        machine_keys = [(f"m{i:05d}", keys.create(f"m{i:05d}")[1]) for i in range(args.machines)]
-        settings = Settings(static_dir=root / "static", inventory=inventory, database_url=url)
-        latencies: list[float] = []
-        failures = 0
-        lock = threading.Lock()
-        process = psutil.Process()
-        with serving(settings, store, keys) as base:
-            stop_at = time.monotonic() + args.seconds
-            cpu_before = process.cpu_times()
-
-            def sender(index: int) -> None:
-                nonlocal failures
-                mine = machine_keys[index :: args.senders]
-                start = time.time() - 86400 + index * 1e-3
-                step = 0
-                with httpx.Client(timeout=30) as client:
-                    while time.monotonic() < stop_at:
-                        machine_id, key = mine[step % len(mine)]
-                        base_time = start + step * args.readings
-                        readings = [
-                            (base_time + r, dict.fromkeys(METRICS, 50.0 + r)) for r in range(args.readings)
-                        ]
-                        body = batch_body(
-                            machine_id=machine_id,
-                            batch_id=f"b{step}",
-                            sequence=step,
-                            sent_at=time.time(),
-                            readings=readings,
-                            serial_up=True,
-                            last_reading_time=readings[-1][0],
-                            system={"uptime_seconds": 100.0},
-                        )
-                        began = time.perf_counter()
-                        answer = client.post(
-                            f"{base}/api/ingest",
-                            content=json.dumps(body),
-                            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-                        )
-                        elapsed = time.perf_counter() - began
-                        with lock:
-                            latencies.append(elapsed)
-                            if answer.status_code != 200:
-                                failures += 1
-                        step += 1
-
-            threads = [threading.Thread(target=sender, args=(i,)) for i in range(args.senders)]
-            began = time.monotonic()
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            wall = time.monotonic() - began
-            cpu_after = process.cpu_times()
-        keys.close()
-        store.close()
-    # The client threads run in this process too: the CPU figure is the whole process (server + clients).
-    cpu = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
-    latencies.sort()
-    count = len(latencies)
-    print(
-        f"machines={args.machines} readings/batch={args.readings} senders={args.senders} "
-        f"db={'sqlite' if args.db is None else 'given'}"
-    )
-    values = count * args.readings * len(METRICS)
-    print(f"batches: {count} in {wall:.1f}s = {count / wall:.1f}/s, values {values / wall:.0f}/s")
-    print(f"process CPU (server and clients): {cpu / count * 1000:.2f} CPU-s per 1000 batches")
-    print(
-        f"latency p50 {latencies[count // 2] * 1000:.1f} ms, p99 {latencies[int(count * 0.99)] * 1000:.1f} ms"
-    )
-    print(f"failures: {failures}")
-    return 0 if failures == 0 else 1
+    if args.postgres:
+        reset_postgres(args.postgres)
+        row = run(args.postgres, args.machines, args.rounds)
+        print(
+            f"| PostgreSQL | {row['samples']:.0f} | {row['seconds']:.2f} | {row['per_second']:,.0f} "
+            f"| {row['first_round']:.2f} | | |"
+        )
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -8,7 +8,8 @@ ScrapeError                 one scrape failed; str(e) is the reason shown on the
  ├── HTTPStatusError        "HTTP 503"
  ├── BodyTooLarge           "body larger than 10 MiB"
  ├── CredentialsUnavailable "cannot read bearer_token_file /etc/...: No such file or directory"
- ├── SampleLimitExceeded    "more than 50000 samples"
+ ├── LimitExceeded          "label_limit 64 exceeded by process_info" (a limit of machines.yaml)
+ │    └── SampleLimitExceeded "sample_limit 500 exceeded"
  └── BadExposition          "bad exposition at line 12: unterminated label value"
 InventoryError              machines.yaml has problems; str(e) is every problem, one per line
  └── InventoryUnreadable    the file itself cannot be read (missing, no permission, a folder)
@@ -16,9 +17,9 @@ StoreError                  a database operation failed; carries the operation's
 UnknownMachineError         (LookupError) no machine with this id in the current inventory
 ```
 
-Low-level errors (httpx, OS, SQLAlchemy) are mapped into this tree once, where they happen
-(`fetch.py`, `store.py`), so callers only ever see these types. No message here ever contains
-a secret: credentials are named by their file or environment variable, never quoted.
+Low-level errors (aiohttp, OS, SQLAlchemy, the database drivers) are mapped into this tree once,
+where they happen (`fetch.py`, `store.py`), so callers only ever see these types. No message here
+ever contains a secret: credentials are named by their file or environment variable, never quoted.
 """
 
 from __future__ import annotations
@@ -83,12 +84,28 @@ class CredentialsUnavailable(ScrapeError):
     """The machine's token or password could not be read from its file or environment variable."""
 
 
-class SampleLimitExceeded(ScrapeError):
-    """The exposition holds more samples than allowed; nothing from it is kept."""
+class LimitExceeded(ScrapeError):
+    """The scrape broke one of the machine's limits (`scraper.limits`); nothing from it is kept.
+
+    `limit_name` is the key of machines.yaml, `limit` its value; `culprit` the metric name that
+    broke it, if one did (cut to 60 characters in the message).
+    """
+
+    def __init__(self, limit_name: str, limit: int, culprit: str | None = None) -> None:
+        text = f"{limit_name} {limit} exceeded"
+        if culprit:
+            text += f" by {culprit[:60]}{'…' if len(culprit) > 60 else ''}"
+        super().__init__(text)
+        self.limit_name = limit_name
+        self.limit = limit
+        self.culprit = culprit
+
+
+class SampleLimitExceeded(LimitExceeded):
+    """The exposition holds more samples than allowed."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(f"more than {limit} samples")
-        self.limit = limit
+        super().__init__("sample_limit", limit)
 
 
 class BadExposition(ScrapeError):

@@ -6,7 +6,13 @@ samples of counters, histograms and summaries are dropped (they are not measurem
 Timestamps are parsed for validity and then ignored: the scraper stamps samples with the scrape time.
 
 Anything else that is not valid raises `BadExposition` with the 1-based line number, never any other
-exception: the input comes from the network and is treated as hostile.
+exception: the input comes from the network and is treated as hostile. The machine's limits
+(`scraper.limits.ScrapeLimits`: samples, labels, name and value lengths) raise `LimitExceeded`.
+
+Speed: the common lines (`name value` and `name{a="b",...} value`, no escapes, no timestamp, no
+exemplar) are recognised by one regular expression each, which also checks their syntax; any other
+line, or one the fast path does not take, goes through the careful parser below, which gives the
+exact error. Both paths give the same samples (tests compare them).
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from scraper.errors import BadExposition, SampleLimitExceeded
+from scraper.errors import BadExposition, LimitExceeded, SampleLimitExceeded
+from scraper.limits import ScrapeLimits
 
 MAX_LINE_LENGTH = 65536
 """Longer lines are rejected: no sane exporter writes them, and they cost memory per sample."""
@@ -29,6 +36,14 @@ _TYPES = frozenset(
     {"counter", "gauge", "histogram", "summary", "untyped", "unknown", "info", "stateset", "gaugehistogram"}
 )
 _HAS_CREATED = frozenset({"counter", "histogram", "summary", "gaugehistogram"})
+_NAME_TEXT = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+_PAIR_TEXT = r'[a-zA-Z_][a-zA-Z0-9_]*="[^"\\\n]*"'
+_VALUE_TEXT = _FLOAT.pattern
+_FAST_PLAIN = re.compile(rf"({_NAME_TEXT})[ \t]+({_VALUE_TEXT})", re.IGNORECASE)
+_FAST_LABELLED = re.compile(
+    rf"({_NAME_TEXT})\{{((?:{_PAIR_TEXT}(?:,{_PAIR_TEXT})*,?)?)\}}[ \t]+({_VALUE_TEXT})", re.IGNORECASE
+)
+_FAST_PAIR = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"')
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
 
 
@@ -41,20 +56,28 @@ class Sample:
     value: float = 0.0
 
 
-def parse_exposition(text: str, sample_limit: int | None = None) -> list[Sample]:
+def parse_exposition(
+    text: str, sample_limit: int | None = None, limits: ScrapeLimits | None = None
+) -> list[Sample]:
     """Parse a whole exposition into samples, in input order.
 
     Raises `BadExposition` (with the line number) for any syntax error, a line longer than
     `MAX_LINE_LENGTH`, a NUL character or a duplicate label name; `SampleLimitExceeded` as soon as
-    more than `sample_limit` samples are found (None: no limit).
+    more than `sample_limit` samples are found (None: no limit, or the one of `limits`), and
+    `LimitExceeded` at the first sample over one of `limits` (None: only the sample limit).
     """
+    if sample_limit is None and limits is not None:
+        sample_limit = limits.sample_limit
+    nul = text.find("\x00")
+    nul_line = 0 if nul < 0 else text.count("\n", 0, nul) + 1
     samples: list[Sample] = []
     created_bases: set[str] = set()
+    plain, labelled = _FAST_PLAIN.fullmatch, _FAST_LABELLED.fullmatch
     for number, raw in enumerate(text.split("\n"), start=1):
         line = raw[:-1] if raw.endswith("\r") else raw
         if len(line) > MAX_LINE_LENGTH:
             raise BadExposition(number, f"line longer than {MAX_LINE_LENGTH} characters")
-        if "\x00" in line:
+        if number == nul_line:
             raise BadExposition(number, "NUL character")
         stripped = line.strip(" \t")
         if not stripped:
@@ -64,13 +87,43 @@ def parse_exposition(text: str, sample_limit: int | None = None) -> list[Sample]
                 break
             _comment(number, stripped, created_bases)
             continue
-        sample = _sample(number, stripped)
+        sample: Sample | None = None
+        match = plain(stripped)
+        if match is not None:
+            sample = Sample(match[1], {}, float(match[2]))
+        else:
+            match = labelled(stripped)
+            if match is not None:
+                pairs = _FAST_PAIR.findall(match[2])
+                labels = dict(pairs)
+                if len(labels) == len(pairs):  # else a duplicate: the careful parser names it
+                    sample = Sample(match[1], labels, float(match[3]))
+        if sample is None:
+            sample = _sample(number, stripped)
         if sample.name.endswith("_created") and sample.name[: -len("_created")] in created_bases:
             continue
+        if limits is not None:
+            _check_limits(sample, limits)
         samples.append(sample)
         if sample_limit is not None and len(samples) > sample_limit:
             raise SampleLimitExceeded(sample_limit)
     return samples
+
+
+def _check_limits(sample: Sample, limits: ScrapeLimits) -> None:
+    name = sample.name
+    if len(name) > limits.metric_name_length_limit:
+        raise LimitExceeded("metric_name_length_limit", limits.metric_name_length_limit, name)
+    labels = sample.labels
+    if not labels:
+        return
+    if len(labels) > limits.label_limit:
+        raise LimitExceeded("label_limit", limits.label_limit, name)
+    for label, value in labels.items():
+        if len(label) > limits.label_name_length_limit:
+            raise LimitExceeded("label_name_length_limit", limits.label_name_length_limit, name)
+        if len(value) > limits.label_value_length_limit:
+            raise LimitExceeded("label_value_length_limit", limits.label_value_length_limit, name)
 
 
 def _comment(number: int, line: str, created_bases: set[str]) -> None:

@@ -1,7 +1,15 @@
 """One scrape of one machine over HTTP: the body text of its `/metrics`, or a `ScrapeError`.
 
-Every low-level failure (httpx, OS, TLS, decoding) is mapped here, once, into the error tree of
-`scraper.errors`, so that the reason shown on the map is short and says what really happened.
+The HTTP client sits behind one small interface, `Transport` (one GET with a byte limit, and
+`aclose`); `AiohttpTransport` is the one in use (measured against httpx in bench/http_clients.py:
+see docs/architecture.md). Every low-level failure (aiohttp, OS, TLS, decoding) is mapped here,
+once, into the error tree of `scraper.errors`, so that the reason shown on the map is short and
+says what really happened.
+
+Bounded whatever a target sends: the body is counted after decompression while it streams in and
+cut at the limit (a gzip bomb inflates at most `limit` bytes), the whole request is bounded by the
+machine's timeout, redirects are refused unless the machine allows same-host ones, and headers are
+bounded by aiohttp's parser (8 KiB a line).
 """
 
 from __future__ import annotations
@@ -11,8 +19,12 @@ import errno
 import socket
 import ssl
 import time
+import zlib
+from collections.abc import Mapping
+from typing import Protocol
+from urllib.parse import urljoin, urlsplit
 
-import httpx
+import aiohttp
 
 from scraper.credentials import auth_headers
 from scraper.errors import (
@@ -28,7 +40,11 @@ from scraper.inventory import Machine
 
 ACCEPT = "text/plain;version=0.0.4"
 DEFAULT_MAX_BODY_BYTES = 10 * 2**20
+MAX_REDIRECTS = 3
+KEEPALIVE_SECONDS = 60.0
+"""How long an idle connection to an exporter is kept for the next scrape (our side)."""
 
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _ERRNO_TEXT = {
     errno.ECONNREFUSED: "connection refused",
     errno.EHOSTUNREACH: "no route to host",
@@ -39,8 +55,168 @@ _ERRNO_TEXT = {
 }
 
 
+class Transport(Protocol):
+    """What a scrape needs of an HTTP client."""
+
+    async def get(self, url: str, headers: Mapping[str, str], limit: int, same_host_redirects: bool) -> bytes:
+        """GET `url`: the body of a 200 answer, decompressed, at most `limit` bytes.
+
+        Raises `ScrapeError` subclasses only (never a timeout: the caller bounds the time).
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Close every connection."""
+        ...
+
+
+class AiohttpTransport:
+    """`Transport` over one aiohttp session: connections kept alive between scrapes.
+
+    An exporter may close an idle connection at any time (its own idle timeout); a request that
+    fails that way before any answer came is sent once more, on a new connection. Proxy settings
+    of the environment are ignored (they are meant for people's browsers, not the plant network).
+    """
+
+    def __init__(self, keepalive_seconds: float = KEEPALIVE_SECONDS) -> None:
+        self._keepalive = keepalive_seconds
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=0,  # the scraper's own semaphore bounds the scrapes in flight
+                keepalive_timeout=self._keepalive,
+                ttl_dns_cache=60,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                auto_decompress=False,  # decompressed here, counted against the limit as it streams
+                trust_env=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                timeout=aiohttp.ClientTimeout(total=None),
+                skip_auto_headers=("User-Agent",),
+                headers={"User-Agent": "millwatch-scraper"},
+            )
+        return self._session
+
+    async def get(self, url: str, headers: Mapping[str, str], limit: int, same_host_redirects: bool) -> bytes:
+        target = url
+        for _ in range(MAX_REDIRECTS + 1):
+            status, location, body = await self._get_once(target, headers, limit)
+            if status == 200:
+                return body
+            if status not in _REDIRECTS or not location:
+                raise HTTPStatusError(status)
+            if not same_host_redirects:
+                raise ScrapeError(f"HTTP {status} redirect refused (follow_redirects is off)")
+            following = urljoin(target, location)
+            if _origin(following) != _origin(url):
+                raise ScrapeError(f"HTTP {status} redirect to another host refused")
+            target = following
+        raise ScrapeError("too many redirects")
+
+    async def _get_once(self, url: str, headers: Mapping[str, str], limit: int) -> tuple[int, str, bytes]:
+        session = self._open()
+        for attempt in (1, 2):
+            try:
+                async with session.get(url, headers=headers, allow_redirects=False) as response:
+                    if response.status != 200:
+                        return response.status, response.headers.get("Location", ""), b""
+                    return 200, "", await _read_body(response, limit)
+            except ScrapeError:
+                raise
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientConnectionResetError) as e:
+                # An idle kept-alive connection the exporter had closed: once more, on a fresh one.
+                if attempt == 1:
+                    continue
+                raise TransferFailed("the exporter closed the connection") from e
+            except Exception as e:
+                raise _mapped(e) from e
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+
+async def _read_body(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ("", "identity", "gzip", "x-gzip", "deflate"):
+        raise TransferFailed(f"unsupported content encoding {encoding[:40]!r}")
+    declared = response.content_length
+    if encoding in ("", "identity") and declared is not None and declared > limit:
+        raise BodyTooLarge(limit)
+    inflate = None
+    if encoding in ("gzip", "x-gzip"):
+        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif encoding == "deflate":
+        inflate = zlib.decompressobj()
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in response.content.iter_any():
+            data = chunk
+            while data:
+                if inflate is None:
+                    piece, data = data, b""
+                else:
+                    # Never inflate more than one byte past the limit, however much a chunk packs.
+                    piece = inflate.decompress(data, limit - size + 1)
+                    data = inflate.unconsumed_tail
+                size += len(piece)
+                if size > limit:
+                    raise BodyTooLarge(limit)
+                chunks.append(piece)
+        if inflate is not None:
+            rest = inflate.flush(limit - size + 1)
+            size += len(rest)
+            if size > limit:
+                raise BodyTooLarge(limit)
+            chunks.append(rest)
+    except zlib.error as e:
+        raise TransferFailed("cannot decode the compressed body") from e
+    return b"".join(chunks)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or ""), parts.port
+
+
+def _mapped(error: BaseException) -> ScrapeError:
+    """The ScrapeError for a failure of aiohttp or the OS under it."""
+    if isinstance(error, aiohttp.ClientConnectorCertificateError):
+        return ConnectFailed(connect_cause(error.certificate_error))
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return ConnectFailed(connect_cause(error.os_error))
+    if isinstance(error, aiohttp.ClientPayloadError):
+        return TransferFailed("peer closed connection without sending complete message body")
+    if isinstance(error, aiohttp.ClientResponseError):
+        return TransferFailed(f"the exporter broke the HTTP protocol: {_sentence(error.message)}")
+    if isinstance(error, aiohttp.InvalidURL):
+        return ScrapeError(f"unusable URL: {_sentence(str(error))}")
+    if isinstance(error, aiohttp.ClientOSError):
+        cause = connect_cause(error)
+        return TransferFailed(
+            "transfer failed" if cause == "connection failed" else f"{cause} during transfer"
+        )
+    if isinstance(error, aiohttp.ClientError):
+        return ScrapeError(_sentence(str(error)) or type(error).__name__)
+    if isinstance(error, OSError):
+        return ConnectFailed(connect_cause(error))
+    if isinstance(error, ValueError):  # yarl/aiohttp refuse some URLs this way
+        return ScrapeError(f"unusable URL: {_sentence(str(error))}")
+    raise error
+
+
 async def fetch_metrics(
-    client: httpx.AsyncClient, machine: Machine, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    transport: Transport,
+    machine: Machine,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    same_host_redirects: bool = False,
 ) -> tuple[str, float]:
     """GET the machine's URL and return (body text, duration in seconds).
 
@@ -48,7 +224,8 @@ async def fetch_metrics(
     (after gzip decoding) may not exceed `max_body_bytes`. Credentials are read now, from the
     machine's auth. Raises only `ScrapeError` subclasses: `ScrapeTimeout`, `ConnectFailed`,
     `TransferFailed`, `HTTPStatusError` (anything but 200), `BodyTooLarge`,
-    `CredentialsUnavailable`, `BadExposition` (body not UTF-8), or `ScrapeError` itself.
+    `CredentialsUnavailable`, `BadExposition` (body not UTF-8), or `ScrapeError` itself
+    (a refused redirect, an unusable URL).
     """
     timeout = machine.scrape_timeout_seconds
     headers = {
@@ -59,9 +236,8 @@ async def fetch_metrics(
     }
     started = time.perf_counter()
     try:
-        # httpx's timeouts bound each operation; this bounds the whole scrape (a slow trickle too).
         async with asyncio.timeout(timeout):
-            body = await _get(client, machine.url, headers, timeout, max_body_bytes)
+            body = await transport.get(machine.url, headers, max_body_bytes, same_host_redirects)
     except TimeoutError as e:
         raise ScrapeTimeout(timeout) from e
     text = decode_body(body)
@@ -74,49 +250,6 @@ def decode_body(body: bytes) -> str:
         return body.decode("utf-8")
     except UnicodeDecodeError as e:
         raise BadExposition(body[: e.start].count(b"\n") + 1, "not valid UTF-8") from e
-
-
-async def _get(
-    client: httpx.AsyncClient, url: str, headers: dict[str, str], timeout: float, limit: int
-) -> bytes:
-    try:
-        async with client.stream("GET", url, headers=headers, timeout=httpx.Timeout(timeout)) as response:
-            if response.status_code != 200:
-                raise HTTPStatusError(response.status_code)
-            declared = response.headers.get("content-length")
-            if not response.headers.get("content-encoding") and declared and declared.isdigit():
-                if int(declared) > limit:
-                    raise BodyTooLarge(limit)
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > limit:
-                    raise BodyTooLarge(limit)
-                chunks.append(chunk)
-            return b"".join(chunks)
-    except ScrapeError:
-        raise
-    except httpx.TimeoutException as e:
-        raise ScrapeTimeout(timeout) from e
-    except httpx.ConnectError as e:
-        raise ConnectFailed(connect_cause(e)) from e
-    except (httpx.ReadError, httpx.WriteError, httpx.CloseError) as e:
-        cause = connect_cause(e)
-        text = "transfer failed" if cause == "connection failed" else f"{cause} during transfer"
-        raise TransferFailed(text) from e
-    except httpx.RemoteProtocolError as e:
-        raise TransferFailed(_sentence(str(e)) or "the exporter broke the HTTP protocol") from e
-    except httpx.DecodingError as e:
-        raise TransferFailed("cannot decode the compressed body") from e
-    except httpx.TooManyRedirects as e:
-        raise ScrapeError("too many redirects") from e
-    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as e:
-        raise ScrapeError(f"unusable URL: {_sentence(str(e))}") from e
-    except httpx.HTTPError as e:
-        raise ScrapeError(_sentence(str(e)) or type(e).__name__) from e
-    except OSError as e:
-        raise ConnectFailed(connect_cause(e)) from e
 
 
 def connect_cause(error: BaseException) -> str:

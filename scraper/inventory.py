@@ -33,6 +33,7 @@ from millwatch_common.names import MACHINE_ID as _MACHINE_ID
 from millwatch_common.names import METRIC_NAME as _METRIC_NAME
 from millwatch_common.yamltext import YAMLSyntaxError, load_roundtrip
 from scraper.errors import InventoryError, InventoryUnreadable, Problem
+from scraper.limits import LimitsSpec, ScrapeLimits
 from scraper.state import Location, MachineView, Status, Threshold
 
 DEFAULT_SCRAPE_INTERVAL = 15.0
@@ -206,7 +207,7 @@ class Auth(_Spec):
         return self
 
 
-class DefaultsSpec(_Spec):
+class DefaultsSpec(_Spec, LimitsSpec):
     scrape_interval: ScrapeDuration = DEFAULT_SCRAPE_INTERVAL
     scrape_timeout: ScrapeDuration = DEFAULT_SCRAPE_TIMEOUT
     push_interval: ScrapeDuration = DEFAULT_PUSH_INTERVAL
@@ -214,7 +215,7 @@ class DefaultsSpec(_Spec):
     thresholds: dict[str, ThresholdSpec] = Field(default_factory=dict)
 
 
-class MachineSpec(_Spec):
+class MachineSpec(_Spec, LimitsSpec):
     id: str
     name: str | None = None
     mode: Mode = PULL
@@ -252,6 +253,7 @@ class Defaults(BaseModel):
     push_interval_seconds: float = DEFAULT_PUSH_INTERVAL
     push_stale_intervals: int = DEFAULT_PUSH_STALE_INTERVALS
     thresholds: dict[str, Threshold] = Field(default_factory=dict)
+    limits: ScrapeLimits = Field(default_factory=ScrapeLimits)
 
 
 class Machine(BaseModel):
@@ -277,6 +279,7 @@ class Machine(BaseModel):
     push_interval_seconds: float = DEFAULT_PUSH_INTERVAL
     push_stale_intervals: int = DEFAULT_PUSH_STALE_INTERVALS
     thresholds: dict[str, Threshold] = Field(default_factory=dict)  # effective: defaults merged in
+    limits: ScrapeLimits = Field(default_factory=ScrapeLimits)  # effective: defaults applied
 
     @property
     def scraped(self) -> bool:
@@ -583,6 +586,7 @@ class _Checker:
             push_interval_seconds=spec.push_interval,
             push_stale_intervals=spec.push_stale_intervals,
             thresholds={k: Threshold(t.warn, t.alarm) for k, t in spec.thresholds.items()},
+            limits=ScrapeLimits().overridden_by(spec),
         )
 
     def _check_machine(
@@ -640,6 +644,7 @@ class _Checker:
             push_interval_seconds=spec.push_interval or defaults.push_interval_seconds,
             push_stale_intervals=spec.push_stale_intervals or defaults.push_stale_intervals,
             thresholds=thresholds,
+            limits=defaults.limits.overridden_by(spec),
         )
 
     def _check_mode(self, loc: list[str | int], raw: Any) -> None:
@@ -708,7 +713,9 @@ def _allowed_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]
             return []
     current = _unwrap(current)
     if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
+        # The model's own keys first, then those of its bases (the limits, shared by two models).
+        own = current.__dict__.get("__annotations__", {})
+        return sorted(current.model_fields, key=lambda name: name not in own)
     return []
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from scraper.inventory import load_inventory
 from scraper.service import DEFAULT_RETENTION_SECONDS, ScraperService
 from scraper.state import FleetState, MachineView, Status
-from scraper.store import Store
+from scraper.store import DEFAULT_MINUTE_ROLLUP_RETENTION_SECONDS, DEFAULT_ROLLUP_RETENTION_SECONDS, Store
 
 log = logging.getLogger("millwatch.scrape")
 
@@ -27,11 +27,14 @@ def run_scrape(
     *,
     retention_seconds: float | None = DEFAULT_RETENTION_SECONDS,
     max_concurrency: int = 16,
+    rollup_retention_seconds: float = DEFAULT_ROLLUP_RETENTION_SECONDS,
+    minute_rollup_retention_seconds: float = DEFAULT_MINUTE_ROLLUP_RETENTION_SECONDS,
 ) -> int:
     """Run the scraper until SIGINT/SIGTERM, then return 0 (the process exit code).
 
     Samples older than `retention_seconds` are deleted from the database (None: kept forever); at
-    most `max_concurrency` scrapes are in flight at once.
+    most `max_concurrency` scrapes are in flight at once. Hour and minute rollups are kept for
+    `rollup_retention_seconds` and `minute_rollup_retention_seconds`.
 
     Checked in the order `millwatch serve` checks them, before anything is started: the inventory
     (InventoryUnreadable or InventoryError with every problem; no database file is created), then
@@ -39,13 +42,17 @@ def run_scrape(
     """
     inventory_path = Path(inventory_path)
     load_inventory(inventory_path)
-    return asyncio.run(_scrape(inventory_path, db_url, retention_seconds, max_concurrency))
+    store = Store(
+        db_url,
+        rollup_retention=rollup_retention_seconds,
+        minute_rollup_retention=minute_rollup_retention_seconds,
+    )
+    return asyncio.run(_scrape(inventory_path, store, retention_seconds, max_concurrency))
 
 
 async def _scrape(
-    inventory_path: Path, db_url: str, retention_seconds: float | None, max_concurrency: int
+    inventory_path: Path, store: Store, retention_seconds: float | None, max_concurrency: int
 ) -> int:
-    store = Store(db_url)
     try:
         await asyncio.to_thread(store.migrate)
         state = FleetState()

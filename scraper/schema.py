@@ -1,9 +1,12 @@
 """The scraper's tables (SQLAlchemy Core). Changes here need an Alembic revision in migrations/.
 
 - `series`: one row per (machine, metric, labels); labels as canonical JSON (sorted keys).
-- `samples`: (series, time, value); the primary key makes every insert idempotent, so a retried
-  write or a backfill never duplicates a sample. The index on time lets retention delete the
-  oldest samples without reading the whole table.
+- `samples`: (series, time in integer milliseconds, value), keyed by (series_id, time_ms) and,
+  on SQLite, `WITHOUT ROWID`: the key is the table, ~20-25 bytes a sample on disk. The key makes
+  every insert idempotent, so a retried write or a backfill never duplicates a sample. Retention
+  deletes by that key, series by series (no index on time: it would cost as much as the table).
+- `rollup_minute`, `rollup_hour`: per series and minute/hour bucket (start in ms): min, max, sum
+  and count (avg = sum / count), merged as new samples are written, kept longer than samples.
 - `machine_state`: the last view of each machine, so a restart shows the fleet as it was.
 """
 
@@ -32,12 +35,34 @@ series = sa.Table(
 samples = sa.Table(
     "samples",
     metadata,
-    sa.Column("series_id", sa.Integer, sa.ForeignKey("series.id", ondelete="CASCADE"), nullable=False),
-    sa.Column("time", sa.Double, nullable=False),
+    # No foreign key: checking it costs a lookup per sample, and series rows are never deleted.
+    sa.Column("series_id", sa.Integer, nullable=False),
+    sa.Column("time_ms", sa.BigInteger, nullable=False),
     sa.Column("value", sa.Double, nullable=False),
-    sa.PrimaryKeyConstraint("series_id", "time", name="pk_samples"),
-    sa.Index("ix_samples_time", "time"),
+    sa.PrimaryKeyConstraint("series_id", "time_ms", name="pk_samples"),
+    sqlite_with_rowid=False,
 )
+
+
+def _rollup(name: str) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("series_id", sa.Integer, nullable=False),
+        sa.Column("bucket_ms", sa.BigInteger, nullable=False),
+        sa.Column("min", sa.Double, nullable=False),
+        sa.Column("max", sa.Double, nullable=False),
+        sa.Column("sum", sa.Double, nullable=False),
+        sa.Column("count", sa.BigInteger, nullable=False),
+        sa.PrimaryKeyConstraint("series_id", "bucket_ms", name=f"pk_{name}"),
+        sqlite_with_rowid=False,
+    )
+
+
+rollup_minute = _rollup("rollup_minute")
+rollup_hour = _rollup("rollup_hour")
+ROLLUPS = {60_000: rollup_minute, 3_600_000: rollup_hour}
+"""Bucket width in milliseconds -> its table."""
 
 machine_state = sa.Table(
     "machine_state",

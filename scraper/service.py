@@ -20,14 +20,13 @@ from datetime import datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
 
-import httpx
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from scraper.errors import InventoryError, Problem, ScrapeError, StoreError, UnknownMachineError
 from scraper.exposition import Sample, parse_exposition
-from scraper.fetch import DEFAULT_MAX_BODY_BYTES, fetch_metrics
+from scraper.fetch import DEFAULT_MAX_BODY_BYTES, AiohttpTransport, Transport, fetch_metrics
 from scraper.inventory import Inventory, Machine, load_inventory
 from scraper.state import FleetState, MachineView, Status
 from scraper.status import apply_staleness, evaluate, failed, format_age
@@ -123,7 +122,7 @@ class ScraperService:
 
         self._scheduler: AsyncIOScheduler | None = None
         self._stopping = False
-        self._client: httpx.AsyncClient | None = None
+        self._client: Transport | None = None
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._signature: _FileSignature | None = None
         self._tasks: set[asyncio.Task[object]] = set()  # scrape and prune jobs in flight
@@ -171,15 +170,9 @@ class ScraperService:
         self._state.replace_all(self._view_for(m, saved.get(m.id), now) for m in inventory.machines)
 
         self._writer.start()
-        self._client = httpx.AsyncClient(
-            follow_redirects=True,
-            max_redirects=3,
-            # The environment's proxy settings are meant for people's browsers, not for the plant network.
-            trust_env=False,
-            # No keep-alive: a machine is scraped again only after its interval, longer than any
-            # sensible idle timeout, and an idle connection would hold a thread of the exporter.
-            limits=httpx.Limits(max_connections=self._max_concurrency, max_keepalive_connections=0),
-        )
+        # Keep-alive: one idle connection per exporter (whose server bounds its connections and
+        # closes idle ones; the transport sends again once on a connection closed that way).
+        self._client = AiohttpTransport()
         scheduler = AsyncIOScheduler(
             event_loop=asyncio.get_running_loop(),
             timezone=timezone.utc,
@@ -261,8 +254,14 @@ class ScraperService:
             scraped_at = time.time()
             started = time.perf_counter()
             try:
-                text, _ = await fetch_metrics(client, machine, max_body_bytes=self._max_body_bytes)
-                samples = await self._parse(text)
+                limits = machine.limits
+                text, _ = await fetch_metrics(
+                    client,
+                    machine,
+                    max_body_bytes=min(self._max_body_bytes, limits.body_size_limit),
+                    same_host_redirects=limits.follow_redirects == "same_host",
+                )
+                samples = await self._parse(text, machine)
                 view = evaluate(machine, samples, scraped_at, time.perf_counter() - started)
             except ScrapeError as e:
                 self.scrape_failures_total += 1
@@ -284,10 +283,14 @@ class ScraperService:
         )
         return view
 
-    async def _parse(self, text: str) -> list[Sample]:
+    async def _parse(self, text: str, machine: Machine) -> list[Sample]:
+        limits = machine.limits
+        sample_limit = limits.sample_limit
+        if self._sample_limit is not None:
+            sample_limit = min(sample_limit, self._sample_limit)
         if len(text) > _PARSE_IN_THREAD_CHARS:
-            return await asyncio.to_thread(parse_exposition, text, self._sample_limit)
-        return parse_exposition(text, self._sample_limit)
+            return await asyncio.to_thread(parse_exposition, text, sample_limit, limits)
+        return parse_exposition(text, sample_limit, limits)
 
     async def _scrape_job(self, machine_id: str) -> None:
         if self._stopping:

@@ -12,6 +12,7 @@ lock held by another process, PostgreSQL cancels a statement after `postgres_sta
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -19,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from math import isfinite
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,9 @@ from sqlalchemy.pool import StaticPool
 from scraper import schema
 from scraper.errors import StoreError
 from scraper.exposition import Sample
+from scraper.series_cache import SeriesCache, SeriesName
 from scraper.state import MachineView
+from scraper.store_bulk import PendingRollups, Row, insert_postgres, insert_sqlite_new
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +46,37 @@ SQLITE_BUSY_TIMEOUT_S = 5.0
 POSTGRES_CONNECT_TIMEOUT_S = 5
 POSTGRES_STATEMENT_TIMEOUT_S = 10.0
 PRUNE_BATCH_ROWS = 10_000
+DEFAULT_ROLLUP_RETENTION_SECONDS = 400 * 86400.0
+# Minute rollups hold a row per series and minute, 3 times the rows of 30 days of raw samples
+# at 15 s if kept 400 days: they are kept as long as this, the hour rollups as long as the above.
+DEFAULT_MINUTE_ROLLUP_RETENTION_SECONDS = 30 * 86400.0
+DEFAULT_SERIES_CACHE_SIZE = 1_000_000  # ~150-200 bytes each: 10,000 machines of 60 series fit
+DEFAULT_MAX_SERIES_PER_MACHINE = 10_000
+ROLLUP_FLUSH_SECONDS = 30.0  # SQLite: rollups of new samples are merged into their tables this often
+_ROLLUP_FLUSH_BUCKETS = 200_000  # ... or when this many series-buckets wait
 _ROWS_PER_STATEMENT = 1000  # 3 parameters a row: well under SQLite's and PostgreSQL's limits
+_EMPTY_LABELS = schema.labels_json({})
 
-SeriesKey = tuple[str, str, str]  # machine_id, metric, labels_json
+
+def _labels_text(labels: dict[str, str]) -> str:
+    return _labels_text_of(tuple(labels.items())) if labels else _EMPTY_LABELS
+
+
+@functools.lru_cache(maxsize=65536)
+def _labels_text_of(items: tuple[tuple[str, str], ...]) -> str:
+    # An exporter sends its label sets in the same order at every scrape: this is mostly a hit.
+    return schema.labels_json(dict(items))
+
+
+@dataclass(frozen=True)
+class HistoryPoint:
+    """One step of a series' history: the bucket's start (Unix seconds) and its aggregates."""
+
+    time: float
+    min: float
+    avg: float
+    max: float
+    count: int
 
 
 @dataclass(frozen=True)
@@ -73,9 +105,19 @@ class Store:
         *,
         sqlite_busy_timeout: float = SQLITE_BUSY_TIMEOUT_S,
         postgres_statement_timeout: float = POSTGRES_STATEMENT_TIMEOUT_S,
+        rollup_retention: float = DEFAULT_ROLLUP_RETENTION_SECONDS,
+        minute_rollup_retention: float = DEFAULT_MINUTE_ROLLUP_RETENTION_SECONDS,
+        series_cache_size: int = DEFAULT_SERIES_CACHE_SIZE,
+        max_series_per_machine: int = DEFAULT_MAX_SERIES_PER_MACHINE,
     ) -> None:
         if not sqlite_busy_timeout > 0 or not postgres_statement_timeout > 0:
             raise ValueError("the store's timeouts must be greater than 0")
+        if not rollup_retention > 0 or not minute_rollup_retention > 0 or max_series_per_machine < 1:
+            raise ValueError("rollup retentions must be greater than 0 and max_series_per_machine at least 1")
+        self.rollup_retention = rollup_retention
+        self.minute_rollup_retention = minute_rollup_retention
+        self.max_series_per_machine = max_series_per_machine
+        self.series_refused_total = 0
         self._sqlite_busy_ms = max(1, round(sqlite_busy_timeout * 1000))
         self._postgres_statement_ms = max(1, round(postgres_statement_timeout * 1000))
         try:
@@ -90,8 +132,8 @@ class Store:
             self._engine = self._create_engine(parsed)
         except (SQLAlchemyError, ImportError) as e:
             raise StoreError("open", _detail(e)) from e
-        self._series: dict[SeriesKey, int] = {}
-        self._cache_lock = threading.Lock()
+        self._series = SeriesCache(series_cache_size)
+        self._pending_rollups = PendingRollups(ROLLUP_FLUSH_SECONDS)
         # SQLite has one writer at a time; queueing our own writers here avoids lock-upgrade
         # failures (SQLITE_BUSY) that its busy timeout does not cover.
         self._write_lock: contextlib.AbstractContextManager[Any] = (
@@ -161,31 +203,52 @@ class Store:
     ) -> int:
         """Store several batches and views in one transaction (all or nothing); returns new sample rows.
 
+        Samples are stamped with their batch's time in whole milliseconds; the first value of a
+        series at one time wins. New samples are merged into the minute and hour rollups in the
+        same transaction. A machine that already has `max_series_per_machine` series gets no new
+        one: the samples of refused series are dropped and counted in `series_refused_total`.
         Raises StoreError naming `operation`.
         """
-        new_series: dict[SeriesKey, int] = {}
-        with self._operation(operation), self._write_lock, self._engine.begin() as connection:
-            rows: list[dict[str, Any]] = []
-            for batch in batches:
-                keyed = [
-                    ((batch.machine_id, s.name, schema.labels_json(s.labels)), s.value)
-                    for s in batch.samples
-                    if math.isfinite(s.value)
-                ]
-                ids = self._series_ids(connection, batch.machine_id, {k for k, _ in keyed}, new_series)
-                seen: set[int] = set()
-                for key, value in keyed:
-                    series_id = ids[key]
-                    if series_id not in seen:  # one value per series and time, the first one
-                        seen.add(series_id)
-                        rows.append({"series_id": series_id, "time": batch.time, "value": value})
-            rows.sort(key=lambda row: (row["series_id"], row["time"]))  # key order, as for the views
-            inserted = self._insert_samples(connection, rows)
-            self._upsert_views(connection, views)
+        new_series: dict[str, dict[SeriesName, int]] = {}
+        # The write lock (SQLite) spans the commit and what follows it: the pending rollups change
+        # only for committed rows, and never under another writer's feet.
+        with self._operation(operation), self._write_lock:
+            inserted, gathered, flushed = self._write(batches, views, new_series)
+            if flushed:
+                self._pending_rollups.clear(time.monotonic())
+            if gathered:
+                self._pending_rollups.add(gathered)
         # Only now: ids from a rolled-back transaction must never reach the cache.
-        with self._cache_lock:
-            self._series.update(new_series)
+        for machine_id, ids in new_series.items():
+            self._series.put(machine_id, ids)
         return inserted
+
+    def _write(
+        self,
+        batches: Sequence[SampleBatch],
+        views: Sequence[MachineView],
+        new_series: dict[str, dict[SeriesName, int]],
+    ) -> tuple[int, list[Row], bool]:
+        """One write's transaction: (new rows, rows whose rollups wait in memory, rollups flushed)."""
+        with self._engine.begin() as connection:
+            rows: list[Row] = []
+            append = rows.append
+            for batch in batches:
+                time_ms = round(batch.time * 1000)
+                names = [(s.name, _labels_text(s.labels)) for s in batch.samples]
+                ids = self._series_ids(connection, batch.machine_id, names, new_series)
+                seen: set[int] = set()
+                for name, sample in zip(names, batch.samples):
+                    series_id = ids.get(name)
+                    # The first value of a series wins; NaN and ±Inf are not measurements.
+                    if series_id is not None and series_id not in seen and isfinite(sample.value):
+                        seen.add(series_id)
+                        append((series_id, time_ms, sample.value))
+            # Batches of one machine at the same millisecond collide in the stage: the first wins.
+            inserted, gathered = self._insert_rows(connection, rows) if rows else (0, False)
+            self._upsert_views(connection, views)
+            flushed = self._flush_rollups(connection, force=False)
+        return inserted, rows if gathered else [], flushed
 
     def delete_views(self, machine_ids: Iterable[str]) -> None:
         """Forget the saved views of these machines (removed from the inventory). Raises StoreError."""
@@ -195,6 +258,8 @@ class Store:
         table = schema.machine_state
         with self._operation("delete_views"), self._write_lock, self._engine.begin() as connection:
             connection.execute(table.delete().where(table.c.machine_id.in_(ids)))
+        for machine_id in ids:
+            self._series.forget(machine_id)
 
     def prune(
         self,
@@ -202,86 +267,137 @@ class Store:
         *,
         batch_rows: int = PRUNE_BATCH_ROWS,
         keep_going: Callable[[], bool] = lambda: True,
+        rollups_before: float | None = None,
     ) -> int:
         """Delete every sample older than `before` (Unix seconds); returns how many were deleted.
 
-        Deletes the oldest first, about `batch_rows` at a time, each batch its own transaction, so
-        that a big delete never holds the database's write lock for long: writes of the scraper go
-        on between batches. Before each batch `keep_going()` is asked, and a False ends the prune
-        there (a stopping service does not wait for the rest). Series and saved views are kept.
+        Goes series by series along the primary key, oldest samples first, about `batch_rows` rows
+        a transaction, so that a big delete never holds the database's write lock for long: writes
+        of the scraper go on between batches. Before each batch `keep_going()` is asked, and a
+        False ends the prune there (a stopping service does not wait for the rest). Then the
+        rollup buckets that started before `rollups_before` are deleted too (not counted in the
+        result); by default the minute buckets older than the store's `minute_rollup_retention`
+        and the hour buckets older than its `rollup_retention`. Series and saved views are kept.
         Raises StoreError; the batches deleted before the error stay deleted.
         """
         if batch_rows < 1:
             raise ValueError("batch_rows must be at least 1")
-        samples = schema.samples
-        # The time of the batch_rows-th oldest sample: deleting up to it is one index range.
-        # (Samples of one scrape share their time, so a batch may be a few rows bigger.)
-        nth_oldest = (
-            sa.select(samples.c.time)
-            .where(samples.c.time < before)
-            .order_by(samples.c.time)
-            .limit(1)
-            .offset(batch_rows - 1)
+        self.flush_rollups()
+        before_ms = math.ceil(before * 1000)
+        # Only the series that have something to delete (one index probe each, in one statement).
+        candidates = sa.text(
+            "SELECT id FROM series WHERE EXISTS "
+            "(SELECT 1 FROM samples WHERE samples.series_id = series.id AND samples.time_ms < :before) "
+            "ORDER BY id"
+        )
+        with self._operation("prune"), self._engine.connect() as connection:
+            series_ids = list(connection.execute(candidates, {"before": before_ms}).scalars())
+        # One statement a series: its oldest rows up to the budget of the batch, by key range.
+        delete = sa.text(
+            "DELETE FROM samples WHERE series_id = :s AND time_ms < :before AND time_ms <= coalesce("
+            "(SELECT time_ms FROM samples WHERE series_id = :s AND time_ms < :before "
+            "ORDER BY time_ms LIMIT 1 OFFSET :skip), :before)"
         )
         deleted = 0
-        while keep_going():
+        position = 0
+        while position < len(series_ids) and keep_going():
             with self._operation("prune"), self._write_lock, self._engine.begin() as connection:
-                cutoff = connection.execute(nth_oldest).scalar_one_or_none()
-                last = cutoff is None
-                condition = samples.c.time < before if cutoff is None else samples.c.time <= cutoff
-                deleted += connection.execute(samples.delete().where(condition)).rowcount
-            if last:
-                break
+                budget = batch_rows
+                while position < len(series_ids) and budget > 0:
+                    count = connection.execute(
+                        delete, {"s": series_ids[position], "before": before_ms, "skip": budget - 1}
+                    ).rowcount
+                    deleted += count
+                    budget -= count
+                    if budget > 0:
+                        position += 1  # this series has nothing older left
+        if keep_going():
+            now = time.time()
+            minute = now - self.minute_rollup_retention if rollups_before is None else rollups_before
+            hour = now - self.rollup_retention if rollups_before is None else rollups_before
+            self._prune_rollups({schema.rollup_minute: minute, schema.rollup_hour: hour})
         return deleted
 
+    def _prune_rollups(self, cutoffs: dict[sa.Table, float]) -> None:
+        with self._operation("prune"), self._write_lock, self._engine.begin() as connection:
+            for table, before in cutoffs.items():
+                connection.execute(table.delete().where(table.c.bucket_ms < math.floor(before * 1000)))
+
     def _series_ids(
-        self, connection: Connection, machine_id: str, keys: set[SeriesKey], new: dict[SeriesKey, int]
-    ) -> dict[SeriesKey, int]:
-        with self._cache_lock:
-            known = {k: self._series[k] for k in keys if k in self._series}
-        known.update({k: new[k] for k in keys if k in new})
-        missing = keys - known.keys()
-        if not missing:
+        self,
+        connection: Connection,
+        machine_id: str,
+        names: list[SeriesName],
+        new: dict[str, dict[SeriesName, int]],
+    ) -> dict[SeriesName, int]:
+        """Ids of the machine's series named in `names`, creating missing ones (within the bound)."""
+        known = new.get(machine_id) or self._series.get(machine_id) or {}
+        if all(name in known for name in names):
             return known
         found = self._load_series(connection, machine_id)
-        if missing - found.keys():
-            statement = (
-                self._dialect_insert(schema.series)
-                .values(
-                    [
-                        {"machine_id": m, "metric": metric, "labels_json": labels}
-                        for m, metric, labels in sorted(missing - found.keys())
-                    ]
-                )
-                .on_conflict_do_nothing()
+        missing = sorted(set(names) - found.keys())
+        room = self.max_series_per_machine - len(found)
+        if len(missing) > room:
+            refused = len(missing) - max(room, 0)
+            self.series_refused_total += refused
+            log.warning(
+                "machine %s: %d new series refused, it has %d (max_series_per_machine)",
+                machine_id,
+                refused,
+                len(found),
             )
-            connection.execute(statement)
+            missing = missing[: max(room, 0)]
+        if missing:
+            # One statement run for many rows (compiled once, cached), not a statement of many rows.
+            connection.execute(
+                self._dialect_insert(schema.series).on_conflict_do_nothing(),
+                [{"machine_id": machine_id, "metric": m, "labels_json": lab} for m, lab in missing],
+            )
             found = self._load_series(connection, machine_id)
-        new.update(found)
-        known.update({k: found[k] for k in missing})
-        return known
+        new[machine_id] = found
+        return found
 
     @staticmethod
-    def _load_series(connection: Connection, machine_id: str) -> dict[SeriesKey, int]:
+    def _load_series(connection: Connection, machine_id: str) -> dict[SeriesName, int]:
         table = schema.series
         result = connection.execute(
             sa.select(table.c.id, table.c.metric, table.c.labels_json).where(table.c.machine_id == machine_id)
         )
-        return {(machine_id, metric, labels): series_id for series_id, metric, labels in result}
+        return {(metric, labels): series_id for series_id, metric, labels in result}
 
-    def _insert_samples(self, connection: Connection, rows: list[dict[str, Any]]) -> int:
-        inserted = 0
-        for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-            chunk = rows[start : start + _ROWS_PER_STATEMENT]
-            # RETURNING lists exactly the new rows; rowcount is not reliable for multi-row inserts.
-            statement = (
-                self._dialect_insert(schema.samples)
-                .values(chunk)
-                .on_conflict_do_nothing()
-                .returning(schema.samples.c.series_id)
-            )
-            inserted += len(connection.execute(statement).all())
-        return inserted
+    def _insert_rows(self, connection: Connection, rows: list[Row]) -> tuple[int, bool]:
+        """(new rows, whether their rollups are left to `PendingRollups`)."""
+        dbapi_connection = connection.connection.dbapi_connection
+        if self.dialect == "postgresql":
+            return insert_postgres(dbapi_connection, rows), False
+        return insert_sqlite_new(dbapi_connection, rows)
+
+    def _flush_rollups(self, connection: Connection, *, force: bool) -> bool:
+        """Merge the pending rollups (SQLite) in this transaction when due; True when it did.
+
+        The caller clears them once the transaction has committed (`PendingRollups.clear`).
+        """
+        pending = self._pending_rollups
+        if not len(pending):
+            return False
+        due = (
+            time.monotonic() - pending.since >= pending.flush_seconds or len(pending) >= _ROLLUP_FLUSH_BUCKETS
+        )
+        if not (force or due):
+            return False
+        pending.flush(connection.connection.dbapi_connection)
+        return True
+
+    def flush_rollups(self) -> None:
+        """Merge what the rollups still wait for into their tables now (SQLite gathers them for up to
+        `ROLLUP_FLUSH_SECONDS`). `history`, `prune` and `close` call it. Raises StoreError."""
+        if self.dialect != "sqlite" or not len(self._pending_rollups):
+            return
+        with self._operation("flush_rollups"), self._write_lock:
+            with self._engine.begin() as connection:
+                flushed = self._flush_rollups(connection, force=True)
+            if flushed:
+                self._pending_rollups.clear(time.monotonic())
 
     def _upsert_views(self, connection: Connection, views: Sequence[MachineView]) -> None:
         if not views:
@@ -338,19 +454,89 @@ class Store:
         """
         series, samples = schema.series, schema.samples
         statement = (
-            sa.select(samples.c.time, samples.c.value)
+            sa.select(samples.c.time_ms, samples.c.value)
             .join(series, series.c.id == samples.c.series_id)
             .where(
                 series.c.machine_id == machine_id,
                 series.c.metric == metric,
                 series.c.labels_json == schema.labels_json(labels or {}),
-                samples.c.time >= start,
-                samples.c.time <= end,
+                samples.c.time_ms >= math.ceil(start * 1000),
+                samples.c.time_ms <= math.floor(end * 1000),
             )
-            .order_by(samples.c.time)
+            .order_by(samples.c.time_ms)
         )
         with self._operation("query_samples"), self._engine.connect() as connection:
-            return [(float(t), float(v)) for t, v in connection.execute(statement)]
+            return [(t / 1000, float(v)) for t, v in connection.execute(statement)]
+
+    def history(
+        self,
+        machine_id: str,
+        metric: str,
+        start: float,
+        end: float,
+        step: float,
+        labels: dict[str, str] | None = None,
+    ) -> list[HistoryPoint]:
+        """One series between `start` and `end` (Unix seconds) in steps of `step` seconds, oldest first.
+
+        Each point covers [time, time + step) and aggregates what is stored there (steps without
+        data are left out). The source is the coarsest that the step allows: the hour rollup for
+        steps of an hour or more, the minute rollup for a minute or more, the raw samples below.
+        A step is rounded down to a whole number of its source's buckets. Start and end select
+        buckets (or samples) by their start time. Raises StoreError; ValueError for a step <= 0.
+        """
+        if not step > 0:
+            raise ValueError("step must be greater than 0")
+        self.flush_rollups()
+        step_ms = max(1, round(step * 1000))
+        source: sa.Table = schema.samples
+        for width in sorted(schema.ROLLUPS, reverse=True):
+            if step_ms >= width:
+                source = schema.ROLLUPS[width]
+                step_ms -= step_ms % width
+                break
+        series = schema.series
+        series_id = (
+            sa.select(series.c.id)
+            .where(
+                series.c.machine_id == machine_id,
+                series.c.metric == metric,
+                series.c.labels_json == schema.labels_json(labels or {}),
+            )
+            .scalar_subquery()
+        )
+        if source is schema.samples:
+            time_column = source.c.time_ms
+            aggregates = [
+                sa.func.min(source.c.value),
+                sa.func.sum(source.c.value),
+                sa.func.max(source.c.value),
+                sa.func.count(),
+            ]
+        else:
+            time_column = source.c.bucket_ms
+            aggregates = [
+                sa.func.min(source.c.min),
+                sa.func.sum(source.c.sum),
+                sa.func.max(source.c.max),
+                sa.func.sum(source.c.count),
+            ]
+        bucket = (time_column - time_column % step_ms).label("bucket")
+        statement = (
+            sa.select(bucket, *aggregates)
+            .where(
+                source.c.series_id == series_id,
+                time_column >= math.ceil(start * 1000),
+                time_column <= math.floor(end * 1000),
+            )
+            .group_by(bucket)
+            .order_by(bucket)
+        )
+        with self._operation("history"), self._engine.connect() as connection:
+            return [
+                HistoryPoint(int(t) / 1000, float(lo), float(total) / int(n), float(hi), int(n))
+                for t, lo, total, hi, n in connection.execute(statement)
+            ]
 
     def ping(self) -> bool:
         """True when the database answers a trivial query now."""
@@ -363,7 +549,14 @@ class Store:
         return True
 
     def close(self) -> None:
-        """Close every pooled connection. A later call opens new ones (the store stays usable)."""
+        """Merge the pending rollups, close every pooled connection. A later call opens new ones
+        (the store stays usable). A database that cannot take the rollups now is logged, not raised."""
+        try:
+            self.flush_rollups()
+        except StoreError as e:
+            log.warning(
+                "%s: the rollups of the last %d series-buckets are lost", e, len(self._pending_rollups)
+            )
         self._engine.dispose()
 
     @contextlib.contextmanager
@@ -374,6 +567,12 @@ class Store:
             raise
         except (SQLAlchemyError, OSError) as e:
             raise StoreError(name, _detail(e)) from e
+        except Exception as e:
+            # The bulk writes use the driver's connection directly (store_bulk.py): its errors too.
+            dbapi = self._engine.dialect.dbapi
+            if dbapi is not None and isinstance(e, dbapi.Error):
+                raise StoreError(name, _detail(e)) from e
+            raise
 
 
 def _sqlite_pragmas(dbapi_connection: Any, busy_timeout_ms: int) -> None:
@@ -384,6 +583,8 @@ def _sqlite_pragmas(dbapi_connection: Any, busy_timeout_ms: int) -> None:
         # With WAL, NORMAL loses at most the last transactions on power loss, never consistency.
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
+        # The staging table of every write is a temporary one: keep it off the disk.
+        cursor.execute("PRAGMA temp_store = MEMORY")
     finally:
         cursor.close()
 

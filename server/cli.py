@@ -34,6 +34,7 @@ MAX_INTERVAL_SECONDS = 86400.0
 # means the central extra is not installed.
 CENTRAL_MODULES = frozenset(
     {
+        "aiohttp",
         "alembic",
         "anyio",
         "apscheduler",
@@ -52,7 +53,7 @@ CENTRAL_MODULES = frozenset(
     }
 )
 # Libraries that log once per HTTP request or per job run: an operator wants events, not traffic.
-_CHATTY_LOGGERS = ("httpx", "httpcore", "apscheduler", "uvicorn.access", "alembic")
+_CHATTY_LOGGERS = ("aiohttp", "httpx", "httpcore", "apscheduler", "uvicorn.access", "alembic")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -290,6 +291,8 @@ def _scrape(args: argparse.Namespace) -> int:
         settings.database_url,
         retention_seconds=settings.retention,
         max_concurrency=settings.max_concurrency,
+        rollup_retention_seconds=settings.rollup_retention,
+        minute_rollup_retention_seconds=settings.minute_rollup_retention,
     )
 
 

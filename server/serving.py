@@ -96,7 +96,11 @@ def run_server(
     try:
         if settings.scrape:
             load_inventory(settings.inventory)
-        store = Store(settings.database_url)
+        store = Store(
+            settings.database_url,
+            rollup_retention=settings.rollup_retention,
+            minute_rollup_retention=settings.minute_rollup_retention,
+        )
         try:
             store.migrate()
             _serve(settings, store, sock, log_level, on_ready)

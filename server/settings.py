@@ -17,6 +17,8 @@ PACKAGE_STATIC_DIR = Path(__file__).resolve().parent / "static"
 # The scraper's own default (scraper.service.DEFAULT_RETENTION_SECONDS), not imported from there:
 # the settings are read by light commands (`millwatch check`) that do not load the scraper.
 DEFAULT_RETENTION_SECONDS = 30 * 86400.0
+DEFAULT_ROLLUP_RETENTION_SECONDS = 400 * 86400.0  # scraper.store's defaults, likewise not imported
+DEFAULT_MINUTE_ROLLUP_RETENTION_SECONDS = 30 * 86400.0
 
 
 class Settings(BaseSettings):
@@ -42,6 +44,16 @@ class Settings(BaseSettings):
     retention: Annotated[float, BeforeValidator(parse_duration)] = Field(
         default=DEFAULT_RETENTION_SECONDS,
         description="samples older than this are deleted from the database (30d, 12h or seconds)",
+    )
+    rollup_retention: Annotated[float, BeforeValidator(parse_duration)] = Field(
+        default=DEFAULT_ROLLUP_RETENTION_SECONDS,
+        gt=0,
+        description="hour rollups (min, avg, max, count) older than this are deleted (400d)",
+    )
+    minute_rollup_retention: Annotated[float, BeforeValidator(parse_duration)] = Field(
+        default=DEFAULT_MINUTE_ROLLUP_RETENTION_SECONDS,
+        gt=0,
+        description="minute rollups older than this are deleted (30d)",
     )
     live_batch_interval: float = Field(
         default=0.2, gt=0, le=10, description="seconds over which live changes are gathered into one message"

@@ -63,27 +63,29 @@ def press(base: str) -> dict[str, Any] | None:
     return next((m for m in body["machines"] if m["id"] == "press"), None)
 
 
-def stored(url: str) -> list[tuple[float, str, float]]:
+def stored(url: str) -> list[tuple[int, str, float]]:
+    """(time in ms, metric, value) of every stored sample of the push machine."""
     engine = sa.create_engine(url)
     try:
         with engine.connect() as connection:
             rows = connection.execute(
                 sa.text(
-                    "SELECT p.time, s.metric, p.value FROM samples p JOIN series s ON s.id = p.series_id"
+                    "SELECT p.time_ms, s.metric, p.value FROM samples p JOIN series s ON s.id = p.series_id"
                     " WHERE s.machine_id = 'press'"
                 )
             ).all()
     finally:
         engine.dispose()
-    return sorted((float(t), str(m), float(v)) for t, m, v in rows)
+    return sorted((int(t), str(m), float(v)) for t, m, v in rows)
 
 
-def buffered(path: Path, up_to_position: int) -> list[tuple[float, str, float]]:
+def buffered(path: Path, up_to_position: int) -> list[tuple[int, str, float]]:
+    """The same from the exporter's buffer, its times rounded to ms as the store keeps them."""
     with sqlite3.connect(path) as db:
         rows = db.execute(
             "SELECT time, metric, value FROM readings WHERE rowid <= ?", (up_to_position,)
         ).fetchall()
-    return sorted((float(t), str(m), float(v)) for t, m, v in rows)
+    return sorted((round(float(t) * 1000), str(m), float(v)) for t, m, v in rows)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -173,7 +175,7 @@ def test_a_push_exporter_is_up_unscraped_and_loses_nothing_when_the_centre_is_do
     sent = buffered(buffer_path, acknowledged)
     in_database = stored(url)
     assert in_database == sent  # every reading acknowledged is stored, and only once
-    gap = [row for row in sent if down_since <= row[0] <= back_at]
+    gap = [row for row in sent if down_since * 1000 <= row[0] <= back_at * 1000]
     assert len(gap) >= 3 * OUTAGE_SECONDS / 0.2 * 0.5, len(gap)  # 3 channels, a line every 0.2 s
     assert exporter_requests.lines == []  # nobody asked the exporter for anything: never scraped
     assert key not in server_log

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 from scraper_helpers import run
 
@@ -14,7 +13,7 @@ from exporter.passwords import hash_password
 from exporter.simulator import SimulatedSensor
 from scraper.errors import HTTPStatusError
 from scraper.exposition import parse_exposition
-from scraper.fetch import fetch_metrics
+from scraper.fetch import AiohttpTransport, fetch_metrics
 from scraper.inventory import Auth, BasicAuth, Machine
 
 
@@ -25,8 +24,11 @@ def machine(url: str, auth: Auth | None) -> Machine:
 
 
 async def scrape_twice(target: Machine) -> list[str]:
-    async with httpx.AsyncClient() as client:  # one client: the second scrape reuses the connection
-        return [(await fetch_metrics(client, target))[0] for _ in range(2)]
+    transport = AiohttpTransport()  # one transport: the second scrape reuses the connection
+    try:
+        return [(await fetch_metrics(transport, target))[0] for _ in range(2)]
+    finally:
+        await transport.aclose()
 
 
 def test_the_scraper_reads_an_exporter_that_needs_a_token_or_a_password(tmp_path: Path) -> None:

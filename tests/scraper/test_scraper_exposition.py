@@ -158,7 +158,7 @@ def test_sample_limit() -> None:
     assert len(parse_exposition(text, sample_limit=11)) == 11
     with pytest.raises(SampleLimitExceeded) as caught:
         parse_exposition(text, sample_limit=10)
-    assert str(caught.value) == "more than 10 samples"
+    assert str(caught.value) == "sample_limit 10 exceeded"
 
 
 def test_random_mutations_never_raise_anything_but_bad_exposition() -> None:
@@ -205,3 +205,31 @@ def test_random_mutations_never_raise_anything_but_bad_exposition() -> None:
             outcomes["parsed"] += 1
             assert all(isinstance(s.value, float) and isinstance(s.name, str) for s in samples)
     assert outcomes["parsed"] > 0 and outcomes["rejected"] > 0
+
+
+def test_the_fast_path_gives_what_the_careful_parser_gives() -> None:
+    """The common lines take a regular-expression fast path; it must agree with the careful parser."""
+    from scraper.exposition import _sample
+
+    lines = [
+        line
+        for line in generate_latest(full_registry()).decode().splitlines()
+        if line and not line.startswith("#")
+    ]
+    lines += [
+        "plain 1",
+        "sci 1.5e-3",
+        "neg -7",
+        "inf +Inf",
+        "lower_nan nan",
+        'labelled{a="1",b="two words"} 3.25',
+        'trailing_comma{a="1",} 4',
+        "empty_labels{} 5",
+        'spaces_before_value{a="x"}\t6',
+        "tabbed\t7",
+    ]
+    for line in lines:
+        (fast,) = parse_exposition(line + "\n")
+        careful = _sample(1, line)
+        assert (fast.name, fast.labels) == (careful.name, careful.labels), line
+        assert fast.value == careful.value or (math.isnan(fast.value) and math.isnan(careful.value)), line

@@ -9,7 +9,6 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 from scraper_helpers import FakeExporter, RawServer, run
 from support import closed_port_url
@@ -24,7 +23,7 @@ from scraper.errors import (
     TransferFailed,
 )
 from scraper.exposition import parse_exposition
-from scraper.fetch import connect_cause, fetch_metrics
+from scraper.fetch import AiohttpTransport, connect_cause, fetch_metrics
 from scraper.inventory import Auth, BasicAuth, Machine
 
 
@@ -35,8 +34,11 @@ def machine(url: str, timeout: float = 2.0, auth: Auth | None = None) -> Machine
 
 
 async def fetch(target: Machine, **kwargs: int) -> tuple[str, float]:
-    async with httpx.AsyncClient() as client:
-        return await fetch_metrics(client, target, **kwargs)
+    transport = AiohttpTransport()
+    try:
+        return await fetch_metrics(transport, target, **kwargs)
+    finally:
+        await transport.aclose()
 
 
 def test_fetch_gets_the_exposition_with_the_prometheus_headers(exporter: FakeExporter) -> None:
@@ -171,11 +173,11 @@ def test_a_body_that_is_not_utf8_is_a_bad_exposition(exporter: FakeExporter) -> 
     assert str(caught.value) == "bad exposition at line 2: not valid UTF-8"
 
 
-def wrapped(cause: OSError) -> httpx.ConnectError:
-    """The chain httpx builds: ConnectError <- OSError("All connection attempts failed") <- the cause."""
+def wrapped(cause: OSError) -> Exception:
+    """A chain as clients build it: an error <- OSError("All connection attempts failed") <- the cause."""
     middle = OSError("All connection attempts failed")
     middle.__cause__ = cause
-    outer = httpx.ConnectError("All connection attempts failed")
+    outer = RuntimeError("All connection attempts failed")
     outer.__cause__ = middle
     return outer
 
@@ -189,4 +191,4 @@ def test_connect_causes_are_named_from_the_underlying_os_error() -> None:
     assert (
         connect_cause(wrapped(OSError(errno.ENETUNREACH, "Network is unreachable"))) == "network unreachable"
     )
-    assert connect_cause(httpx.ConnectError("something else")) == "connection failed"
+    assert connect_cause(RuntimeError("something else")) == "connection failed"

@@ -101,7 +101,8 @@ class Published:
             if view.status is Status.STALE:
                 self.stale.append(view.id)
             if view.status is Status.UP and view.last_scrape is not None:
-                self.scrape_times[view.id].append(view.last_scrape.time)
+                # The store keeps times in whole milliseconds.
+                self.scrape_times[view.id].append(round(view.last_scrape.time * 1000) / 1000)
 
     def latest(self, machine_id: str) -> float:
         return max(self.scrape_times[machine_id], default=0.0)

@@ -71,11 +71,11 @@ def stored_samples(url: str, machine_id: str) -> list[tuple[str, float, float]]:
         with engine.connect() as connection:
             rows = connection.execute(
                 sa.text(
-                    "SELECT s.metric, p.time, p.value FROM samples p JOIN series s ON s.id = p.series_id"
-                    " WHERE s.machine_id = :m ORDER BY s.metric, p.time"
+                    "SELECT s.metric, p.time_ms, p.value FROM samples p JOIN series s ON s.id = p.series_id"
+                    " WHERE s.machine_id = :m ORDER BY s.metric, p.time_ms"
                 ),
                 {"m": machine_id},
             ).all()
     finally:
         engine.dispose()
-    return [(str(m), float(t), float(v)) for m, t, v in rows]
+    return [(str(m), int(t) / 1000, float(v)) for m, t, v in rows]

@@ -114,5 +114,5 @@ def test_demo_runs_again_in_the_same_folder_with_a_fresh_database(tmp_path: Path
 
         # Nothing of the previous run is left in the database.
         with contextlib.closing(sqlite3.connect(folder / "millwatch-demo.db")) as db:
-            (oldest,) = db.execute("SELECT MIN(time) FROM samples").fetchone()
+            (oldest,) = db.execute("SELECT MIN(time_ms) / 1000.0 FROM samples").fetchone()
         assert oldest is not None and oldest >= started - 1
