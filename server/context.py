@@ -9,7 +9,10 @@ from prometheus_client import CollectorRegistry
 
 from scraper.state import FleetState
 from scraper.store import Store
+from server.auth.ratelimit import LoginLimiter
+from server.auth.store import AuthStore
 from server.follower import StoreFollower
+from server.http_metrics import HttpMetrics
 from server.live import LiveHub
 from server.settings import Settings
 
@@ -29,6 +32,10 @@ class ServerContext:
     hub: LiveHub
     registry: CollectorRegistry
     version: str
+    # Users, tokens and sessions; None without a database (then only anonymous read can work).
+    auth: AuthStore | None
+    login_limiter: LoginLimiter
+    http_metrics: HttpMetrics
     scraper_running: bool = False
     # Why the lifespan failed to start (for the CLI to report it in one line), if it did.
     startup_error: BaseException | None = None

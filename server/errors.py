@@ -3,7 +3,10 @@
     ServerError                 base: every error the `millwatch` command reports in one line
      ├── ListenError            the server cannot listen on host:port (address in use, not permitted, ...)
      ├── SettingsError          a setting (environment variable or flag) has an invalid value
-     └── DemoError              `millwatch demo` could not set up its simulated fleet
+     ├── DemoError              `millwatch demo` could not set up its simulated fleet
+     └── AuthError              a user or token command cannot be done (the message says why)
+          ├── NameTaken          a user or token of that name exists already
+          └── UnknownName        no user or token of that name
 
 Errors of the other packages (`scraper.errors.InventoryError`, `scraper.errors.StoreError`) pass
 through unchanged; the CLI turns each into its own message and exit status.
@@ -36,6 +39,28 @@ class SettingsError(ServerError):
 
 class DemoError(ServerError):
     """The demo fleet could not be set up (for example an exporter failed to start)."""
+
+
+class AuthError(ServerError):
+    """A user or token operation was refused: bad name, bad password, bad role."""
+
+
+class NameTaken(AuthError):
+    """A user or API token of this name exists already."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        self.kind = kind
+        self.name = name
+        super().__init__(f"a {kind} named {name!r} exists already")
+
+
+class UnknownName(AuthError):
+    """No user or API token of this name."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        self.kind = kind
+        self.name = name
+        super().__init__(f"no {kind} named {name!r}")
 
 
 def format_host_port(host: str, port: int) -> str:
