@@ -123,18 +123,15 @@ class Settings(BaseSettings):
         parse_rate(value)
         return value
 
-    @field_validator("allowed_origins", "allowed_hosts", mode="before")
+    @field_validator("allowed_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                return json.loads(text)
-            except ValueError as e:
-                raise ValueError(f"not a JSON list: {e}") from None
-        return [part.strip() for part in text.split(",") if part.strip()]
+        return _split_list(value, "origins")
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        return _split_list(value, "host names")
 
     @field_validator("allowed_hosts")
     @classmethod
@@ -151,6 +148,19 @@ class Settings(BaseSettings):
     @classmethod
     def _normalize_origins(cls, value: list[str]) -> list[str]:
         return [normalize_origin(origin) for origin in value]
+
+
+def _split_list(value: Any, what: str) -> Any:
+    """A list setting from the environment: a JSON list or comma-separated words."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError as e:
+            raise ValueError(f"not a JSON list of {what}: {e}") from None
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def load_settings(**overrides: Any) -> Settings:

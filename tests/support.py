@@ -104,7 +104,9 @@ class MillwatchProcess:
         self.stdout_path = folder / f"millwatch-{args[0]}-{os.getpid()}-{id(self)}.out"
         self.stderr_path = self.stdout_path.with_suffix(".err")
         self._args = args
-        self._env = {**os.environ, **(env or {})}
+        # Anonymous read unless `env` says otherwise: most tests run the server as a wall screen
+        # reads it; the access-control tests set MILLWATCH_ANONYMOUS_READ=false themselves.
+        self._env = {"MILLWATCH_ANONYMOUS_READ": "true", **os.environ, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> MillwatchProcess:
