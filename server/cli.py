@@ -269,6 +269,8 @@ def _auth_command(name: str) -> Callable[[argparse.Namespace], int]:
 
 def configure_logging(level: str) -> None:
     """One line per event on stderr; the per-request chatter of libraries only at debug level."""
+    from server.logredact import RedactSecrets  # standard library only, like this module
+
     numeric = getattr(logging, level.upper())
     logging.basicConfig(
         level=numeric,
@@ -276,6 +278,8 @@ def configure_logging(level: str) -> None:
         stream=sys.stderr,
         force=True,
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactSecrets())
     for name in _CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(numeric if numeric <= logging.DEBUG else logging.WARNING)
 
