@@ -75,7 +75,7 @@ describe('the login form', () => {
     fireEvent.change(screen.getByLabelText('Name'), { target: { value: ' ada ' } });
     fireEvent.change(screen.getByLabelText('Password'), { target: { value: 'secret-pw' } });
     fireEvent.click(screen.getByRole('button', { name: 'Log in' }));
-    await waitUntil(() => onLoggedIn.mock.calls.length === 1, 2000, 'the login to finish');
+    await waitUntil(() => onLoggedIn.mock.calls.length === 1, 10_000, 'the login to finish');
     expect(login).toHaveBeenCalledWith('ada', 'secret-pw');
     expect(onLoggedIn).toHaveBeenCalledWith(ADA);
   });
@@ -87,7 +87,7 @@ describe('the login form', () => {
     fireEvent.change(screen.getByLabelText('Name'), { target: { value: 'ada' } });
     fireEvent.change(screen.getByLabelText('Password'), { target: { value: 'nope' } });
     fireEvent.submit(screen.getByTestId('login-form'));
-    await waitUntil(() => screen.queryByTestId('login-error') !== null, 2000, 'the error');
+    await waitUntil(() => screen.queryByTestId('login-error') !== null, 10_000, 'the error');
     expect(screen.getByTestId('login-error').textContent).toBe('Wrong name or password.');
     expect((screen.getByLabelText('Password') as HTMLInputElement).type).toBe('password');
   });
@@ -158,7 +158,7 @@ describe('the page root', () => {
     let loggedIn = false;
     const me = async () => (loggedIn ? { kind: 'account' as const, account: ADA } : { kind: 'login-required' as const });
     render(<Root url="ws://test/api/live" deps={deps} me={me} />);
-    await waitUntil(() => screen.queryByTestId('login-form') !== null, 2000, 'the login form');
+    await waitUntil(() => screen.queryByTestId('login-form') !== null, 10_000, 'the login form');
     expect(document.querySelector('.leaflet-container')).toBeNull();
 
     vi.stubGlobal('fetch', async (url: string) =>
@@ -170,7 +170,7 @@ describe('the page root', () => {
     fireEvent.change(screen.getByLabelText('Password'), { target: { value: 'pw-of-ada' } });
     loggedIn = true;
     fireEvent.click(screen.getByRole('button', { name: 'Log in' }));
-    await waitUntil(() => screen.queryByTestId('account') !== null, 2000, 'the map with the account');
+    await waitUntil(() => screen.queryByTestId('account') !== null, 10_000, 'the map with the account');
     expect(screen.getByTestId('account').textContent).toContain('Signed in as ada (admin)');
     expect(screen.queryByTestId('login-form')).toBeNull();
 
@@ -179,9 +179,9 @@ describe('the page root', () => {
     });
     cleanup();
     render(<Root url="ws://test/api/live" deps={deps} me={me} logout={logout} />);
-    await waitUntil(() => screen.queryByTestId('account') !== null, 2000, 'the map');
+    await waitUntil(() => screen.queryByTestId('account') !== null, 10_000, 'the map');
     fireEvent.click(screen.getByRole('button', { name: 'Log out' }));
-    await waitUntil(() => screen.queryByTestId('login-form') !== null, 2000, 'the login form after logout');
+    await waitUntil(() => screen.queryByTestId('login-form') !== null, 10_000, 'the login form after logout');
     expect(logout).toHaveBeenCalledOnce();
   });
 });
