@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -130,6 +131,20 @@ class MillwatchProcess:
                 return False
 
         wait_until(healthy, timeout, what=f"millwatch {self._args[0]} to answer /healthz")
+
+    def wait_serving(self, timeout: float = 30.0) -> int:
+        """The port of a `serve --port 0` once it prints `serving http(s)://host:PORT/` (ready).
+
+        Port 0 lets the kernel choose: no other test can take the port between a choice and the bind.
+        """
+
+        def announced() -> int | None:
+            if not self.running():
+                raise AssertionError(f"millwatch exited early:\n{self.stderr}")
+            match = re.search(r"serving https?://[^/]*:(\d+)/", self.stdout)
+            return int(match[1]) if match else None
+
+        return wait_until(announced, timeout, what=f"millwatch {self._args[0]} to announce its port")
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 20.0) -> int:
         """Send `sig` and wait for the exit status (SIGKILL and AssertionError past `timeout`)."""

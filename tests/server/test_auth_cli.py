@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import MillwatchProcess, free_port, run_millwatch, wait_until
+from support import MillwatchProcess, run_millwatch, wait_until
 from websockets.sync.client import connect
 
 CLOSED = {"MILLWATCH_ANONYMOUS_READ": "false"}
@@ -27,6 +27,8 @@ def db(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'millwatch.db'}"
 
 
+# Each command is a process that hashes with argon2 (seconds each on a loaded 2-core machine).
+@pytest.mark.timeout(600)
 def test_users_are_added_listed_changed_and_removed(db: str) -> None:
     added = millwatch(db, "user", "add", "ada", "--role", "admin", stdin="first-password\n")
     assert (added.returncode, added.stdout) == (0, "user ada added (admin)\n"), added.stderr
@@ -57,6 +59,7 @@ def test_users_are_added_listed_changed_and_removed(db: str) -> None:
     assert [line.split()[0] for line in millwatch(db, "user", "list").stdout.splitlines()[1:]] == ["ada"]
 
 
+@pytest.mark.timeout(600)
 def test_a_token_is_printed_once_and_listed_without_it(db: str) -> None:
     created = millwatch(db, "token", "create", "grafana", "--role", "viewer")
     assert created.returncode == 0, created.stderr
@@ -78,6 +81,7 @@ def test_a_token_is_printed_once_and_listed_without_it(db: str) -> None:
     assert run_millwatch(["token", "create", "x", "--role", "root"]).returncode == 2  # argparse: bad choice
 
 
+@pytest.mark.timeout(600)
 def test_the_whole_flow_at_debug_level_leaks_no_secret(tmp_path: Path, db: str) -> None:
     password = "correct-horse-battery"
     wrong_password = "wrong-horse-battery"
@@ -88,8 +92,6 @@ def test_the_whole_flow_at_debug_level_leaks_no_secret(tmp_path: Path, db: str) 
 
     inventory = tmp_path / "machines.yaml"
     inventory.write_text("machines: []\n")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     answers: list[str] = []
 
     def record(response: httpx.Response) -> httpx.Response:
@@ -97,9 +99,10 @@ def test_the_whole_flow_at_debug_level_leaks_no_secret(tmp_path: Path, db: str) 
         answers.append(headers + "\n" + response.text)
         return response
 
-    args = ["serve", "--port", str(port), "--db", db, "--inventory", str(inventory), "--log-level", "debug"]
+    args = ["serve", "--port", "0", "--db", db, "--inventory", str(inventory), "--log-level", "debug"]
     with MillwatchProcess(args, tmp_path, env=CLOSED) as server:
-        server.wait_healthy(port)
+        port = server.wait_serving()
+        base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, timeout=30) as client:
             record(client.post("/api/auth/login", json={"name": "ada", "password": wrong_password}))
             record(client.post("/api/auth/login", json={"name": "nobody", "password": password}))
@@ -140,6 +143,7 @@ def test_the_whole_flow_at_debug_level_leaks_no_secret(tmp_path: Path, db: str) 
         assert secret not in everything, f"the {name} appears in a log line or an answer"
 
 
+@pytest.mark.timeout(600)
 def test_serve_speaks_tls_itself_and_marks_the_cookie_secure(tmp_path: Path, db: str) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
@@ -155,10 +159,10 @@ def test_serve_speaks_tls_itself_and_marks_the_cookie_secure(tmp_path: Path, db:
     assert millwatch(db, "user", "add", "ada", "--role", "admin", stdin="tls-password\n").returncode == 0
     inventory = tmp_path / "machines.yaml"
     inventory.write_text("machines: []\n")
-    port = free_port()
-    args = ["serve", "--port", str(port), "--db", db, "--inventory", str(inventory)]
+    args = ["serve", "--port", "0", "--db", db, "--inventory", str(inventory)]
     args += ["--tls-cert", str(cert), "--tls-key", str(key)]
     with MillwatchProcess(args, tmp_path, env=CLOSED) as server:
+        port = server.wait_serving()
         base = f"https://127.0.0.1:{port}"
         trust = ssl.create_default_context(cafile=str(cert))
 

@@ -98,6 +98,7 @@ def prometheus(config: Path, folder: Path) -> Iterator[str]:
         log.close()
 
 
+@pytest.mark.timeout(600)
 def test_prometheus_discovers_and_scrapes_the_fleet_through_sd(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'millwatch.db'}"
     created = run_millwatch(["token", "create", "prometheus", "--role", "viewer", "--db", db])
@@ -115,10 +116,9 @@ def test_prometheus_discovers_and_scrapes_the_fleet_through_sd(tmp_path: Path) -
             "    site: Berlin\n"
             "    labels: {line: casting}\n"
         )
-        port = free_port()
-        args = ["serve", "--port", str(port), "--db", db, "--inventory", str(inventory)]
+        args = ["serve", "--port", "0", "--db", db, "--inventory", str(inventory)]
         with MillwatchProcess(args, tmp_path, env={"MILLWATCH_ANONYMOUS_READ": "false"}) as server:
-            server.wait_healthy(port)
+            port = server.wait_serving()
             config = tmp_path / "prometheus.yml"
             config.write_text(
                 "global: {scrape_interval: 1s, scrape_timeout: 900ms}\n"
