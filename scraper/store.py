@@ -548,6 +548,21 @@ class Store:
             return False
         return True
 
+    @contextlib.contextmanager
+    def transaction(self, operation: str) -> Iterator[Connection]:
+        """A transaction for tables kept by other packages (the server's users, tokens, sessions).
+
+        Queued behind this store's own SQLite writers, and failures raised as StoreError(operation).
+        """
+        with self._operation(operation), self._write_lock, self._engine.begin() as connection:
+            yield connection
+
+    @contextlib.contextmanager
+    def reading(self, operation: str) -> Iterator[Connection]:
+        """A read-only connection for tables kept by other packages; failures raised as StoreError."""
+        with self._operation(operation), self._engine.connect() as connection:
+            yield connection
+
     def close(self) -> None:
         """Merge the pending rollups, close every pooled connection. A later call opens new ones
         (the store stays usable). A database that cannot take the rollups now is logged, not raised."""

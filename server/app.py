@@ -8,17 +8,22 @@ import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from scraper.state import FleetState
 from scraper.store import Store
+from server.auth.ratelimit import LoginLimiter
+from server.auth.store import AuthStore
 from server.context import ServerContext
+from server.deps import require_admin, require_viewer
 from server.follower import StoreFollower
+from server.hosts import AllowedHostsMiddleware
+from server.http_metrics import HttpMetrics, RequestMetricsMiddleware
 from server.ingest import IngestService, InventorySource
 from server.live import LiveHub
 from server.machine_keys import KeyStore
 from server.metrics import ServerCollector, server_registry
-from server.routes import config, health, ingest, live, machines, metrics
+from server.routes import admin, auth, config, health, ingest, live, machines, metrics, sd
 from server.settings import Settings
 from server.static_files import WebPage
 from server.version import millwatch_version
@@ -48,7 +53,14 @@ def create_app(
     `settings.database_url`, closed with the app). The caller owns `store` and closes it.
     """
     version = millwatch_version()
-    hub = LiveHub(state, batch_interval=settings.live_batch_interval, queue_size=settings.live_queue_size)
+    hub = LiveHub(
+        state,
+        batch_interval=settings.live_batch_interval,
+        queue_size=settings.live_queue_size,
+        max_clients=settings.live_max_clients,
+        max_clients_per_address=settings.live_max_clients_per_address,
+        max_message_bytes=settings.live_max_message_bytes,
+    )
     follower = None
     if scraper is None and store is not None:
         follower = StoreFollower(store, state, interval=settings.store_poll_interval)
@@ -61,6 +73,18 @@ def create_app(
             settings.inventory, (lambda: scraper.inventory) if scraper is not None else None
         )
         ingest_service = IngestService(keys, store, state, inventory)
+    registry = server_registry(
+        ServerCollector(
+            state,
+            hub,
+            scraper,
+            follower,
+            version,
+            ingest=ingest_service.counters if ingest_service is not None else None,
+        )
+    )
+    http_metrics = HttpMetrics(registry)
+    hub.refusals = http_metrics.websocket_refused
     context = ServerContext(
         settings=settings,
         state=state,
@@ -68,18 +92,12 @@ def create_app(
         scraper=scraper,
         follower=follower,
         hub=hub,
-        registry=server_registry(
-            ServerCollector(
-                state,
-                hub,
-                scraper,
-                follower,
-                version,
-                ingest=ingest_service.counters if ingest_service is not None else None,
-            )
-        ),
+        registry=registry,
         version=version,
         ingest=ingest_service,
+        auth=AuthStore(store) if store is not None else None,
+        login_limiter=LoginLimiter(settings.login_rate_per_address, settings.login_rate_per_user),
+        http_metrics=http_metrics,
     )
 
     @contextlib.asynccontextmanager
@@ -122,8 +140,19 @@ def create_app(
         openapi_url="/api/openapi.json",
     )
     app.state.millwatch = context
-    for router in (machines.router, live.router, config.router, health.router, metrics.router, ingest.router):
+    # Access is declared per router (server/deps.py): what is not listed here decides for itself —
+    # /healthz is open, /metrics and the live WebSocket check inside, login is for everyone,
+    # and POST /api/ingest takes only a machine's own key (server/ingest.py), never a user's.
+    viewer = [Depends(require_viewer)]
+    app.include_router(machines.router, dependencies=viewer)
+    app.include_router(config.router, dependencies=viewer)
+    app.include_router(sd.router, dependencies=viewer)
+    app.include_router(admin.router, dependencies=[Depends(require_admin)])
+    for router in (auth.router, live.router, health.router, metrics.router, ingest.router):
         app.include_router(router)
+    # The last added is outermost: every request is timed, then its Host checked.
+    app.add_middleware(AllowedHostsMiddleware, allowed=settings.effective_allowed_hosts())
+    app.add_middleware(RequestMetricsMiddleware, metrics=http_metrics)
     # Last, so that every API route wins over a file of the same name.
     app.mount("/", WebPage(settings.static_dir), name="web")
     return app

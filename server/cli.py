@@ -1,4 +1,5 @@
-"""The `millwatch` command of the central host: serve, scrape, check, simulate-serial, demo, bundle, key.
+"""The `millwatch` command of the central host: serve, scrape, check, simulate-serial, demo, bundle,
+key, user, token.
 
 The exporter-only install of a machine PC (Python 3.9 or newer, no pydantic, FastAPI, SQLAlchemy,
 httpx or APScheduler) has this command too, for `simulate-serial`. So this module imports nothing
@@ -12,7 +13,7 @@ import argparse
 import logging
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:  # types only: importing the settings needs pydantic (the cent
 
 PROG = "millwatch"
 LOG_LEVELS = ("debug", "info", "warning", "error")
-CENTRAL_COMMANDS = frozenset({"serve", "scrape", "check", "demo", "bundle", "key"})
+CENTRAL_COMMANDS = frozenset({"serve", "scrape", "check", "demo", "bundle", "key", "user", "token"})
 # scraper/fetch.py uses asyncio.timeout (3.11); the exporter alone runs on 3.9.
 CENTRAL_PYTHON = (3, 11)
 # Defaults shown by --help; server.settings.Settings holds the real ones (a test keeps them equal),
@@ -38,11 +39,13 @@ CENTRAL_MODULES = frozenset(
         "alembic",
         "anyio",
         "apscheduler",
+        "argon2",
         "fastapi",
         "hatchling",
         "packaging",
         "httpcore",
         "httpx",
+        "limits",
         "pydantic",
         "pydantic_core",
         "pydantic_settings",
@@ -138,6 +141,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not scrape: show what separate `millwatch scrape` processes write to the database "
         "(read every 2 s; machines turn stale when nobody scrapes them)",
     )
+    serve.add_argument(
+        "--tls-cert",
+        type=Path,
+        metavar="PEM",
+        help="serve HTTPS with this certificate (chain) file; needs --tls-key (env MILLWATCH_TLS_CERT_FILE)",
+    )
+    serve.add_argument(
+        "--tls-key",
+        type=Path,
+        metavar="PEM",
+        help="the private key of --tls-cert (env MILLWATCH_TLS_KEY_FILE)",
+    )
     _add_log_level(serve)
     serve.set_defaults(handler=_serve)
 
@@ -205,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_bundle(sub)
     _add_key_commands(sub)
+    _add_user_commands(sub)
+    _add_token_commands(sub)
     return parser
 
 
@@ -249,8 +266,65 @@ def _add_key_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     listing.set_defaults(handler=_key_list)
 
 
+def _add_user_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    user = sub.add_parser(
+        "user",
+        help="manage the users who log in to the map page (add, list, remove, passwd)",
+        description="Manage the users of the map page and API. A viewer reads; an admin also manages "
+        "users and tokens. Passwords are asked twice on a terminal, or read as one line from stdin.",
+    )
+    actions = user.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = actions.add_parser("add", help="add a user (password asked, or one line from stdin)")
+    add.add_argument("name", help="login name: letters, digits, _ . @ - (64 at most)")
+    add.add_argument("--role", choices=("viewer", "admin"), default="viewer", help="role (default viewer)")
+    add.set_defaults(handler=_auth_command("user_add"))
+    listing = actions.add_parser("list", help="list users with role and dates")
+    listing.set_defaults(handler=_auth_command("user_list"))
+    remove = actions.add_parser("remove", help="remove a user and end their sessions")
+    remove.add_argument("name")
+    remove.set_defaults(handler=_auth_command("user_remove"))
+    passwd = actions.add_parser("passwd", help="set a user's password (ends their sessions)")
+    passwd.add_argument("name")
+    passwd.set_defaults(handler=_auth_command("user_passwd"))
+    for parser in (add, listing, remove, passwd):
+        _add_db(parser)
+
+
+def _add_token_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    token = sub.add_parser(
+        "token",
+        help="manage API tokens for scripts, Prometheus and dashboards (create, list, revoke)",
+        description="Manage API tokens. A token is sent as `Authorization: Bearer <token>`; it is "
+        "printed once by `create` and kept only as a hash.",
+    )
+    actions = token.add_subparsers(dest="action", metavar="ACTION", required=True)
+    create = actions.add_parser("create", help="create a token and print it (once)")
+    create.add_argument("name", help="what the token is for: letters, digits, _ . @ - (64 at most)")
+    create.add_argument("--role", choices=("viewer", "admin"), default="viewer", help="role (default viewer)")
+    create.set_defaults(handler=_auth_command("token_create"))
+    listing = actions.add_parser("list", help="list tokens: name, role, created, last used (never the token)")
+    listing.set_defaults(handler=_auth_command("token_list"))
+    revoke = actions.add_parser("revoke", help="revoke a token at once")
+    revoke.add_argument("name")
+    revoke.set_defaults(handler=_auth_command("token_revoke"))
+    for parser in (create, listing, revoke):
+        _add_db(parser)
+
+
+def _auth_command(name: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        from server.auth import commands
+
+        handler: Callable[[argparse.Namespace], int] = getattr(commands, name)
+        return handler(args)
+
+    return run
+
+
 def configure_logging(level: str) -> None:
     """One line per event on stderr; the per-request chatter of libraries only at debug level."""
+    from server.logredact import RedactSecrets  # standard library only, like this module
+
     numeric = getattr(logging, level.upper())
     logging.basicConfig(
         level=numeric,
@@ -258,6 +332,8 @@ def configure_logging(level: str) -> None:
         stream=sys.stderr,
         force=True,
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactSecrets())
     for name in _CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(numeric if numeric <= logging.DEBUG else logging.WARNING)
 
@@ -272,6 +348,8 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         scrape=False if args.no_scrape else None,
+        tls_cert_file=args.tls_cert,
+        tls_key_file=args.tls_key,
     )
     run_server(settings, log_level=args.log_level, on_ready=_announce_serving)
     return 0
@@ -470,6 +548,10 @@ def _add_inventory_and_db(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="the inventory file (default ./machines.yaml; env MILLWATCH_INVENTORY)",
     )
+    _add_db(parser)
+
+
+def _add_db(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db",
         metavar="URL",

@@ -9,7 +9,10 @@ from prometheus_client import CollectorRegistry
 
 from scraper.state import FleetState
 from scraper.store import Store
+from server.auth.ratelimit import LoginLimiter
+from server.auth.store import AuthStore
 from server.follower import StoreFollower
+from server.http_metrics import HttpMetrics
 from server.ingest import IngestService
 from server.live import LiveHub
 from server.settings import Settings
@@ -30,6 +33,10 @@ class ServerContext:
     hub: LiveHub
     registry: CollectorRegistry
     version: str
+    # Users, tokens and sessions; None without a database (then only anonymous read can work).
+    auth: AuthStore | None
+    login_limiter: LoginLimiter
+    http_metrics: HttpMetrics
     # Push mode (POST /api/ingest); None without a database.
     ingest: IngestService | None = None
     scraper_running: bool = False

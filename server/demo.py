@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import shutil
 import signal
 import socket
@@ -27,6 +28,9 @@ from exporter.app import ExporterApp
 from exporter.config import parse_config
 from exporter.errors import ExporterError
 from exporter.simulator import VENDOR_PATTERN, SimulatedSensor
+from scraper.store import Store
+from server.auth.principal import Role
+from server.auth.store import AuthStore
 from server.demo_fleet import DemoMachine, Scenario, inventory_document, plan_fleet
 from server.errors import DemoError
 from server.serving import bind_socket, run_server
@@ -37,6 +41,7 @@ log = logging.getLogger(__name__)
 INVENTORY_NAME = "machines.yaml"
 DATABASE_NAME = "millwatch-demo.db"
 BUFFERS_DIR = "buffers"
+DEMO_ADMIN = "admin"
 SENSOR_INTERVAL_SECONDS = 1.0
 # The simulated sensors take turns in the line formats and modes the exporter reads, so the demo
 # shows each of them working: (simulator options, the exporter's serial keys for them).
@@ -100,10 +105,19 @@ def run_demo(options: DemoOptions) -> int:
                     host=options.host,
                     port=options.port,
                     scrape=True,
+                    # A newcomer sees the map at once, without an account (said so below).
+                    anonymous_read=True,
                 )
+                password = _create_demo_admin(settings.database_url)
 
                 def announce(url: str) -> None:
                     print(f"millwatch demo: {len(machines)} machines — open {url}", flush=True)
+                    print(
+                        "millwatch demo: anonymous read is on (MILLWATCH_ANONYMOUS_READ): anyone who "
+                        "reaches this port sees the map",
+                        flush=True,
+                    )
+                    print(f"millwatch demo: admin login for this demo: {DEMO_ADMIN} / {password}", flush=True)
 
                 run_server(settings, sock=sock, log_level=options.log_level, on_ready=announce)
     except KeyboardInterrupt:
@@ -111,6 +125,18 @@ def run_demo(options: DemoOptions) -> int:
     finally:
         sock.close()
     return 0
+
+
+def _create_demo_admin(database_url: str) -> str:
+    """An admin user for this run of the demo (its database is new each run); returns the password."""
+    password = secrets.token_urlsafe(12)
+    store = Store(database_url)
+    try:
+        store.migrate()
+        AuthStore(store).add_user(DEMO_ADMIN, Role.ADMIN, password)
+    finally:
+        store.close()
+    return password
 
 
 class DemoFleet:

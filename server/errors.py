@@ -7,7 +7,10 @@
      ├── BundleError            `millwatch bundle` could not build the offline machine package
      │    ├── WheelsUnavailable a wheel the exporter needs is not to be had (registry or --wheels folder)
      │    └── WheelMismatch     a wheel does not fit the bundle's platform and Python version
-     └── KeyNotFound            `millwatch key revoke` names no active key
+     ├── KeyNotFound            `millwatch key revoke` names no active key
+     └── AuthError              a user or token command cannot be done (the message says why)
+          ├── NameTaken          a user or token of that name exists already
+          └── UnknownName        no user or token of that name
 
 Errors of the other packages (`scraper.errors.InventoryError`, `scraper.errors.StoreError`) pass
 through unchanged; the CLI turns each into its own message and exit status.
@@ -69,6 +72,28 @@ class KeyNotFound(ServerError):
     def __init__(self, what: str) -> None:
         self.what = what
         super().__init__(f"no active key for {what}")
+
+
+class AuthError(ServerError):
+    """A user or token operation was refused: bad name, bad password, bad role."""
+
+
+class NameTaken(AuthError):
+    """A user or API token of this name exists already."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        self.kind = kind
+        self.name = name
+        super().__init__(f"a {kind} named {name!r} exists already")
+
+
+class UnknownName(AuthError):
+    """No user or API token of this name."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        self.kind = kind
+        self.name = name
+        super().__init__(f"no {kind} named {name!r}")
 
 
 def format_host_port(host: str, port: int) -> str:

@@ -17,8 +17,11 @@ queue, and the snapshot names that interval (`"ping_interval"`). A dead connecti
 off, network cut) closes no socket on the client's side; hearing nothing for several intervals is
 how the page notices and reconnects. Pings change nothing else: no batch, no cached snapshot.
 
-Which pages may connect at all is decided before `serve` (see server/origins.py); a refused one is
-closed with code 1008 by `refuse` before anything is sent.
+Which pages may connect at all is decided before `serve` (see server/origins.py; and who, see
+routes/live.py); a refused one is closed with code 1008 (foreign page) or 4401 (no login) by
+`refuse` before anything is sent. Connections are bounded: `max_clients` in total and
+`max_clients_per_address` from one address (more are closed with 1013, try again later), and a
+client that sends a message longer than `max_message_bytes` is closed with 1009 (message too big).
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -39,12 +44,17 @@ log = logging.getLogger(__name__)
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY_VIOLATION = 1008
+CLOSE_MESSAGE_TOO_BIG = 1009
 CLOSE_TRY_AGAIN_LATER = 1013
+# Application close codes (4000-4999), after the HTTP statuses they stand for: the page shows its
+# login form on 4401. A browser cannot read the HTTP status of a refused handshake, only close codes.
+CLOSE_UNAUTHENTICATED = 4401
 
 
 @dataclass(eq=False)
 class _Client:
     queue: asyncio.Queue[str]
+    address: str
     # Set when the hub wants this client gone; the code and reason go into the close frame.
     kicked: asyncio.Event = field(default_factory=asyncio.Event)
     close_code: int = CLOSE_GOING_AWAY
@@ -60,9 +70,18 @@ class LiveHub:
         *,
         batch_interval: float = 0.2,
         queue_size: int = 64,
+        max_clients: int = 1000,
+        max_clients_per_address: int = 50,
+        max_message_bytes: int = 4096,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._state = state
+        self._max_clients = max_clients
+        self._max_per_address = max_clients_per_address
+        self._max_message_bytes = max_message_bytes
+        self._per_address: Counter[str] = Counter()
+        # A prometheus-client Counter with a `reason` label (server.http_metrics), when wired.
+        self.refusals: Any = None
         self._batch_interval = batch_interval
         self._queue_size = queue_size
         self._clock = clock
@@ -109,14 +128,22 @@ class LiveHub:
         """
         if self._loop is None:
             raise RuntimeError("LiveHub.serve() called before start()")
+        address = websocket.client.host if websocket.client is not None else "unknown"
+        if len(self._clients) >= self._max_clients:
+            await self._refuse_busy(websocket, "too_many_clients", "too many live clients")
+            return
+        if self._per_address[address] >= self._max_per_address:
+            await self._refuse_busy(websocket, "too_many_from_address", "too many clients from your address")
+            return
         await websocket.accept()
-        client = _Client(queue=asyncio.Queue(maxsize=self._queue_size))
+        client = _Client(queue=asyncio.Queue(maxsize=self._queue_size), address=address)
         client.queue.put_nowait(self._snapshot_message(ping_interval))
         self._clients.add(client)
+        self._per_address[address] += 1
         log.info("live client connected from %s (%d connected)", _peer(websocket), len(self._clients))
         tasks = [
             asyncio.create_task(self._send_loop(websocket, client)),
-            asyncio.create_task(_receive_until_disconnect(websocket)),
+            asyncio.create_task(self._receive_until_disconnect(websocket, client)),
             asyncio.create_task(client.kicked.wait()),
             asyncio.create_task(self._ping_loop(client, ping_interval)),
         ]
@@ -124,6 +151,9 @@ class LiveHub:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self._clients.discard(client)
+            self._per_address[address] -= 1
+            if self._per_address[address] <= 0:
+                del self._per_address[address]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -132,6 +162,27 @@ class LiveHub:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(websocket.close(client.close_code, client.close_reason), timeout=1.0)
         log.info("live client %s gone (%d connected)", _peer(websocket), len(self._clients))
+
+    async def _refuse_busy(self, websocket: WebSocket, reason: str, text: str) -> None:
+        if self.refusals is not None:
+            self.refusals.labels(reason).inc()
+        log.warning("live connection from %s refused: %s", _peer(websocket), text)
+        await websocket.accept()
+        await websocket.close(CLOSE_TRY_AGAIN_LATER, text)
+
+    async def _receive_until_disconnect(self, websocket: WebSocket, client: _Client) -> None:
+        # Clients have nothing to say; reading is how a closed connection is noticed. Whatever they
+        # send is dropped, and a message beyond the bound ends the connection.
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            data = message.get("text") or message.get("bytes") or b""
+            size = len(data.encode("utf-8")) if isinstance(data, str) else len(data)
+            if size > self._max_message_bytes:
+                log.warning("live client %s sent %d bytes: disconnected", _peer(websocket), size)
+                self._kick(client, CLOSE_MESSAGE_TOO_BIG, "message too big")
+                return
 
     def _snapshot_message(self, ping_interval: float) -> str:
         if self._snapshot_machines is None:
@@ -211,19 +262,18 @@ async def refuse(websocket: WebSocket, origin: str) -> None:
     log.warning(
         "live connection from %s refused: origin %r is neither this server nor in MILLWATCH_ALLOWED_ORIGINS",
         _peer(websocket),
-        origin,
+        origin[:100],
     )
     # Accepted first so that the client sees the close code; a rejected handshake is only an HTTP 403.
     await websocket.accept()
     await websocket.close(CLOSE_POLICY_VIOLATION, "origin not allowed")
 
 
-async def _receive_until_disconnect(websocket: WebSocket) -> None:
-    # Clients have nothing to say; reading is how a closed connection is noticed.
-    while True:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            return
+async def refuse_unauthenticated(websocket: WebSocket, reason: str) -> None:
+    """Close a handshake without (valid) credentials with code 4401, having sent nothing."""
+    log.info("live connection from %s refused: %s", _peer(websocket), reason)
+    await websocket.accept()
+    await websocket.close(CLOSE_UNAUTHENTICATED, reason)
 
 
 def _peer(websocket: WebSocket) -> str:

@@ -51,7 +51,7 @@ def origin_allowed(origin: str | None, host: str | None, allowed: Collection[str
     if host is None:
         return False
     try:
-        host_name, host_port = _parse_host(host)
+        host_name, host_port = parse_host(host)
     except ValueError:
         return False
     expected_port = _DEFAULT_PORTS[parsed.scheme] if host_port is None else host_port
@@ -80,7 +80,7 @@ def _parse_origin(text: str) -> _Origin:
     return _Origin(scheme, parts.hostname.lower(), _DEFAULT_PORTS[scheme] if port is None else port)
 
 
-def _parse_host(text: str) -> tuple[str, int | None]:
+def parse_host(text: str) -> tuple[str, int | None]:
     """The host name and explicit port (None when absent) of a `Host` header."""
     parts = urlsplit("//" + text.strip())
     port = parts.port  # raises ValueError for a port that is not a number in 0..65535

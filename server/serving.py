@@ -63,9 +63,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def server_url(host: str, port: int) -> str:
-    """The URL of the page for a server listening on host:port."""
-    return f"http://{format_host_port(host, port)}/"
+def server_url(host: str, port: int, *, tls: bool = False) -> str:
+    """The URL of the page for a server listening on host:port (https when it serves TLS)."""
+    return f"{'https' if tls else 'http'}://{format_host_port(host, port)}/"
 
 
 def safe_database_url(url: str) -> str:
@@ -133,7 +133,7 @@ def _serve(
     app = create_app(settings, state=state, store=store, scraper=scraper, keys=keys)
     context: ServerContext = app.state.millwatch
     host, port = sock.getsockname()[:2]
-    url = server_url(settings.host, port)
+    url = server_url(settings.host, port, tls=settings.tls)
     config = uvicorn.Config(
         app,
         log_config=None,  # the CLI configured logging: one line per event, in one format
@@ -141,8 +141,21 @@ def _serve(
         access_log=log_level == "debug",
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        # The protocol library refuses a larger frame itself (close 1009) before buffering it.
+        ws_max_size=settings.live_max_message_bytes,
+        ssl_certfile=settings.tls_cert_file,
+        ssl_keyfile=settings.tls_key_file,
     )
-    server = _Server(config, ready_probe=_probe_address(host, port), on_ready=lambda: _ready(url, on_ready))
+    _check_tls_files(settings)
+    if settings.host in ("", "0.0.0.0", "::") and not settings.allowed_hosts:
+        log.warning(
+            "listening on every interface, but only the Host names %s are answered: set "
+            "MILLWATCH_ALLOWED_HOSTS to the names clients use (see docs/security.md)",
+            ", ".join(settings.effective_allowed_hosts()),
+        )
+    server = _Server(
+        config, ready_probe=_probe_address(host, port, settings.tls), on_ready=lambda: _ready(url, on_ready)
+    )
     log.info(
         "serving %s (scraper %s, inventory %s, database %s)",
         url,
@@ -167,13 +180,25 @@ def _ready(url: str, on_ready: Callable[[str], None] | None) -> None:
         on_ready(url)
 
 
-def _probe_address(host: str, port: int) -> str:
+def _probe_address(host: str, port: int, tls: bool) -> str:
     # A server on every interface answers on loopback.
     if host in ("0.0.0.0", ""):
         host = "127.0.0.1"
     elif host == "::":
         host = "::1"
-    return f"http://{format_host_port(host, port)}/healthz"
+    return f"{'https' if tls else 'http'}://{format_host_port(host, port)}/healthz"
+
+
+def _check_tls_files(settings: Settings) -> None:
+    """ServerError naming the file when the certificate or key cannot be read (uvicorn would fail
+    later, with a traceback)."""
+    for label, path in (("certificate", settings.tls_cert_file), ("key", settings.tls_key_file)):
+        if path is None:
+            continue
+        try:
+            path.read_bytes()
+        except OSError as e:
+            raise ServerError(f"cannot read the TLS {label} {path}: {e.strerror or e}") from e
 
 
 class _Server(uvicorn.Server):
@@ -202,7 +227,8 @@ class _Server(uvicorn.Server):
     async def _wait_ready(self) -> None:
         deadline = asyncio.get_running_loop().time() + READY_TIMEOUT_SECONDS
         delay = 0.05
-        async with httpx.AsyncClient(timeout=5.0, trust_env=False) as client:
+        # Our own certificate names the public host, not loopback: the probe only asks "answering?".
+        async with httpx.AsyncClient(timeout=5.0, trust_env=False, verify=False) as client:
             while True:
                 try:
                     await client.get(self._ready_probe)

@@ -6,11 +6,13 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from scraper.inventory import parse_duration
+from server.auth.ratelimit import parse_rate
 from server.errors import SettingsError
+from server.hosts import default_allowed_hosts, normalize_host_pattern
 from server.origins import normalize_origin
 
 PACKAGE_STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -73,23 +75,104 @@ class Settings(BaseSettings):
         description="origins (https://host[:port]) of other pages that may open the live WebSocket",
     )
 
+    live_max_clients: int = Field(
+        default=1000, ge=1, description="WebSocket clients at most; more are refused (close code 1013)"
+    )
+    live_max_clients_per_address: int = Field(
+        default=50,
+        ge=1,
+        description="WebSocket clients at most from one address (a proxy in front counts as one address)",
+    )
+    live_max_message_bytes: int = Field(
+        default=4096,
+        ge=128,
+        description="largest message a WebSocket client may send; larger ones close it (code 1009)",
+    )
+    # --- access control (docs/security.md) ---
+    anonymous_read: bool = Field(
+        default=False,
+        description="let anyone read the fleet without logging in (wall screens); admin routes stay closed",
+    )
+    metrics_anonymous: bool = Field(
+        default=False, description="let anyone read GET /metrics (otherwise a viewer login or token)"
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="host names the server answers to (Host header); default: localhost, 127.0.0.1, "
+        "::1 and the listening address; `*` turns the check off",
+    )
+    session_lifetime: Annotated[float, BeforeValidator(parse_duration)] = Field(
+        default=12 * 3600.0, gt=0, description="how long a page login lasts (12h, 30m or seconds)"
+    )
+    login_rate_per_address: str = Field(
+        default="10/minute", description="failed logins allowed per client address (e.g. 10/minute)"
+    )
+    login_rate_per_user: str = Field(
+        default="5/minute", description="failed logins allowed per login name (e.g. 5/minute)"
+    )
+    tls_cert_file: Path | None = Field(
+        default=None, description="PEM certificate (chain) to serve HTTPS directly; needs tls_key_file"
+    )
+    tls_key_file: Path | None = Field(default=None, description="PEM private key of tls_cert_file")
+
+    @property
+    def tls(self) -> bool:
+        """Whether the server itself speaks TLS (the session cookie is then marked Secure)."""
+        return self.tls_cert_file is not None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError(
+                "MILLWATCH_TLS_CERT_FILE and MILLWATCH_TLS_KEY_FILE (--tls-cert, --tls-key) go together: "
+                "set both or neither"
+            )
+        return self
+
+    @field_validator("login_rate_per_address", "login_rate_per_user")
+    @classmethod
+    def _check_rate(cls, value: str) -> str:
+        parse_rate(value)
+        return value
+
     @field_validator("allowed_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                return json.loads(text)
-            except ValueError as e:
-                raise ValueError(f"not a JSON list of origins: {e}") from None
-        return [part.strip() for part in text.split(",") if part.strip()]
+        return _split_list(value, "origins")
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        return _split_list(value, "host names")
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _normalize_hosts(cls, value: list[str]) -> list[str]:
+        return [normalize_host_pattern(host) for host in value]
+
+    def effective_allowed_hosts(self) -> list[str]:
+        """The Host names answered: MILLWATCH_ALLOWED_HOSTS, or loopback and the listening address."""
+        if self.allowed_hosts:
+            return list(self.allowed_hosts)
+        return default_allowed_hosts(self.host)
 
     @field_validator("allowed_origins")
     @classmethod
     def _normalize_origins(cls, value: list[str]) -> list[str]:
         return [normalize_origin(origin) for origin in value]
+
+
+def _split_list(value: Any, what: str) -> Any:
+    """A list setting from the environment: a JSON list or comma-separated words."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError as e:
+            raise ValueError(f"not a JSON list of {what}: {e}") from None
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -106,5 +189,6 @@ def load_settings(**overrides: Any) -> Settings:
             name = ".".join(str(p) for p in err["loc"])
             # A value given as a flag is named as such; anything else came from the environment.
             label = name if name in given else f"MILLWATCH_{name.upper()}"
-            problems.append(f"{label}: {err['msg']}")
+            # A check across settings (model validator) has no single name: its message names them.
+            problems.append(f"{label}: {err['msg']}" if name else err["msg"].removeprefix("Value error, "))
         raise SettingsError(problems) from e

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -112,7 +113,9 @@ class MillwatchProcess:
         self.stdout_path = folder / f"millwatch-{args[0]}-{os.getpid()}-{id(self)}.out"
         self.stderr_path = self.stdout_path.with_suffix(".err")
         self._args = args
-        self._env = {**os.environ, **(env or {})}
+        # Anonymous read unless `env` says otherwise: most tests run the server as a wall screen
+        # reads it; the access-control tests set MILLWATCH_ANONYMOUS_READ=false themselves.
+        self._env = {"MILLWATCH_ANONYMOUS_READ": "true", **os.environ, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> MillwatchProcess:
@@ -138,6 +141,20 @@ class MillwatchProcess:
                 return False
 
         wait_until(healthy, timeout, what=f"millwatch {self._args[0]} to answer /healthz")
+
+    def wait_serving(self, timeout: float = 30.0) -> int:
+        """The port of a `serve --port 0` once it prints `serving http(s)://host:PORT/` (ready).
+
+        Port 0 lets the kernel choose: no other test can take the port between a choice and the bind.
+        """
+
+        def announced() -> int | None:
+            if not self.running():
+                raise AssertionError(f"millwatch exited early:\n{self.stderr}")
+            match = re.search(r"serving https?://[^/]*:(\d+)/", self.stdout)
+            return int(match[1]) if match else None
+
+        return wait_until(announced, timeout, what=f"millwatch {self._args[0]} to announce its port")
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 20.0) -> int:
         """Send `sig` and wait for the exit status (SIGKILL and AssertionError past `timeout`)."""

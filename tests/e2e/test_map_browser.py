@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
-from support import MillwatchProcess, exporter_on_sensor, free_port, wait_until
+from support import MillwatchProcess, exporter_on_sensor, free_port, run_millwatch, wait_until
 
 from exporter.simulator import SimulatedSensor
 
@@ -90,7 +90,7 @@ def page(browser: Browser) -> Iterator[Page]:
     context.close()
 
 
-def serve(fleet: Fleet, port: int, tmp_path: Path) -> MillwatchProcess:
+def serve(fleet: Fleet, port: int, tmp_path: Path, env: dict[str, str] | None = None) -> MillwatchProcess:
     return MillwatchProcess(
         [
             "serve",
@@ -102,6 +102,7 @@ def serve(fleet: Fleet, port: int, tmp_path: Path) -> MillwatchProcess:
             str(port),
         ],
         tmp_path,
+        env=env,
     )
 
 
@@ -170,3 +171,40 @@ def test_connection_lost_notice_and_reconnect(fleet: Fleet, page: Page, tmp_path
         expect(banner).to_have_count(0, timeout=40_000)
         expect(marker(page, "lathe_munich")).to_have_attribute("data-status", "sensor_fault", timeout=40_000)
     wait_until(lambda: not server.running(), what="the server to stop")
+
+
+def test_login_shows_the_map_and_logout_hides_it(fleet: Fleet, page: Page, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'millwatch.db'}"
+    added = run_millwatch(["user", "add", "ada", "--role", "admin", "--db", db], input="ada-password-1\n")
+    assert added.returncode == 0, added.stderr
+    port = free_port()
+    with serve(fleet, port, tmp_path, env={"MILLWATCH_ANONYMOUS_READ": "false"}) as server:
+        server.wait_healthy(port)
+        page.goto(f"http://127.0.0.1:{port}/{VIEW}")
+
+        # Nobody is logged in: the form, and no machine anywhere on the page.
+        form = page.get_by_test_id("login-form")
+        expect(form).to_be_visible(timeout=20_000)
+        expect(page.locator(".mw-marker")).to_have_count(0)
+
+        page.get_by_label("Name").fill("ada")
+        page.get_by_label("Password").fill("not-the-password")
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_test_id("login-error")).to_have_text("Wrong name or password.", timeout=20_000)
+
+        page.get_by_label("Password").fill("ada-password-1")
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_test_id("account")).to_contain_text("Signed in as ada (admin)", timeout=20_000)
+        for machine_id in MACHINES:
+            expect(marker(page, machine_id)).to_have_attribute("data-status", "up", timeout=20_000)
+        [cookie] = [c for c in page.context.cookies() if c["name"] == "millwatch_session"]
+        assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
+        assert page.evaluate("document.cookie").find("millwatch_session") == -1  # no script can read it
+
+        # A reload keeps the session; logging out ends it and brings the form back.
+        page.reload()
+        expect(marker(page, "forge_berlin")).to_have_count(1, timeout=20_000)
+        page.get_by_role("button", name="Log out").click()
+        expect(form).to_be_visible(timeout=20_000)
+        expect(page.locator(".mw-marker")).to_have_count(0)
+        assert [c for c in page.context.cookies() if c["name"] == "millwatch_session"] == []

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 from scraper.errors import StoreError
 from scraper.exposition import Sample
 from scraper.state import LastScrape, Location, MachineView, Status, SystemSummary, Threshold
-from scraper.store import POSTGRES_STATEMENT_TIMEOUT_S, SQLITE_BUSY_TIMEOUT_S, SampleBatch, Store
+from scraper.store import MIGRATIONS, POSTGRES_STATEMENT_TIMEOUT_S, SQLITE_BUSY_TIMEOUT_S, SampleBatch, Store
 
 T0 = 1_764_136_800.0
 
@@ -72,8 +74,23 @@ def test_migrate_is_repeatable_and_uses_its_own_version_table(store: Store, stor
             ).scalar_one()
     finally:
         engine.dispose()
-    assert {"series", "samples", "machine_state", "machine_keys", "scraper_alembic_version"} <= tables
-    assert version == "0005"
+    assert {
+        "series",
+        "samples",
+        "machine_state",
+        "machine_keys",
+        "auth_users",
+        "scraper_alembic_version",
+    } <= tables
+    # The newest revision in scraper/migrations/versions, whatever its number: every migration ran.
+    scripts = ScriptDirectory.from_config(_alembic_config())
+    assert version == scripts.get_current_head()
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
 
 
 def test_samples_written_twice_are_stored_once(store: Store, store_url: str) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from auth_helpers import Accounts, make_accounts
 from server_helpers import running_app
 
 from scraper.state import FleetState
@@ -34,9 +35,21 @@ def serve(static_dir: Path) -> Iterator[Serve]:
     with contextlib.ExitStack() as stack:
 
         def start(state: FleetState, store: Any = None, scraper: Any = None, **overrides: Any) -> str:
-            values: dict[str, Any] = {"static_dir": static_dir, "live_batch_interval": 0.05}
+            # Anonymous read unless a test says otherwise: tests not about access control read the
+            # fleet as a wall screen does (tests/server/test_auth_*.py cover the closed default).
+            values: dict[str, Any] = {
+                "static_dir": static_dir,
+                "live_batch_interval": 0.05,
+                "anonymous_read": True,
+            }
             values.update(overrides)
             app = create_app(Settings(**values), state=state, store=store, scraper=scraper)
             return stack.enter_context(running_app(app))
 
         yield start
+
+
+@pytest.fixture
+def accounts(tmp_path: Path) -> Iterator[Accounts]:
+    """Users and tokens in a SQLite file (see auth_helpers.make_accounts)."""
+    yield from make_accounts(tmp_path)

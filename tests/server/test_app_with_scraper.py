@@ -78,7 +78,7 @@ def test_an_inventory_broken_at_start_stops_the_start_with_its_problems(
     store = Store(f"sqlite:///{tmp_path / 'm.db'}")
     store.migrate()
     app = create_app(
-        Settings(static_dir=static_dir),
+        Settings(static_dir=static_dir, anonymous_read=True),
         state=state,
         store=store,
         scraper=ScraperService(inventory, store, state),

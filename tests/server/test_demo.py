@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import signal
 import socket
 import sqlite3
@@ -39,7 +40,8 @@ def test_demo_of_ten_machines_shows_every_simulated_failure_and_stops_on_ctrl_c(
     base = f"http://127.0.0.1:{port}"
     args = ["demo", "--machines", "10", "--port", str(port), "--dir", str(folder), "--interval", "1s"]
 
-    with MillwatchProcess(args, tmp_path) as demo:
+    # The demo switches anonymous read on itself, whatever the environment says.
+    with MillwatchProcess(args, tmp_path, env={"MILLWATCH_ANONYMOUS_READ": "false"}) as demo:
 
         def settled() -> list[dict[str, Any]]:
             assert demo.running(), demo.stderr
@@ -84,8 +86,23 @@ def test_demo_of_ten_machines_shows_every_simulated_failure_and_stops_on_ctrl_c(
         assert len(exporter_ports) == 9
         assert all(httpx.get(f"http://127.0.0.1:{p}/healthz").status_code == 200 for p in exporter_ports)
 
+        # The admin login it prints works, and is an admin.
+        announced = re.search(r"admin login for this demo: (\S+) / (\S+)\n", demo.stdout)
+        assert announced is not None, demo.stdout
+        login = httpx.post(
+            f"{base}/api/auth/login", json={"name": announced[1], "password": announced[2]}, timeout=30
+        )
+        assert login.status_code == 200 and login.json()["role"] == "admin", login.text
+        assert httpx.get(f"{base}/api/admin/users").status_code == 401  # anonymous reads, never administers
+
         assert demo.stop(signal.SIGINT) == 0
-        assert demo.stdout == f"millwatch demo: 10 machines — open {base}/\n"
+        assert demo.stdout == (
+            f"millwatch demo: 10 machines — open {base}/\n"
+            "millwatch demo: anonymous read is on (MILLWATCH_ANONYMOUS_READ): anyone who reaches this "
+            "port sees the map\n"
+            f"millwatch demo: admin login for this demo: admin / {announced[2]}\n"
+        )
+        assert announced[2] not in demo.stderr
         assert "Traceback" not in demo.stderr
 
     for p in [*exporter_ports, port]:

@@ -57,6 +57,7 @@ def push_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Push
         database_url=url,
         store_poll_interval=0.2,
         live_batch_interval=0.05,
+        anonymous_read=True,  # these tests read the machines' views; users and roles have their own
     )
     app = create_app(settings, state=FleetState(), store=store, scraper=None, keys=keys)
     try:

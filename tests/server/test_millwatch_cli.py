@@ -39,6 +39,10 @@ machines:
         (["check"], "path"),
         (["demo"], "--machines"),
         (["simulate-serial"], "--scenario"),
+        (["user"], "passwd"),
+        (["user", "add"], "--role"),
+        (["token"], "revoke"),
+        (["token", "create"], "--role"),
     ],
 )
 def test_help_works_for_every_subcommand(args: list[str], expected: str) -> None:
@@ -89,6 +93,8 @@ def run_exporter_only(args: list[str], cwd: Path) -> subprocess.CompletedProcess
         (["check", "--help"], "path"),
         (["demo", "--help"], "--machines"),
         (["simulate-serial", "--help"], "--scenario"),
+        (["user", "add", "--help"], "--role"),
+        (["token", "--help"], "create"),
     ],
 )
 def test_help_works_on_an_exporter_only_install(args: list[str], expected: str, tmp_path: Path) -> None:
@@ -105,6 +111,8 @@ def test_help_works_on_an_exporter_only_install(args: list[str], expected: str, 
         ["scrape"],
         ["check"],
         ["demo", "--machines", "2", "--port", "0", "--dir", "demo"],
+        ["user", "list"],
+        ["token", "create", "grafana"],
     ],
 )
 def test_a_central_command_on_an_exporter_only_install_names_the_extra(

@@ -1,4 +1,4 @@
-import { useEffect, useMemo, useState } from 'react';
+import { type ReactNode, useEffect, useMemo, useState } from 'react';
 import { ConnectionBanner } from './components/ConnectionBanner';
 import { SummaryPanel } from './components/SummaryPanel';
 import { fetchTileConfig, type TileConfig } from './config';
@@ -12,11 +12,15 @@ export interface AppProps {
   /** The live WebSocket URL; by default `/api/live` on the page's own host. */
   url?: string;
   deps?: LiveDeps;
+  /** Shown at the right of the header: who is signed in (see Root). */
+  account?: ReactNode;
+  /** Called when the live connection is refused for want of a login. */
+  onAuthRequired?: () => void;
 }
 
 /** The whole page: header, full-window map, fleet summary and the connection notice. */
-export function App({ url = liveUrl(window.location), deps = browserDeps }: AppProps) {
-  const { fleet, connection, disconnected } = useLiveFleet(url, deps);
+export function App({ url = liveUrl(window.location), deps = browserDeps, account, onAuthRequired }: AppProps) {
+  const { fleet, connection, disconnected } = useLiveFleet(url, deps, onAuthRequired);
   const [filter, setFilter] = useState<Status | null>(null);
   const [tiles, setTiles] = useState<TileConfig | null>(null);
 
@@ -49,6 +53,7 @@ export function App({ url = liveUrl(window.location), deps = browserDeps }: AppP
         <p className="mw-header-total" data-testid="header-total">
           {fleet.snapshots > 0 ? `${total} ${total === 1 ? 'machine' : 'machines'}` : 'Connecting…'}
         </p>
+        {account}
       </header>
       <main className="mw-main">
         <FleetMap fleet={fleet} filter={filter} tiles={tiles} />

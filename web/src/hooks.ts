@@ -1,4 +1,4 @@
-import { useEffect, useReducer, useState } from 'react';
+import { useEffect, useReducer, useRef, useState } from 'react';
 import { applyLiveMessage, EMPTY_FLEET, type FleetData } from './fleet';
 import { type ConnectionState, type LiveDeps, browserDeps, LiveConnection } from './live';
 import type { LiveMessage } from './types';
@@ -36,8 +36,13 @@ function reducer(state: LiveState, action: Action): LiveState {
   };
 }
 
-/** The live fleet from the `/api/live` WebSocket at `url`, reconnecting for as long as it is mounted. */
-export function useLiveFleet(url: string, deps: LiveDeps = browserDeps): LiveFleet {
+/**
+ * The live fleet from the `/api/live` WebSocket at `url`, reconnecting for as long as it is mounted;
+ * `onAuthRequired` is called (and reconnecting stops) when the server wants a login first.
+ */
+export function useLiveFleet(url: string, deps: LiveDeps = browserDeps, onAuthRequired?: () => void): LiveFleet {
+  const authRequired = useRef(onAuthRequired);
+  authRequired.current = onAuthRequired;
   const [state, dispatch] = useReducer(reducer, {
     fleet: EMPTY_FLEET,
     connection: { kind: 'connecting' },
@@ -49,6 +54,7 @@ export function useLiveFleet(url: string, deps: LiveDeps = browserDeps): LiveFle
       {
         onMessage: (message) => dispatch({ type: 'message', message, now: deps.now() / 1000 }),
         onState: (s) => dispatch({ type: 'state', state: s }),
+        onAuthRequired: () => authRequired.current?.(),
       },
       deps,
     );

@@ -37,7 +37,12 @@ export const MISSED_PINGS = 3;
 export interface LiveHandlers {
   onMessage: (message: LiveMessage) => void;
   onState: (state: ConnectionState) => void;
+  /** The server refused the connection for want of a login (close code 4401): no retry follows. */
+  onAuthRequired?: () => void;
 }
+
+/** The close code with which the server refuses a connection that has no valid login. */
+export const CLOSE_AUTH_REQUIRED = 4401;
 
 /** `ws://host/api/live` or `wss://…` for a page loaded over https, on the page's own host. */
 export function liveUrl(location: { protocol: string; host: string }): string {
@@ -130,7 +135,16 @@ export class LiveConnection {
     };
     // A failed connection fires error then close; both lead to the same single retry.
     const lost = () => this.lose(socket);
-    socket.onclose = lost;
+    socket.onclose = (ev) => {
+      if (this.socket === socket && ev.code === CLOSE_AUTH_REQUIRED && this.handlers.onAuthRequired) {
+        // Retrying cannot help: the page has to log in first.
+        const onAuthRequired = this.handlers.onAuthRequired;
+        this.stop();
+        onAuthRequired();
+        return;
+      }
+      lost();
+    };
     socket.onerror = lost;
   }
 

@@ -1,0 +1,171 @@
+"""What every route answers to anonymous, viewer, admin, a bad token and a revoked token (401 vs 403),
+over a real uvicorn with users and tokens in a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from auth_helpers import ADMIN, VIEWER, Accounts, bearer, login
+from server_helpers import make_view
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from scraper.state import FleetState
+from server.auth.principal import Role
+
+BAD_TOKEN = "mwt_" + "x" * 43
+
+# (method, path, who may: "open" | "viewer" | "admin")
+ROUTES = [
+    ("GET", "/healthz", "open"),
+    ("GET", "/api/machines", "viewer"),
+    ("GET", "/api/machines/press_01", "viewer"),
+    ("GET", "/api/config", "viewer"),
+    ("GET", "/api/sd", "viewer"),
+    ("GET", "/metrics", "viewer"),
+    ("GET", "/api/auth/me", "viewer"),
+    ("GET", "/api/admin/users", "admin"),
+    ("GET", "/api/admin/tokens", "admin"),
+    ("POST", "/api/admin/tokens", "admin"),
+    ("WS", "/api/live", "viewer"),
+]
+# Who asks, and the status each kind of route gives them (anonymous read off).
+CALLERS: dict[str, dict[str, int]] = {
+    "anonymous": {"open": 200, "viewer": 401, "admin": 401},
+    "viewer-token": {"open": 200, "viewer": 200, "admin": 403},
+    "admin-token": {"open": 200, "viewer": 200, "admin": 200},
+    "viewer-session": {"open": 200, "viewer": 200, "admin": 403},
+    "admin-session": {"open": 200, "viewer": 200, "admin": 200},
+    "bad-token": {"open": 200, "viewer": 401, "admin": 401},
+    "revoked-token": {"open": 200, "viewer": 401, "admin": 401},
+}
+
+
+@pytest.fixture
+def server(state: FleetState, serve: Callable[..., str], accounts: Accounts) -> str:
+    accounts.store.save_views([make_view("press_01")])  # the server without scraper reads the store
+    return serve(state, store=accounts.store, anonymous_read=False)
+
+
+def client_for(caller: str, base: str, accounts: Accounts) -> httpx.Client:
+    if caller == "viewer-session":
+        return login(base, *VIEWER)
+    if caller == "admin-session":
+        return login(base, *ADMIN)
+    headers = {
+        "anonymous": {},
+        "viewer-token": bearer(accounts.viewer_token),
+        "admin-token": bearer(accounts.admin_token),
+        "bad-token": bearer(BAD_TOKEN),
+        "revoked-token": bearer(accounts.revoked_token),
+    }[caller]
+    return httpx.Client(base_url=base, headers=headers, timeout=30)
+
+
+def ws_status(base: str, client: httpx.Client) -> int:
+    """200 when the live WebSocket sends its snapshot, 401 when it closes with 4401 first."""
+    headers = {k: v for k, v in client.headers.items() if k.lower() in ("authorization", "cookie")}
+    cookies = "; ".join(f"{c.name}={c.value}" for c in client.cookies.jar)
+    if cookies:
+        headers["Cookie"] = cookies
+    with connect(base.replace("http://", "ws://") + "/api/live", additional_headers=headers) as ws:
+        try:
+            message = json.loads(ws.recv(timeout=10))
+        except ConnectionClosed as e:
+            assert e.rcvd is not None
+            assert e.rcvd.code == 4401, e.rcvd
+            return 401
+    assert message["type"] == "snapshot"
+    return 200
+
+
+def call(client: httpx.Client, base: str, method: str, path: str) -> int:
+    if method == "WS":
+        return ws_status(base, client)
+    body: Any = None
+    if method == "POST":
+        body = {"name": f"t-{uuid.uuid4().hex[:8]}", "role": "viewer"}
+    return client.request(method, path, json=body).status_code
+
+
+def expected(caller: str, method: str, who: str) -> int:
+    status = CALLERS[caller][who]
+    return 201 if status == 200 and method == "POST" else status
+
+
+@pytest.mark.parametrize("caller", list(CALLERS))
+def test_every_route_answers_each_caller_as_its_role_allows(
+    server: str, accounts: Accounts, caller: str
+) -> None:
+    with client_for(caller, server, accounts) as client:
+        got = {f"{m} {p}": call(client, server, m, p) for m, p, _ in ROUTES}
+    assert got == {f"{m} {p}": expected(caller, m, who) for m, p, who in ROUTES}
+
+
+def test_anonymous_read_opens_reading_and_nothing_else(
+    state: FleetState, serve: Callable[..., str], accounts: Accounts
+) -> None:
+    accounts.store.save_views([make_view("press_01")])
+    base = serve(state, store=accounts.store, anonymous_read=True)
+    with httpx.Client(base_url=base, timeout=30) as client:
+        got = {f"{m} {p}": call(client, base, m, p) for m, p, _ in ROUTES}
+        assert client.get("/api/auth/me").json() == {"name": None, "role": "viewer", "kind": "anonymous"}
+    assert got == {f"{m} {p}": 200 if who != "admin" else 401 for m, p, who in ROUTES}
+    # A wrong token is refused even so: its script must learn that the token is bad.
+    assert httpx.get(f"{base}/api/machines", headers=bearer(BAD_TOKEN)).status_code == 401
+
+
+def test_401_asks_for_credentials_and_403_names_the_missing_role(server: str, accounts: Accounts) -> None:
+    anonymous = httpx.get(f"{server}/api/machines")
+    assert anonymous.status_code == 401
+    assert anonymous.headers["WWW-Authenticate"] == "Bearer"
+    assert anonymous.json() == {"detail": "authentication required"}
+    viewer = httpx.get(f"{server}/api/admin/users", headers=bearer(accounts.viewer_token))
+    assert viewer.status_code == 403
+    assert viewer.json() == {"detail": "admin role required"}
+
+
+def test_metrics_can_be_opened_by_a_setting(
+    state: FleetState, serve: Callable[..., str], accounts: Accounts
+) -> None:
+    base = serve(state, store=accounts.store, anonymous_read=False, metrics_anonymous=True)
+    assert httpx.get(f"{base}/metrics").status_code == 200
+    assert httpx.get(f"{base}/api/machines").status_code == 401
+
+
+def test_the_openapi_description_lists_both_security_schemes(server: str) -> None:
+    spec = httpx.get(f"{server}/api/openapi.json").json()
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "API token: `millwatch token create NAME`",
+    }
+    assert schemes["session"]["type"] == "apiKey"
+    assert schemes["session"]["in"] == "cookie" and schemes["session"]["name"] == "millwatch_session"
+    assert {"bearer": []} in spec["paths"]["/api/machines"]["get"]["security"]
+    assert "security" not in spec["paths"]["/healthz"]["get"]
+
+
+def test_a_revoked_token_stops_working_at_once(server: str, accounts: Accounts) -> None:
+    token = accounts.auth.create_token("short-lived", Role.VIEWER)
+    assert httpx.get(f"{server}/api/machines", headers=bearer(token)).status_code == 200
+    with login(server, *ADMIN) as admin:
+        assert admin.delete("/api/admin/tokens/short-lived").status_code == 204
+        assert admin.delete("/api/admin/tokens/short-lived").status_code == 404
+    assert httpx.get(f"{server}/api/machines", headers=bearer(token)).status_code == 401
+
+
+def test_token_list_shows_use_but_never_the_token(server: str, accounts: Accounts) -> None:
+    assert httpx.get(f"{server}/api/machines", headers=bearer(accounts.viewer_token)).status_code == 200
+    answer = httpx.get(f"{server}/api/admin/tokens", headers=bearer(accounts.admin_token))
+    tokens = {t["name"]: t for t in answer.json()["tokens"]}
+    assert set(tokens) == {"grafana", "automation"}
+    assert tokens["grafana"]["role"] == "viewer" and tokens["grafana"]["last_used_at"] is not None
+    assert accounts.viewer_token not in answer.text and accounts.admin_token not in answer.text
+    assert set(tokens["grafana"]) == {"name", "role", "created_at", "last_used_at"}
