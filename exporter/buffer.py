@@ -65,9 +65,9 @@ class BufferHealth:
     max_bytes: int | None
 
 
-# In SQLite NULL, text and blobs never compare within a numeric range, and ±Inf lie outside it.
 _CACHE_KIB = 256  # SQLite page cache per connection (default 2000 KiB); see the module docstring
 
+# In SQLite NULL, text and blobs never compare within a numeric range, and ±Inf lie outside it.
 _FINITE_ROW = "time BETWEEN :lowest AND :highest AND value BETWEEN :lowest AND :highest"
 _FINITE_BOUNDS = {"lowest": -sys.float_info.max, "highest": sys.float_info.max}
 
