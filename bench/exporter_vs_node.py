@@ -107,6 +107,31 @@ def bundle_size(wheels: Path | None, folder: Path) -> int:
     return zip_path.stat().st_size
 
 
+def compile_bytecode(exporter: Path) -> None:
+    """Byte-compile the exporter's packages with its own interpreter, as `pip install` does.
+
+    An installed exporter (the bundle's wheels, or any pip install) starts from `.pyc` files. An
+    editable install in a shell with PYTHONDONTWRITEBYTECODE=1 (this project's machines) would
+    instead compile every module at each start, and the compiler's freed memory stays in the
+    process's RSS (1.5 MB here): a cost no machine PC pays, so it is taken out of the comparison.
+    """
+    python = exporter.absolute().with_name("python")
+    folders = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "import exporter, millwatch_common as m; print(exporter.__path__[0]); print(m.__path__[0])",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout.split()
+    subprocess.run(
+        [str(python), "-m", "compileall", "-q", *folders], check=True, capture_output=True, timeout=120
+    )
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -123,6 +148,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     node_url = f"http://127.0.0.1:{node_port}/metrics"
     ours_url = f"http://127.0.0.1:{ours_port}/metrics"
     figures: dict[str, float] = {}
+    compile_bytecode(args.exporter)
     with SimulatedSensor(interval=FEED_INTERVAL, seed=5) as sensor:
         config = folder / "exporter.yaml"
         config.write_text(

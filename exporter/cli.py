@@ -313,8 +313,10 @@ def _wait_for_stop_signal() -> None:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, on_signal)
-    # A timed wait keeps the main thread responsive to signals on every platform (Windows included).
-    while not stop.wait(0.5):
+    # On POSIX a blocking wait is interrupted by the signal and its handler runs at once: no wake-ups
+    # while idle. Windows runs Python signal handlers only between waits, so a timed wait there.
+    timeout = 0.5 if sys.platform == "win32" else None
+    while not stop.wait(timeout):
         pass
 
 
