@@ -352,6 +352,34 @@ class Store:
         with self._operation("query_samples"), self._engine.connect() as connection:
             return [(float(t), float(v)) for t, v in connection.execute(statement)]
 
+    def last_value(self, machine_id: str, metric: str, *, before: float | None = None) -> float | None:
+        """The value of the newest sample of the unlabelled series (machine, metric) older than `before`.
+
+        None when there is none. Raises StoreError. (The backfill's starting point.)
+        """
+        series, samples = schema.series, schema.samples
+        statement = (
+            sa.select(samples.c.value)
+            .join(series, series.c.id == samples.c.series_id)
+            .where(
+                series.c.machine_id == machine_id,
+                series.c.metric == metric,
+                series.c.labels_json == schema.labels_json({}),
+            )
+            .order_by(samples.c.time.desc())
+            .limit(1)
+        )
+        if before is not None:
+            statement = statement.where(samples.c.time < before)
+        with self._operation("last_value"), self._engine.connect() as connection:
+            value = connection.execute(statement).scalar_one_or_none()
+        return None if value is None else float(value)
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for the scraper's lease and notification helpers)."""
+        return self._engine
+
     def ping(self) -> bool:
         """True when the database answers a trivial query now."""
         try:
