@@ -433,7 +433,14 @@ class ScraperService:
             log.exception("scheduling the inventory failed; restoring the previous jobs")
             self._restore_jobs(previous, inventory)
             raise InventoryError(
-                [Problem(str(self.inventory_path), None, "machines", f"cannot schedule their scrapes: {e}")]
+                [
+                    Problem(
+                        str(self.inventory_path),
+                        None,
+                        "",
+                        f"cannot schedule the scrapes of this inventory: {e}",
+                    )
+                ]
             ) from e
 
         self._inventory = inventory

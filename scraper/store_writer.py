@@ -8,13 +8,14 @@ writes what was queued meanwhile. The queue is bounded: past the bound the oldes
 dropped, counted and logged. Store calls run in daemon threads of their own, so a database that
 hangs can never hold up the end of the process once `close` has given up on it.
 
-One machine can never hold the others back. When a write fails while the database answers a
-ping, the database refused something in it: the writer then writes each machine's part in a
-transaction of its own, tries a refused machine `machine_attempts` times, and sets its batch
-aside (counted in `batches_set_aside_total` / `samples_set_aside_total`, logged once per machine
-and reason) so that every other machine's samples are written. A machine once refused is written
-in its own transaction from then on until a write of it succeeds again. When the database does
-not answer, nothing is set aside: everything is held and retried after the back-off, as before.
+One machine can never hold the others back. When a write fails because the database refused
+the data (an integrity or data error: a constraint, a value out of range, a trigger's refusal),
+the writer writes each machine's part in a transaction of its own, tries a refused machine
+`machine_attempts` times, and sets its batch aside (counted in `batches_set_aside_total` and
+`samples_set_aside_total`, logged once per machine and reason), so that every other machine's
+samples are written. A machine once refused is written in its own transaction from then on,
+until a write of it succeeds again. Any other failure (the database does not answer, is locked,
+times out) sets nothing aside: everything is held and retried after the back-off.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Protocol, TypeVar
+
+from sqlalchemy import exc as sa_exc
 
 from scraper.errors import StoreError
 from scraper.state import MachineView
@@ -224,8 +227,8 @@ class StoreWriter:
     ) -> None:
         """Write everything, one machine's refused data never stopping the rest (in the writer's thread).
 
-        Raises only when the database itself failed (it does not answer a ping afterwards):
-        then nothing was set aside and the caller holds everything for the next try.
+        Raises when the database failed otherwise than by refusing data: the caller then holds
+        everything for the next try.
         """
         isolated = self._isolated
         shared_batches = [b for b in batches if b.machine_id not in isolated]
@@ -236,10 +239,10 @@ class StoreWriter:
         )
         try:
             self._write(shared_batches, shared_views, forget)
-        except Exception:
-            if not self._store.ping():
+        except Exception as e:
+            if not refused(e):
                 raise
-            # The database answers: it refused something in this write. Machine by machine.
+            # The database refused something in this write: machine by machine.
             if forget:
                 self._store.delete_views(forget)
             alone = sorted({b.machine_id for b in batches} | {v.id for v in views})
@@ -256,6 +259,8 @@ class StoreWriter:
             try:
                 self._write(batches, views, [])
             except Exception as e:
+                if not refused(e):
+                    raise
                 error = e
                 continue
             if machine_id in self._isolated:
@@ -263,8 +268,6 @@ class StoreWriter:
                 self._refusals.pop(machine_id, None)
                 log.info("%s: the database takes this machine's samples again", machine_id)
             return
-        if not self._store.ping():
-            raise error if error is not None else RuntimeError("the database stopped answering")
         self._set_aside(machine_id, batches, error)
 
     def _set_aside(self, machine_id: str, batches: list[SampleBatch], error: Exception | None) -> None:
@@ -351,6 +354,18 @@ class StoreWriter:
                 self._max_pending_samples,
                 self._counters.samples_dropped_total,
             )
+
+
+def refused(error: BaseException) -> bool:
+    """Whether the database refused the data itself (integrity or data error), not failed to answer."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (sa_exc.IntegrityError, sa_exc.DataError)):
+            return True
+        current = current.__cause__
+    return False
 
 
 def _report_end(task: asyncio.Task[None]) -> None:

@@ -99,7 +99,7 @@ class ServerCollector(Collector):
             ),
             (
                 "millwatch_backfill_readings",
-                "Sensor readings fetched from the exporters' /history after a gap and queued for the database.",
+                "Sensor readings fetched from exporters' /history after a gap, queued for the database.",
                 s.backfill_readings_total if s else 0,
             ),
             (

@@ -32,6 +32,7 @@ from scraper_helpers import (
 )
 from support import MillwatchProcess, wait_until
 
+import scraper.job_planner
 import scraper.service
 from scraper.exposition import Sample
 from scraper.service import ScraperService
@@ -298,7 +299,10 @@ def test_views_queued_for_a_machine_removed_meanwhile_are_not_written(
 
     async def scenario() -> None:
         async with running(path, hanging_store, state) as service:
-            await async_wait_until(lambda: status_of(state, "b") is Status.UP, what="b up")
+            await async_wait_until(
+                lambda: status_of(state, "a") is Status.UP and status_of(state, "b") is Status.UP,
+                what="a and b up",
+            )
             await async_wait_until(lambda: service.pending_samples == 0, what="the first writes")
             assert {v.id for v in hanging_store.load_views()} == {"a", "b"}
             hanging_store.open.clear()
@@ -321,14 +325,14 @@ def test_an_inventory_that_cannot_be_scheduled_is_refused_whole(
     tmp_path: Path, sqlite_store: Store, exporter_factory: Exporters, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     a, b, c = exporter_factory(), exporter_factory(), exporter_factory()
-    real_trigger = scraper.service.IntervalTrigger
+    real_trigger = scraper.job_planner.IntervalTrigger
 
     def trigger(*args: Any, seconds: float, **kwargs: Any) -> Any:
         if seconds == 7:  # the scheduler's refusal of one machine, whatever the reason
             raise ValueError("the scheduler refuses 7 s")
         return real_trigger(*args, seconds=seconds, **kwargs)
 
-    monkeypatch.setattr(scraper.service, "IntervalTrigger", trigger)
+    monkeypatch.setattr(scraper.job_planner, "IntervalTrigger", trigger)
     good = [machine_yaml("a", a.url), machine_yaml("b", b.url)]
     path = write_inventory(tmp_path / "machines.yaml", good)
     state = FleetState()
