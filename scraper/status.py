@@ -5,7 +5,10 @@ Pure functions of their arguments (no clock, no I/O), so every rule is unit-test
 Order of the rules after a scrape:
 1. disabled in the inventory               -> `disabled`
 2. the scrape failed                       -> `down`, reason = the error's text; last readings kept
-3. `millwatch_serial_up` is 0              -> `sensor_fault`, "serial sensor not reporting"
+3. `millwatch_serial_up` is 0              -> `sensor_fault`, "serial sensor not reporting";
+   except while the exporter is younger than its `stale_after` and no line came yet: the sensor
+   has not had the time to send its first line, so the machine is `up` with the reason
+   "waiting for the sensor's first line" (an exporter that just started is not a fault)
 4. a value at or above its alarm limit     -> `alarm`; else at or above its warn limit -> `warn`
 5. otherwise                               -> `up`
 Between scrapes, `apply_staleness` turns a view that has not been refreshed for
@@ -27,6 +30,11 @@ from scraper.state import LastScrape, MachineView, Status, SystemSummary, Thresh
 
 SERIAL_UP = "millwatch_serial_up"
 SERIAL_LAST_READING = "millwatch_serial_last_reading_timestamp_seconds"
+SERIAL_STALE_AFTER = "millwatch_serial_stale_after_seconds"
+SERIAL_START = "millwatch_serial_start_time_seconds"
+PROCESS_START = "process_start_time_seconds"  # for exporters without SERIAL_START
+DEFAULT_STALE_AFTER_SECONDS = 30.0  # the exporter's default, for exporters that do not say theirs
+WAITING_FOR_FIRST_LINE = "waiting for the sensor's first line"
 NOT_A_READING = frozenset({MACHINE_INFO_METRIC})
 STALE_AFTER_INTERVALS = 3
 
@@ -112,7 +120,11 @@ def evaluate(machine: Machine, samples: list[Sample], scraped_at: float, duratio
     serial_up = plain.get(SERIAL_UP)
     found = crossings(plain, machine.thresholds)
     if serial_up is not None and serial_up == 0:
-        status, reason = Status.SENSOR_FAULT, _sensor_fault_reason(plain.get(SERIAL_LAST_READING), scraped_at)
+        if waiting_for_first_line(plain, scraped_at):
+            reason = WAITING_FOR_FIRST_LINE
+        else:
+            status = Status.SENSOR_FAULT
+            reason = _sensor_fault_reason(plain.get(SERIAL_LAST_READING), scraped_at)
     elif found:
         status = found[0].level
         reason = found[0].text() + (f", +{len(found) - 1} more" if len(found) > 1 else "")
@@ -124,6 +136,25 @@ def evaluate(machine: Machine, samples: list[Sample], scraped_at: float, duratio
         readings=readings_of(samples),
         system=system_summary(samples, scraped_at),
     )
+
+
+def waiting_for_first_line(plain: dict[str, float], scraped_at: float) -> bool:
+    """The exporter started less than its `stale_after` ago and its sensor has sent no line yet.
+
+    `plain` holds the scrape's unlabelled samples. Needs the exporter's start time
+    (`millwatch_serial_start_time_seconds`, else `process_start_time_seconds`); without it,
+    nothing is excused.
+    """
+    last = plain.get(SERIAL_LAST_READING)
+    if last is not None and last > 0:
+        return False
+    started = plain.get(SERIAL_START, plain.get(PROCESS_START))
+    if started is None or not math.isfinite(started) or started <= 0:
+        return False
+    grace = plain.get(SERIAL_STALE_AFTER, DEFAULT_STALE_AFTER_SECONDS)
+    if not math.isfinite(grace) or grace < 0:
+        grace = DEFAULT_STALE_AFTER_SECONDS
+    return scraped_at - started < grace
 
 
 def failed(previous: MachineView, error: ScrapeError, scraped_at: float, duration: float) -> MachineView:

@@ -1,7 +1,7 @@
 """End to end, node_exporter style: fixed serial input through a real pty and a real exporter, /metrics
 compared with the committed golden file tests/exporter/golden/metrics.txt.
 
-Only what depends on the host or the clock is filtered, by name: the values of the reading timestamp
+Only what depends on the host or the clock is filtered, by name: the values of the reading and start times
 and of collector durations, and the system_* / process_* samples (kept as bare names, since their
 labels — mount points, interfaces — differ from host to host). HELP and TYPE lines are compared whole.
 Regenerate after an intended change with `MILLWATCH_UPDATE_GOLDEN=1 .venv/bin/pytest tests/exporter`.
@@ -24,7 +24,11 @@ FIXTURE = [
     b"x" * 2000 + b"\r\n",  # overlong
     b"humidity=40, temperature=74.25\r\n",
 ]
-VALUES_FILTERED = ("millwatch_serial_last_reading_timestamp_seconds", "millwatch_collector_duration_seconds")
+VALUES_FILTERED = (
+    "millwatch_serial_last_reading_timestamp_seconds",
+    "millwatch_serial_start_time_seconds",
+    "millwatch_collector_duration_seconds",
+)
 HOST_DEPENDENT = ("system_", "process_")
 
 
