@@ -33,6 +33,7 @@ from sqlalchemy.pool import StaticPool
 from scraper import schema
 from scraper.errors import StoreError
 from scraper.exposition import Sample
+from scraper.migration_lock import migration_lock
 from scraper.state import MachineView
 
 log = logging.getLogger(__name__)
@@ -130,10 +131,14 @@ class Store:
         """Bring the schema to the newest revision (Alembic, version table `scraper_alembic_version`).
 
         Not bound by the statement timeout: building an index on a big table takes its time.
+        Safe to call from many processes at once (`migration_lock`).
         """
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         with self._operation("migrate"), self._write_lock, self._engine.begin() as connection:
+            # Any number of `serve` and `scrape` processes may start together on an empty
+            # database: one migrates, the others wait for it and then find nothing to do.
+            migration_lock(connection)
             if self.dialect == "postgresql":
                 connection.execute(sa.text("SET LOCAL statement_timeout = 0"))
             config.attributes["connection"] = connection

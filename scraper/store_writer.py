@@ -31,8 +31,10 @@ from functools import partial
 from typing import Protocol, TypeVar
 
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.exc import SQLAlchemyError
 
 from scraper.errors import StoreError
+from scraper.notify import notify_views
 from scraper.state import MachineView
 from scraper.store import SampleBatch, Store
 
@@ -294,6 +296,12 @@ class StoreWriter:
             self._store.delete_views(forget)
         if batches or views:
             self._store.write(batches, views)
+        if views or forget:
+            try:
+                notify_views(self._store)
+            except SQLAlchemyError as e:
+                # The views are written; servers without scraper then see them at their next full read.
+                log.debug("status change notification not sent: %s", e)
 
     def _count_set_aside(self) -> int:
         """Move the set-aside counts of the last write onto the counters; returns the samples set aside."""

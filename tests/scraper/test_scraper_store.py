@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 from scraper.errors import StoreError
 from scraper.exposition import Sample
 from scraper.state import LastScrape, Location, MachineView, Status, SystemSummary, Threshold
-from scraper.store import POSTGRES_STATEMENT_TIMEOUT_S, SQLITE_BUSY_TIMEOUT_S, SampleBatch, Store
+from scraper.store import MIGRATIONS, POSTGRES_STATEMENT_TIMEOUT_S, SQLITE_BUSY_TIMEOUT_S, SampleBatch, Store
 
 T0 = 1_764_136_800.0
 
@@ -73,7 +75,17 @@ def test_migrate_is_repeatable_and_uses_its_own_version_table(store: Store, stor
     finally:
         engine.dispose()
     assert {"series", "samples", "machine_state", "scraper_alembic_version"} <= tables
-    assert version == "0002"
+    assert {"scraper_nodes", "scraper_leases"} <= tables
+    assert version == newest_revision()
+
+
+def newest_revision() -> str:
+    """The head of the scraper's migrations (whatever revisions later work adds)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head
 
 
 def test_samples_written_twice_are_stored_once(store: Store, store_url: str) -> None:
