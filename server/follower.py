@@ -51,6 +51,11 @@ class StoreFollower:
         self.last_error: str | None = None
         self.listener: ViewListener | None = None
 
+    @property
+    def notifications_total(self) -> int:
+        """Notifications received over LISTEN (0 when polling)."""
+        return 0 if self.listener is None else self.listener.notifications_total
+
     async def reload_once(self) -> bool:
         """Read the views once and put them into the state; False (state untouched) when the read fails."""
         try:

@@ -38,6 +38,9 @@ class FollowerCounters(Protocol):
 
     reload_failures_total: int
 
+    @property
+    def notifications_total(self) -> int: ...
+
 
 class ServerCollector(Collector):
     """Yields the server's metrics from the fleet state, the live hub and the scraper (if any)."""
@@ -106,6 +109,11 @@ class ServerCollector(Collector):
                 "millwatch_backfill_failures",
                 "Backfills whose /history could not be fetched (retried after the machine's next scrape).",
                 s.backfill_failures_total if s else 0,
+            ),
+            (
+                "millwatch_store_notifications",
+                "Status change notifications received from PostgreSQL (server without scraper).",
+                self._follower.notifications_total if self._follower else 0,
             ),
             (
                 "millwatch_store_reload_failures",
