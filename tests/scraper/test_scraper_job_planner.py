@@ -14,7 +14,9 @@ from scraper.job_planner import next_run, phase_fraction, phase_offset
 def test_the_phase_is_the_same_in_another_process() -> None:
     # Not Python's hash(): that one is salted per process, and a restart would move every machine.
     ids = ["press_01", "kiln_02", "m09999"]
-    code = "import sys\nfrom scraper.job_planner import phase_fraction as f\nprint([f(i) for i in sys.argv[1:]])"
+    code = (
+        "import sys\nfrom scraper.job_planner import phase_fraction as f\nprint([f(a) for a in sys.argv[1:]])"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code, *ids],
         capture_output=True,
