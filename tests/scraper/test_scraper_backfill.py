@@ -16,10 +16,11 @@ import sqlite3
 import time
 from pathlib import Path
 
-from scraper_helpers import machine_yaml, write_inventory
+from scraper_helpers import async_wait_until, machine_yaml, run, running, status_of, write_inventory
 from support import MillwatchProcess, exporter_on_sensor, wait_until
 
 from scraper.errors import StoreError
+from scraper.state import FleetState, Status
 from scraper.store import Store
 
 MACHINES = ("press_01", "kiln_02")
@@ -140,3 +141,50 @@ def test_a_60s_scraper_outage_is_backfilled_exactly_once(tmp_path: Path) -> None
             # ...and nothing else between the last scrape before the outage and the first after it.
             between = {ms(t) for t, _ in stored_rows(url, m, metric, l_scrape, r_scrape)}
             assert between <= set(expected), f"{m} {metric}: samples in the gap that no reading explains"
+
+
+def test_a_gap_of_failed_scrapes_is_backfilled_exactly_once(tmp_path: Path, sqlite_store: Store) -> None:
+    """Scrapes fail for a few seconds (the token file is gone: the scraper refuses to send a
+    request), then succeed again: the readings of those seconds come from /history, once."""
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    url = str(sqlite_store.url)
+    with exporter_on_sensor("press_01", "normal", tmp_path, stale_after="5s", interval=0.1) as (
+        _,
+        metrics_url,
+    ):
+        inventory = write_inventory(
+            tmp_path / "machines.yaml",
+            [machine_yaml("press_01", metrics_url, auth={"bearer_token_file": str(token)})],
+            defaults="defaults:\n  scrape_interval: 0.3s\n  scrape_timeout: 0.25s\n",
+        )
+        state = FleetState()
+
+        async def scenario() -> tuple[float, float]:
+            async with running(inventory, sqlite_store, state) as service:
+                await async_wait_until(lambda: status_of(state, "press_01") is Status.UP, 20, "up")
+                token.unlink()
+                await async_wait_until(lambda: status_of(state, "press_01") is Status.DOWN, 20, "down")
+                failed_from = time.time()
+                await async_wait_until(lambda: time.time() - failed_from > 3, 20, "three seconds of failures")
+                token.write_text("s3cret\n")
+                await async_wait_until(
+                    lambda: service.stats.backfill_readings_total > 0 and service.pending_samples == 0,
+                    30,
+                    "the gap backfilled and written",
+                )
+                return failed_from, time.time()
+
+        failed_from, _ = run(scenario())
+        rows = scrape_times(url, "press_01")
+        l_scrape, l_reading = [r for r in rows if r[0] < failed_from][-1]
+        r_scrape, r_reading = next(r for r in rows if r[0] > failed_from + 3)
+        for metric in CHANNELS:
+            expected = buffered(tmp_path, "press_01", metric, l_reading, r_reading)
+            assert len(expected) >= 20, (metric, len(expected))  # 10 lines a second for over 3 s
+            stored = stored_rows(url, "press_01", metric, l_reading, r_reading)
+            times = [ms(t) for t, _ in stored]
+            assert len(times) == len(set(times))
+            assert {t: v for t, v in ((ms(t), v) for t, v in stored) if t in expected} == expected
+            between = {ms(t) for t, _ in stored_rows(url, "press_01", metric, l_scrape, r_scrape)}
+            assert between <= set(expected), f"{metric}: samples in the gap that no reading explains"
