@@ -364,14 +364,16 @@ def test_scrapes_in_flight_stay_within_max_concurrency(
 ) -> None:
     exporter.delay = 0.05
     path = write_inventory(
-        tmp_path / "machines.yaml", [machine_yaml(f"m{i:02}", exporter.url) for i in range(12)]
+        tmp_path / "machines.yaml",
+        [machine_yaml(f"m{i:02}", exporter.url) for i in range(12)],
+        defaults="defaults:\n  scrape_interval: 1s\n  scrape_timeout: 0.9s\n",
     )
     state = FleetState()
 
     async def scenario() -> None:
         async with running(path, sqlite_store, state, max_concurrency=3):
             await async_wait_until(
-                lambda: all(v.status is Status.UP for v in state.snapshot()), what="every machine scraped"
+                lambda: all(v.status is Status.UP for v in state.snapshot()), 60, "every machine scraped"
             )
 
     run(scenario())

@@ -99,6 +99,7 @@ def fleet(tmp_path: Path) -> Iterator[dict[str, tuple[SimulatedSensor, str]]]:
         yield {m: stack.enter_context(exporter_on_sensor(m, "normal", tmp_path)) for m in MACHINES}
 
 
+@pytest.mark.timeout(600)  # six exporters, four processes: minutes on a loaded 2-core host
 def test_two_scrapers_share_the_fleet_and_one_killed_hands_its_machines_over(
     tmp_path: Path, fleet: dict[str, tuple[SimulatedSensor, str]]
 ) -> None:
@@ -126,7 +127,7 @@ def test_two_scrapers_share_the_fleet_and_one_killed_hands_its_machines_over(
             for p in ports
         ]
         for server, port in zip(servers, ports):
-            server.wait_healthy(port, timeout=60)
+            server.wait_healthy(port, timeout=120)
         for scraper in scrapers:
             assert scraper.running(), f"a scraper exited at start:\n{scraper.stderr}"
 
@@ -135,13 +136,13 @@ def test_two_scrapers_share_the_fleet_and_one_killed_hands_its_machines_over(
             held = leases(url)
             return set(held) == set(MACHINES) and len(set(held.values())) == 2
 
-        wait_until(shared, 60, "both scrapers holding a part of the fleet")
+        wait_until(shared, 120, "both scrapers holding a part of the fleet")
         for base in bases:
             wait_until(
                 lambda base=base: (
                     {m: v["status"] for m, v in machines(base).items()} == dict.fromkeys(MACHINES, "up")
                 ),
-                60,
+                120,
                 f"every machine up on {base}",
             )
 
@@ -157,7 +158,7 @@ def test_two_scrapers_share_the_fleet_and_one_killed_hands_its_machines_over(
         survivor = next(n for n in set(held.values()) if n != victim_node)
         wait_until(
             lambda: leases(url) == dict.fromkeys(MACHINES, survivor),
-            LEASE_TTL * 10,
+            60,
             "the surviving scraper holding every machine",
         )
         taken_over_after = time.time() - killed_at
@@ -170,7 +171,7 @@ def test_two_scrapers_share_the_fleet_and_one_killed_hands_its_machines_over(
                     and v["last_scrape"]["time"] > killed_at
                     for m in orphaned
                 ),
-                60,
+                120,
                 f"the orphaned machines scraped again, seen on {base}",
             )
 
@@ -180,12 +181,12 @@ def test_two_scrapers_share_the_fleet_and_one_killed_hands_its_machines_over(
         for base in bases:
             wait_until(
                 lambda base=base: machines(base)[orphaned[0]]["status"] == "sensor_fault",
-                60,
+                120,
                 f"{orphaned[0]}'s sensor_fault on {base}",
             )
             assert metric(base, "millwatch_store_notifications_total") > 0
         assert scrapers[1].running(), scrapers[1].stderr
-        assert taken_over_after < LEASE_TTL * 10
+        assert taken_over_after < 60
         for server in servers:
             assert server.stop(signal.SIGTERM) == 0
         assert scrapers[1].stop(signal.SIGTERM) == 0
