@@ -25,6 +25,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
@@ -135,6 +137,15 @@ class Store:
         """
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
+        head = ScriptDirectory.from_config(config).get_current_head()
+        with self._operation("migrate"), self._engine.connect() as connection:
+            # Already at head (every start but the first after an upgrade): no lock at all, so a
+            # process starting beside a busy scraper never waits for the database's write lock.
+            current = MigrationContext.configure(
+                connection, opts={"version_table": schema.VERSION_TABLE}
+            ).get_current_revision()
+        if current == head:
+            return
         with self._operation("migrate"), self._write_lock, self._engine.begin() as connection:
             # Any number of `serve` and `scrape` processes may start together on an empty
             # database: one migrates, the others wait for it and then find nothing to do.

@@ -19,7 +19,10 @@ from scraper.runner import run_scrape
 from scraper.store import Store
 
 # Timeouts a loaded test host meets; the first scrape is at the machine's phase of the interval.
-SLOW_OK = "defaults:\n  scrape_interval: 1s\n  scrape_timeout: 0.9s\n"
+SLOW_OK = (
+    "defaults:\n  scrape_interval: 1s\n  scrape_timeout: 0.9s\n"
+    "  thresholds:\n    machine_temperature_celsius: {warn: 80, alarm: 95}\n"
+)
 WARN_LINE = re.compile(r"press: (unknown|down) -> warn \(machine_temperature_celsius 88 ≥ warn 80\)")
 UP_LINE = re.compile(r"press: (unknown|down) -> up")
 
