@@ -1,20 +1,29 @@
-"""The scrape jobs on APScheduler 3.x: one interval job per machine, each at its own phase.
+"""The scrape jobs on APScheduler 3.x: each machine at its own phase of its interval.
 
 A machine's phase (its offset within its interval) comes from a stable hash of its id (SHA-256,
 not Python's per-process salted `hash`), and its runs are pinned to the wall clock: a run is due
 at every Unix time `t` with `t ≡ phase (mod interval)`. So a restarted scraper scrapes each
-machine at the same second of the interval as before, and 10,000 machines spread evenly over
+machine at the same moment of the interval as before, and 10,000 machines spread evenly over
 the interval instead of bursting at once.
+
+APScheduler costs about 0.2 ms of CPU per run, an eighth of a core for 10,000 machines every
+15 s. So it does not run one job per machine: the interval is cut into slots of `SLOT_SECONDS`,
+and one APScheduler job per (interval, slot) starts, at the slot's beginning, each of its
+machines at its exact phase with the event loop's `call_at`. Ten runs a second instead of 667,
+and each scrape still starts on its own phase.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import math
-from collections.abc import Awaitable, Callable, Iterable
+import time
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -23,6 +32,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from scraper.errors import InventoryError, Problem
 from scraper.inventory import Inventory, Machine
 
+SLOT_SECONDS = 0.1
 _HASH_SPACE = float(2**64)
 
 
@@ -44,22 +54,34 @@ def next_run(machine_id: str, interval_seconds: float, now: float) -> float:
     return phase + k * interval_seconds
 
 
+def slot_of(machine_id: str, interval_seconds: float) -> int:
+    """The slot of the interval the machine's phase falls in."""
+    return int(phase_offset(machine_id, interval_seconds) // SLOT_SECONDS)
+
+
 @dataclass(frozen=True)
 class PlannedJob:
     machine: Machine
-    trigger: IntervalTrigger
+    slot: int
+    trigger: IntervalTrigger  # the slot's trigger
 
 
 class JobPlanner:
     """Adds, replaces and removes the scrape jobs of machines on one AsyncIOScheduler.
 
-    `run(machine_id)` is the coroutine each job runs. `plan` checks a set of machines without
-    touching any job (so an inventory is refused before anything changed); `commit` applies it.
+    `run(machine_id)` is the coroutine started for each scrape. `plan` checks a set of machines
+    without touching any job (so an inventory is refused before anything changed); `commit`
+    applies it. `close` cancels the starts already arranged for the current slot.
     """
 
-    def __init__(self, scheduler: AsyncIOScheduler, run: Callable[[str], Awaitable[None]]) -> None:
+    def __init__(self, scheduler: AsyncIOScheduler, run: Callable[[str], Coroutine[Any, Any, None]]) -> None:
         self._scheduler = scheduler
         self._run = run
+        # APScheduler job id -> (interval, slot start within the interval, {machine id: offset in the slot})
+        self._slots: dict[str, tuple[float, float, dict[str, float]]] = {}
+        self._job_of: dict[str, str] = {}  # machine id -> its slot's job id
+        self._handles: set[asyncio.TimerHandle] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @staticmethod
     def plan(inventory: Inventory, machines: Iterable[Machine], source: str) -> list[PlannedJob]:
@@ -73,10 +95,10 @@ class JobPlanner:
         for machine in machines:
             interval = machine.scrape_interval_seconds
             try:
-                anchor = datetime.fromtimestamp(phase_offset(machine.id, interval), timezone.utc)
+                slot = slot_of(machine.id, interval)
+                anchor = datetime.fromtimestamp(slot * SLOT_SECONDS, timezone.utc)
                 trigger = IntervalTrigger(seconds=interval, start_date=anchor, timezone=timezone.utc)
-                now = datetime.now(timezone.utc)
-                first = trigger.get_next_fire_time(None, now)
+                first = trigger.get_next_fire_time(None, datetime.now(timezone.utc))
                 if first is None:
                     raise ValueError("no next run time")
                 trigger.get_next_fire_time(first, first)  # the run after the first must be computable too
@@ -84,34 +106,89 @@ class JobPlanner:
                 position = next(i for i, m in enumerate(inventory.machines) if m.id == machine.id)
                 problems.append(Problem(source, None, f"machines[{position}]", f"cannot be scheduled: {e}"))
                 continue
-            planned.append(PlannedJob(machine, trigger))
+            planned.append(PlannedJob(machine, slot, trigger))
         if problems:
             raise InventoryError(problems)
         return planned
 
     def commit(self, remove: Iterable[str], planned: Iterable[PlannedJob]) -> None:
-        """Remove the jobs of the machines `remove`, add (or replace) the `planned` ones."""
+        """Remove the machines `remove`, add (or move) the `planned` ones.
+
+        Every slot job a planned machine joins is (re)added to the scheduler, so a scheduler
+        that refuses jobs raises here; the caller restores the previous plan.
+        """
         for machine_id in remove:
-            with contextlib.suppress(JobLookupError):
-                self._scheduler.remove_job(job_id(machine_id))
+            self._leave(machine_id)
+        touched: dict[str, PlannedJob] = {}
         for job in planned:
             interval = job.machine.scrape_interval_seconds
+            job_id = slot_job_id(interval, job.slot)
+            if self._job_of.get(job.machine.id) != job_id:
+                self._leave(job.machine.id)
+            start = job.slot * SLOT_SECONDS
+            members = self._slots.setdefault(job_id, (interval, start, {}))[2]
+            members[job.machine.id] = phase_offset(job.machine.id, interval) - start
+            self._job_of[job.machine.id] = job_id
+            touched[job_id] = job
+        for job_id, job in touched.items():
+            interval = job.machine.scrape_interval_seconds
             self._scheduler.add_job(
-                self._run,
+                self._run_slot,
                 job.trigger,
-                args=[job.machine.id],
-                id=job_id(job.machine.id),
-                name=f"scrape {job.machine.id}",
+                args=[job_id],
+                id=job_id,
+                name=f"scrape slot {job_id}",
                 # A run late by up to an interval still runs (the loop was busy); later it is skipped.
                 misfire_grace_time=max(1, int(interval)),
                 replace_existing=True,
             )
 
     def scheduled(self) -> set[str]:
-        """The ids of the machines that have a job."""
-        prefix = "scrape:"
-        return {j.id[len(prefix) :] for j in self._scheduler.get_jobs() if j.id.startswith(prefix)}
+        """The ids of the machines that have a scheduled scrape."""
+        return set(self._job_of)
+
+    def close(self) -> None:
+        """Cancel the scrapes arranged but not started yet."""
+        for handle in self._handles:
+            handle.cancel()
+        self._handles.clear()
+
+    def _leave(self, machine_id: str) -> None:
+        job_id = self._job_of.pop(machine_id, None)
+        if job_id is None:
+            return
+        slot = self._slots.get(job_id)
+        if slot is None:
+            return
+        slot[2].pop(machine_id, None)
+        if not slot[2]:
+            del self._slots[job_id]
+            with contextlib.suppress(JobLookupError):
+                self._scheduler.remove_job(job_id)
+
+    async def _run_slot(self, job_id: str) -> None:
+        slot = self._slots.get(job_id)
+        if slot is None:
+            return
+        interval, start, members = slot
+        loop = asyncio.get_running_loop()
+        now = time.time()
+        # The slot's due time: the last `start + k * interval` not after now (the job may run late,
+        # never early; the small margin absorbs the scheduler's microsecond rounding).
+        due = start + math.floor((now - start) / interval + 1e-6) * interval
+        for machine_id, offset in list(members.items()):
+            self._arrange(loop, loop.time() + max(0.0, due + offset - now), machine_id)
+
+    def _arrange(self, loop: asyncio.AbstractEventLoop, when: float, machine_id: str) -> None:
+        def start() -> None:
+            self._handles.discard(handle)
+            task: asyncio.Task[None] = loop.create_task(self._run(machine_id))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        handle = loop.call_at(when, start)
+        self._handles.add(handle)
 
 
-def job_id(machine_id: str) -> str:
-    return f"scrape:{machine_id}"
+def slot_job_id(interval_seconds: float, slot: int) -> str:
+    return f"scrape:{interval_seconds!r}:{slot}"

@@ -264,6 +264,8 @@ class ScraperService:
         scheduler, self._scheduler = self._scheduler, None
         if scheduler is not None:
             scheduler.pause()  # no new runs while those under way are wound down
+        if self._planner is not None:
+            self._planner.close()  # nor the starts already arranged for the current slot
         tasks = [t for t in self._tasks if t is not asyncio.current_task()]
         for task in tasks:
             task.cancel()

@@ -127,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-scrape",
         action="store_true",
         help="do not scrape: show what separate `millwatch scrape` processes write to the database "
-        "(read every 2 s; machines turn stale when nobody scrapes them)",
+        "(PostgreSQL: told of each change through LISTEN/NOTIFY; SQLite: read every 2 s; "
+        "machines turn stale when nobody scrapes them)",
     )
     _add_log_level(serve)
     serve.set_defaults(handler=_serve)
