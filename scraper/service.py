@@ -18,9 +18,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Coroutine, Iterable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -327,10 +328,12 @@ class ScraperService:
                 self._spawn(self._backfiller.run(client, machine, gap), f"backfill of {machine_id}")
         return result.view
 
-    def _spawn(self, coroutine: object, what: str) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, object], what: str) -> None:
+        """Run `coroutine` beside the scrapes; `stop` cancels it, an unexpected error is logged."""
+
         async def tracked() -> None:
             async with self._tracked(what):
-                await coroutine  # type: ignore[misc]
+                await coroutine
 
         task: asyncio.Task[object] = asyncio.get_running_loop().create_task(tracked())
         self._tasks.add(task)
