@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -325,15 +325,19 @@ class ScraperService:
         if self._backfiller is not None and not self._stopping:
             gap = self._backfiller.observe(machine, result)
             if gap is not None:
-                self._spawn(self._backfiller.run(client, machine, gap), f"backfill of {machine_id}")
+                backfiller = self._backfiller
+                self._spawn(lambda: backfiller.run(client, machine, gap), f"backfill of {machine_id}")
         return result.view
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, object], what: str) -> None:
-        """Run `coroutine` beside the scrapes; `stop` cancels it, an unexpected error is logged."""
+    def _spawn(self, work: Callable[[], Coroutine[Any, Any, object]], what: str) -> None:
+        """Run `work()` beside the scrapes; `stop` cancels it, an unexpected error is logged.
+
+        The coroutine is made inside the task: a task cancelled before it ran leaves none unawaited.
+        """
 
         async def tracked() -> None:
             async with self._tracked(what):
-                await coroutine
+                await work()
 
         task: asyncio.Task[object] = asyncio.get_running_loop().create_task(tracked())
         self._tasks.add(task)
