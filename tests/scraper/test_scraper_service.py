@@ -317,8 +317,9 @@ def test_scrape_now(tmp_path: Path, sqlite_store: Store, exporter: FakeExporter)
         with pytest.raises(RuntimeError, match="not started"):
             await service.scrape_now("on")
         async with running(path, sqlite_store, state) as service:
-            # The scheduled first scrape happens at start; the next one only in an hour.
-            await async_wait_until(lambda: status_of(state, "on") is Status.UP, what="the first scrape")
+            # The scheduled scrapes are at the machine's phase of the hour: scraped now, by hand.
+            await service.scrape_now("on")
+            assert status_of(state, "on") is Status.UP
             exporter.set_readings(temperature=91.5)
             view = await service.scrape_now("on")
             assert view.status is Status.WARN and state.get("on") == view
@@ -348,7 +349,8 @@ def test_staleness_sweep(tmp_path: Path, sqlite_store: Store, exporter: FakeExpo
 
     async def scenario() -> None:
         async with running(path, sqlite_store, state) as service:
-            await async_wait_until(lambda: status_of(state, "m") is Status.UP, what="up")
+            await service.scrape_now("m")  # its scheduled scrape is at its phase of the hour
+            assert status_of(state, "m") is Status.UP
             assert service.sweep_staleness(time.time()) == []
             (stale,) = service.sweep_staleness(time.time() + 3 * 3600 + 10)
             assert stale.status is Status.STALE and stale.reason == "no scrape for over 3h"
@@ -364,14 +366,16 @@ def test_scrapes_in_flight_stay_within_max_concurrency(
 ) -> None:
     exporter.delay = 0.05
     path = write_inventory(
-        tmp_path / "machines.yaml", [machine_yaml(f"m{i:02}", exporter.url) for i in range(12)]
+        tmp_path / "machines.yaml",
+        [machine_yaml(f"m{i:02}", exporter.url) for i in range(12)],
+        defaults="defaults:\n  scrape_interval: 1s\n  scrape_timeout: 0.9s\n",
     )
     state = FleetState()
 
     async def scenario() -> None:
         async with running(path, sqlite_store, state, max_concurrency=3):
             await async_wait_until(
-                lambda: all(v.status is Status.UP for v in state.snapshot()), what="every machine scraped"
+                lambda: all(v.status is Status.UP for v in state.snapshot()), 60, "every machine scraped"
             )
 
     run(scenario())
