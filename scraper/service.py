@@ -175,6 +175,11 @@ class ScraperService:
         return self.stats.samples_pruned_total
 
     @property
+    def scheduled_machines(self) -> set[str]:
+        """The machines that have a scheduled scrape now (never a push or disabled one)."""
+        return set() if self._planner is None else self._planner.scheduled()
+
+    @property
     def owned(self) -> set[str] | None:
         """The machines this process scrapes (None: all of them, no leases)."""
         return None if self._owned is None else set(self._owned)

@@ -329,6 +329,7 @@ def test_scrape_now(tmp_path: Path, sqlite_store: Store, exporter: FakeExporter)
             assert sqlite_store.query_samples("on", "machine_temperature_celsius", stored_at, 2e9) == [
                 (stored_at, 91.5)
             ]
+            assert service.scheduled_machines == {"on"}  # push and disabled machines have no job
             requests = len(exporter.requests)
             assert (await service.scrape_now("off")).status is Status.DISABLED
             assert (await service.scrape_now("pushed")).status is Status.UNKNOWN  # never scraped
@@ -447,3 +448,26 @@ def test_the_queue_for_the_store_is_bounded_and_counts_what_it_drops(
         run(scenario())
     finally:
         store.close()
+
+
+def test_a_machine_switched_to_push_loses_its_scrape_job(
+    tmp_path: Path, sqlite_store: Store, exporter: FakeExporter
+) -> None:
+    path = write_inventory(
+        tmp_path / "machines.yaml",
+        [machine_yaml("press", exporter.url), machine_yaml("lathe", exporter.url)],
+    )
+    state = FleetState()
+
+    async def scenario() -> None:
+        async with running(path, sqlite_store, state) as service:
+            assert service.scheduled_machines == {"press", "lathe"}
+            write_inventory(path, [machine_yaml("press", exporter.url), "  - {id: lathe, mode: push}\n"])
+            assert await service.reload()
+            assert service.scheduled_machines == {"press"}
+            assert service.inventory is not None and service.inventory.get("lathe") is not None
+            write_inventory(path, [machine_yaml("press", exporter.url), machine_yaml("lathe", exporter.url)])
+            assert await service.reload()
+            assert service.scheduled_machines == {"press", "lathe"}
+
+    run(scenario())
