@@ -1,19 +1,21 @@
 """`millwatch scrape`: the scraper alone, until SIGINT or SIGTERM.
 
-For several scraper processes writing to one PostgreSQL, or a scraper host separate from the
-server. Status changes are logged, one line per machine and change. Start-up failures are raised,
-not printed: the `millwatch` command (server.cli) reports them exactly as it does for `serve`, and
-configures logging for both.
+For several scraper processes writing to one PostgreSQL (they share the fleet through leases,
+scraper/leases.py), or a scraper host separate from the server. Status changes are logged, one
+line per machine and change. Start-up failures are raised, not printed: the `millwatch` command
+(server.cli) reports them exactly as it does for `serve`, and configures logging for both.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from pathlib import Path
 
 from scraper.inventory import load_inventory
+from scraper.leases import DEFAULT_TTL_SECONDS, LeaseKeeper
 from scraper.service import DEFAULT_RETENTION_SECONDS, ScraperService
 from scraper.state import FleetState, MachineView, Status
 from scraper.store import DEFAULT_MINUTE_ROLLUP_RETENTION_SECONDS, DEFAULT_ROLLUP_RETENTION_SECONDS, Store
@@ -29,12 +31,14 @@ def run_scrape(
     max_concurrency: int = 16,
     rollup_retention_seconds: float = DEFAULT_ROLLUP_RETENTION_SECONDS,
     minute_rollup_retention_seconds: float = DEFAULT_MINUTE_ROLLUP_RETENTION_SECONDS,
+    lease_ttl: float = DEFAULT_TTL_SECONDS,
 ) -> int:
     """Run the scraper until SIGINT/SIGTERM, then return 0 (the process exit code).
 
     Samples older than `retention_seconds` are deleted from the database (None: kept forever); at
     most `max_concurrency` scrapes are in flight at once. Hour and minute rollups are kept for
-    `rollup_retention_seconds` and `minute_rollup_retention_seconds`.
+    `rollup_retention_seconds` and `minute_rollup_retention_seconds`. On PostgreSQL the machines
+    are leased (`lease_ttl`: how soon the others take over from a scraper that died).
 
     Checked in the order `millwatch serve` checks them, before anything is started: the inventory
     (InventoryUnreadable or InventoryError with every problem; no database file is created), then
@@ -47,11 +51,15 @@ def run_scrape(
         rollup_retention=rollup_retention_seconds,
         minute_rollup_retention=minute_rollup_retention_seconds,
     )
-    return asyncio.run(_scrape(inventory_path, store, retention_seconds, max_concurrency))
+    return asyncio.run(_scrape(inventory_path, store, retention_seconds, max_concurrency, lease_ttl))
 
 
 async def _scrape(
-    inventory_path: Path, store: Store, retention_seconds: float | None, max_concurrency: int
+    inventory_path: Path,
+    store: Store,
+    retention_seconds: float | None,
+    max_concurrency: int,
+    lease_ttl: float,
 ) -> int:
     try:
         await asyncio.to_thread(store.migrate)
@@ -64,20 +72,42 @@ async def _scrape(
             retention_seconds=retention_seconds,
             max_concurrency=max_concurrency,
         )
+        keeper: LeaseKeeper | None = None
+        if store.dialect == "postgresql":
+            # Nothing is scraped before this process holds leases: another may scrape those machines.
+            service.set_owned(set())
+            keeper = LeaseKeeper(store, lambda: _scraped(service), service.set_owned, ttl=lease_ttl)
         await service.start()  # the file may have changed since it was checked: InventoryError again
     except BaseException:
         store.close()
         raise
     stop = asyncio.Event()
     _on_signals(stop)
+    leasing: asyncio.Task[None] | None = None
+    if keeper is not None:
+        await keeper.renew_once()
+        leasing = asyncio.create_task(keeper.run())
+        log.info("scraper node %s sharing the fleet through leases (ttl %gs)", keeper.node_id, lease_ttl)
     log.info("scraper running (database %s); stop with Ctrl+C or SIGTERM", store.url)
     try:
         await stop.wait()
     finally:
+        if leasing is not None:
+            leasing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await leasing
         await service.stop()
+        if keeper is not None:
+            await keeper.release()  # after the last writes: the next owner starts from them
         store.close()
     log.info("scraper stopped")
     return 0
+
+
+def _scraped(service: ScraperService) -> set[str]:
+    # Push machines send their data themselves: nothing to lease.
+    inventory = service.inventory
+    return set() if inventory is None else {m.id for m in inventory.scraped_machines}
 
 
 class StatusLog:

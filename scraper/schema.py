@@ -8,6 +8,8 @@
 - `rollup_minute`, `rollup_hour`: per series and minute/hour bucket (start in ms): min, max, sum
   and count (avg = sum / count), merged as new samples are written, kept longer than samples.
 - `machine_state`: the last view of each machine, so a restart shows the fleet as it was.
+- `scraper_nodes`, `scraper_leases`: the live `millwatch scrape` processes and which machine each
+  one scrapes (scraper/leases.py); times are the database's clock, Unix seconds.
 """
 
 from __future__ import annotations
@@ -70,6 +72,23 @@ machine_state = sa.Table(
     sa.Column("machine_id", sa.String(200), primary_key=True),
     sa.Column("view_json", sa.Text, nullable=False),
     sa.Column("updated_at", sa.Double, nullable=False),
+)
+
+scraper_nodes = sa.Table(
+    "scraper_nodes",
+    metadata,
+    sa.Column("node_id", sa.String(200), primary_key=True),
+    sa.Column("started_at", sa.Double, nullable=False),
+    sa.Column("expires_at", sa.Double, nullable=False),
+)
+
+scraper_leases = sa.Table(
+    "scraper_leases",
+    metadata,
+    sa.Column("machine_id", sa.String(200), primary_key=True),
+    sa.Column("node_id", sa.String(200), nullable=False),
+    sa.Column("expires_at", sa.Double, nullable=False),
+    sa.Index("ix_scraper_leases_node", "node_id"),
 )
 
 

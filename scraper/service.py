@@ -1,11 +1,15 @@
-"""The scraper service: one interval job per enabled machine, results into the state and the store.
+"""The scraper service: wires the parts that scrape the fleet, one small module each.
 
-Each job: fetch (bounded by a semaphore shared by all jobs) -> parse -> status rules ->
-`FleetState.put` -> queue for the store. One background writer (`store_writer.StoreWriter`)
-takes the queue to the store: a scrape job never waits for the database, so a slow, locked or
-unreachable database never holds up the map. Samples older than the retention are deleted by a
-job every few minutes. The inventory file is watched and reloaded; a broken file keeps the last
-good inventory in force.
+- `inventory_watcher.InventoryWatcher`: watches machines.yaml, diffs, keeps the last good one;
+- `job_planner.JobPlanner`: the APScheduler jobs, each machine at its stable phase;
+- `scrape.scrape_once`: one scrape -> (view, samples), published here to the `FleetState`;
+- `store_writer.StoreWriter`: the one background writer, so a scrape never waits for the database;
+- `backfill.Backfiller`: after a gap, the exporter's buffered readings from `/history`;
+- `retention.RetentionJob`: deletes samples past the retention;
+- `stats.ScraperStats`: the counters they share.
+
+With several scrapers on one PostgreSQL (`leases.LeaseKeeper`), `set_owned` limits the jobs to the
+machines this process holds a lease on.
 """
 
 from __future__ import annotations
@@ -14,66 +18,57 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from datetime import datetime, timedelta, timezone
-from functools import partial
 from pathlib import Path
+from typing import Any
 
-from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from scraper.errors import InventoryError, Problem, ScrapeError, StoreError, UnknownMachineError
-from scraper.exposition import Sample, parse_exposition
-from scraper.fetch import DEFAULT_MAX_BODY_BYTES, AiohttpTransport, Transport, fetch_metrics
-from scraper.inventory import Inventory, Machine, load_inventory
+from scraper.backfill import Backfiller
+from scraper.errors import InventoryError, Problem, StoreError, UnknownMachineError
+from scraper.fetch import DEFAULT_MAX_BODY_BYTES, AiohttpTransport, Transport
+from scraper.inventory import Inventory, Machine
+from scraper.inventory_watcher import InventoryWatcher, diff
+from scraper.job_planner import JobPlanner
+from scraper.retention import (
+    DEFAULT_RETENTION_SECONDS,
+    PRUNE_FIRST_RUN_SECONDS,
+    PRUNE_INTERVAL_SECONDS,
+    RetentionJob,
+)
+from scraper.scrape import scrape_once
 from scraper.state import FleetState, MachineView, Status
-from scraper.status import apply_staleness, evaluate, failed, format_age
-from scraper.store import SampleBatch, Store
-from scraper.store_writer import StoreWriter, in_daemon_thread
+from scraper.stats import ScraperStats
+from scraper.status import apply_staleness
+from scraper.store import Store
+from scraper.store_writer import StoreWriter
+
+__all__ = ["DEFAULT_RETENTION_SECONDS", "ScraperService"]
 
 log = logging.getLogger(__name__)
 
 STALENESS_SWEEP_SECONDS = 5.0
-START_SPREAD_SECONDS = 2.0
 STOP_FLUSH_SECONDS = 3.0
-DEFAULT_RETENTION_SECONDS = 30 * 86400.0
-PRUNE_INTERVAL_SECONDS = 600.0
-PRUNE_FIRST_RUN_SECONDS = 30.0  # after start: late enough not to compete with the first scrapes
-_PARSE_IN_THREAD_CHARS = 2**20  # bigger bodies are parsed off the event loop
 _RELOAD_JOB = "millwatch:reload"
 _STALENESS_JOB = "millwatch:staleness"
 _PRUNE_JOB = "millwatch:prune"
 
 
-@dataclass(frozen=True)
-class _FileSignature:
-    mtime_ns: int
-    size: int
-    inode: int
-
-
-@dataclass(frozen=True)
-class _PlannedJob:
-    machine: Machine
-    trigger: IntervalTrigger
-    first_run: datetime
-
-
 class ScraperService:
     """Scrapes every enabled machine of the inventory on its interval.
 
-    Counters (read them as attributes; the server exports them as its own metrics):
-    `scrapes_total`, `scrape_failures_total`, `store_failures_total`, `samples_dropped_total`
-    (given up: the queue for the store was full, or the store did not take them before `stop`
-    gave up), `samples_pruned_total` (deleted by the retention); `pending_samples` is how many
-    samples wait for the store. `inventory_error` is the text of the problems of the inventory
-    file when its last change could not be applied (else None).
+    Counters are in `stats` (also readable as attributes of the service: `scrapes_total`,
+    `scrape_failures_total`, `store_failures_total`, `samples_dropped_total`,
+    `samples_pruned_total`, ...); `pending_samples` is how many samples wait for the store.
+    `inventory_error` is the text of the problems of the inventory file when its last change
+    could not be applied (else None).
 
     `retention_seconds`: samples older than this are deleted every `prune_interval` seconds
     (first shortly after start); None keeps them forever. `stop_flush_timeout`: how long `stop`
-    waits for the store to take what is still queued.
+    waits for the store to take what is still queued. `backfill`: fetch the exporters'
+    buffered readings after a gap (see `backfill.py`).
     """
 
     def __init__(
@@ -93,22 +88,13 @@ class ScraperService:
         retention_seconds: float | None = DEFAULT_RETENTION_SECONDS,
         prune_interval: float = PRUNE_INTERVAL_SECONDS,
         stop_flush_timeout: float = STOP_FLUSH_SECONDS,
+        backfill: bool = True,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
-        if retention_seconds is not None and not retention_seconds > 0:
-            raise ValueError("retention_seconds must be greater than 0 (or None: keep every sample)")
         if not prune_interval > 0 or not stop_flush_timeout >= 0:
             raise ValueError("prune_interval must be greater than 0 and stop_flush_timeout not negative")
-        self.inventory_path = Path(inventory_path)
-        self.inventory: Inventory | None = None
-        self.inventory_error: str | None = None
-        self.scrapes_total = 0
-        self.scrape_failures_total = 0
-        self.store_failures_total = 0
-        self.samples_dropped_total = 0
-        self.samples_pruned_total = 0
-
+        self.stats = ScraperStats()
         self._store = store
         self._state = state
         self._max_concurrency = max_concurrency
@@ -116,32 +102,90 @@ class ScraperService:
         self._staleness_interval = staleness_interval
         self._sample_limit = sample_limit
         self._max_body_bytes = max_body_bytes
-        self._retention = retention_seconds
         self._prune_interval = prune_interval
         self._stop_flush_timeout = stop_flush_timeout
+        self._retention = RetentionJob(
+            store, self.stats, retention_seconds, keep_going=lambda: not self._stopping
+        )
+        self._watcher = InventoryWatcher(Path(inventory_path), self._apply)
+        self._inventory: Inventory | None = None
+        self._owned: set[str] | None = None  # None: every machine (no leases)
+        self._saved: dict[str, MachineView] = {}  # views of the previous run, until the first apply
 
         self._scheduler: AsyncIOScheduler | None = None
+        self._planner: JobPlanner | None = None
         self._stopping = False
         self._client: Transport | None = None
         self._semaphore = asyncio.Semaphore(max_concurrency)
-        self._signature: _FileSignature | None = None
-        self._tasks: set[asyncio.Task[object]] = set()  # scrape and prune jobs in flight
+        self._tasks: set[asyncio.Task[object]] = set()  # scrape, backfill and prune jobs in flight
         self._writer = StoreWriter(
             store,
-            self,
+            self.stats,
             is_known=self._is_known,
             max_pending_samples=max_pending_samples,
             retry_min=store_retry_min,
             retry_max=store_retry_max,
         )
+        self._backfiller = (
+            Backfiller(store, self.stats, self._writer.queue_batches, self._semaphore) if backfill else None
+        )
+
+    # --- what the server and the tests read --------------------------------------------------------
+
+    @property
+    def inventory_path(self) -> Path:
+        return self._watcher.path
+
+    @property
+    def inventory(self) -> Inventory | None:
+        return self._inventory
+
+    @property
+    def inventory_error(self) -> str | None:
+        return self._watcher.error
 
     @property
     def pending_samples(self) -> int:
         """Samples not in the store yet: queued, or in a write under way."""
         return self._writer.pending_samples
 
+    @property
+    def samples_set_aside_by_machine(self) -> dict[str, int]:
+        """Samples set aside per machine because the database kept refusing them."""
+        return dict(self._writer.set_aside_by_machine)
+
+    @property
+    def scrapes_total(self) -> int:
+        return self.stats.scrapes_total
+
+    @property
+    def scrape_failures_total(self) -> int:
+        return self.stats.scrape_failures_total
+
+    @property
+    def store_failures_total(self) -> int:
+        return self.stats.store_failures_total
+
+    @property
+    def samples_dropped_total(self) -> int:
+        return self.stats.samples_dropped_total
+
+    @property
+    def samples_pruned_total(self) -> int:
+        return self.stats.samples_pruned_total
+
+    @property
+    def scheduled_machines(self) -> set[str]:
+        """The machines that have a scheduled scrape now (never a push or disabled one)."""
+        return set() if self._planner is None else self._planner.scheduled()
+
+    @property
+    def owned(self) -> set[str] | None:
+        """The machines this process scrapes (None: all of them, no leases)."""
+        return None if self._owned is None else set(self._owned)
+
     def _is_known(self, machine_id: str) -> bool:
-        return self.inventory is not None and self.inventory.get(machine_id) is not None
+        return self._inventory is not None and self._inventory.get(machine_id) is not None
 
     # --- life cycle ------------------------------------------------------------------------------
 
@@ -156,39 +200,40 @@ class ScraperService:
         if self._scheduler is not None:
             raise RuntimeError("the scraper service is already started")
         self._stopping = False
-        self._signature = _signature(self.inventory_path)
-        inventory = await asyncio.to_thread(load_inventory, self.inventory_path)
-        plan = self._plan(inventory, inventory.scraped_machines)  # raises before anything is started
         try:
-            saved = {v.id: v for v in await asyncio.to_thread(self._store.load_views)}
+            self._saved = {v.id: v for v in await asyncio.to_thread(self._store.load_views)}
         except StoreError as e:
-            self.store_failures_total += 1
+            self.stats.store_failures_total += 1
             log.warning("starting without the saved machine views: %s", e)
-            saved = {}
-        self.inventory = inventory
-        now = time.time()
-        self._state.replace_all(self._view_for(m, saved.get(m.id), now) for m in inventory.machines)
-
-        self._writer.start()
-        # Keep-alive: one idle connection per exporter (whose server bounds its connections and
-        # closes idle ones; the transport sends again once on a connection closed that way).
-        self._client = AiohttpTransport()
+            self._saved = {}
         scheduler = AsyncIOScheduler(
             event_loop=asyncio.get_running_loop(),
             timezone=timezone.utc,
             job_defaults={"coalesce": True, "max_instances": 1},
         )
+        self._planner = JobPlanner(scheduler, self._scrape_job)
+        # The jobs are added to the scheduler before it starts: the first inventory is applied
+        # (and refused, raising) before anything runs.
+        try:
+            inventory = await self._watcher.load_first()
+        except BaseException:
+            self._planner = None
+            raise
+        self._saved = {}
+        self._writer.start()
+        # Keep-alive: one idle connection per exporter (whose server bounds its connections and
+        # closes idle ones; the transport sends again once on a connection closed that way).
+        self._client = AiohttpTransport()
         scheduler.start()
         self._scheduler = scheduler
         try:
-            self._commit_jobs([], plan)
             scheduler.add_job(
                 self._reload_job, IntervalTrigger(seconds=self._reload_interval), id=_RELOAD_JOB
             )
             scheduler.add_job(
                 self._staleness_job, IntervalTrigger(seconds=self._staleness_interval), id=_STALENESS_JOB
             )
-            if self._retention is not None:
+            if self._retention.retention_seconds is not None:
                 first = min(PRUNE_FIRST_RUN_SECONDS, self._prune_interval)
                 scheduler.add_job(
                     self._prune_job,
@@ -198,7 +243,7 @@ class ScraperService:
                 )
         except BaseException:
             await self.stop()
-            self.inventory = None
+            self._inventory = None
             raise
         log.info(
             "scraping %d of %d machines from %s",
@@ -218,6 +263,8 @@ class ScraperService:
         scheduler, self._scheduler = self._scheduler, None
         if scheduler is not None:
             scheduler.pause()  # no new runs while those under way are wound down
+        if self._planner is not None:
+            self._planner.close()  # nor the starts already arranged for the current slot
         tasks = [t for t in self._tasks if t is not asyncio.current_task()]
         for task in tasks:
             task.cancel()
@@ -235,12 +282,13 @@ class ScraperService:
     async def scrape_now(self, machine_id: str) -> MachineView:
         """Scrape one machine now (outside its schedule), publish the result and return its view.
 
-        The view is in the fleet state when this returns; the samples and the view are queued for
-        the store, which the background writer takes them to (`pending_samples` counts them until
+        The view is in the fleet state when this returns; the samples (with the synthetic `up`,
+        `scrape_duration_seconds`, `scrape_samples_scraped`) and the view are queued for the
+        store, which the background writer takes them to (`pending_samples` counts them until
         then). Raises `UnknownMachineError` for an id not in the inventory and RuntimeError before
         `start`. A disabled or push machine is not scraped: its current view is returned.
         """
-        client, inventory = self._client, self.inventory
+        client, inventory = self._client, self._inventory
         if client is None or inventory is None:
             raise RuntimeError("the scraper service is not started")
         machine = inventory.get(machine_id)
@@ -249,48 +297,49 @@ class ScraperService:
         if not machine.scraped:
             return self._state.get(machine_id) or machine.initial_view()
 
-        samples: list[Sample] = []
         async with self._semaphore:
-            scraped_at = time.time()
-            started = time.perf_counter()
-            try:
-                limits = machine.limits
-                text, _ = await fetch_metrics(
-                    client,
-                    machine,
-                    max_body_bytes=min(self._max_body_bytes, limits.body_size_limit),
-                    same_host_redirects=limits.follow_redirects == "same_host",
-                )
-                samples = await self._parse(text, machine)
-                view = evaluate(machine, samples, scraped_at, time.perf_counter() - started)
-            except ScrapeError as e:
-                self.scrape_failures_total += 1
-                previous = self._view_for(machine, self._state.get(machine_id), scraped_at)
-                view = failed(previous, e, scraped_at, time.perf_counter() - started)
-            self.scrapes_total += 1
+            previous = self._view_for(machine, self._state.get(machine_id), time.time())
+            result = await scrape_once(
+                client,
+                machine,
+                previous,
+                sample_limit=self._sample_limit,
+                max_body_bytes=self._max_body_bytes,
+            )
+        self.stats.scrapes_total += 1
+        if result.error is not None:
+            self.stats.scrape_failures_total += 1
 
         # A reload during the scrape may have removed or changed the machine: then this result is
         # not the machine's view any more (the next scrape makes the new one), and publishing or
         # saving it would bring a removed machine back. Its samples were measured all the same.
-        current = self.inventory.get(machine_id) if self.inventory is not None else None
+        current = self._inventory.get(machine_id) if self._inventory is not None else None
         if current is None:
-            return view
+            return result.view
         publish = current == machine
         if publish:
-            self._state.put([view])
-        self._writer.queue(
-            SampleBatch(machine_id, scraped_at, samples) if samples else None, view if publish else None
-        )
-        return view
+            self._state.put([result.view])
+        self._writer.queue(result.batch(), result.view if publish else None)
+        if self._backfiller is not None and not self._stopping:
+            gap = self._backfiller.observe(machine, result)
+            if gap is not None:
+                backfiller = self._backfiller
+                self._spawn(lambda: backfiller.run(client, machine, gap), f"backfill of {machine_id}")
+        return result.view
 
-    async def _parse(self, text: str, machine: Machine) -> list[Sample]:
-        limits = machine.limits
-        sample_limit = limits.sample_limit
-        if self._sample_limit is not None:
-            sample_limit = min(sample_limit, self._sample_limit)
-        if len(text) > _PARSE_IN_THREAD_CHARS:
-            return await asyncio.to_thread(parse_exposition, text, sample_limit, limits)
-        return parse_exposition(text, sample_limit, limits)
+    def _spawn(self, work: Callable[[], Coroutine[Any, Any, object]], what: str) -> None:
+        """Run `work()` beside the scrapes; `stop` cancels it, an unexpected error is logged.
+
+        The coroutine is made inside the task: a task cancelled before it ran leaves none unawaited.
+        """
+
+        async def tracked() -> None:
+            async with self._tracked(what):
+                await work()
+
+        task: asyncio.Task[object] = asyncio.get_running_loop().create_task(tracked())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _scrape_job(self, machine_id: str) -> None:
         if self._stopping:
@@ -319,80 +368,39 @@ class ScraperService:
             if task is not None:
                 self._tasks.discard(task)
 
-    def _plan(self, inventory: Inventory, machines: list[Machine]) -> list[_PlannedJob]:
-        """The jobs of `machines` (of `inventory`), first runs spread over a short window.
+    # --- ownership (several scrapers on one PostgreSQL) ---------------------------------------------
 
-        Changes nothing: raises InventoryError naming every machine that cannot be scheduled,
-        so that an inventory is refused before any job was touched.
-        """
-        now = datetime.now(timezone.utc)
-        count = len(machines)
-        planned: list[_PlannedJob] = []
-        problems: list[Problem] = []
-        for index, machine in enumerate(machines):
-            interval = machine.scrape_interval_seconds
-            try:
-                trigger = IntervalTrigger(seconds=interval)
-                first = now + timedelta(seconds=min(interval, START_SPREAD_SECONDS) * index / count)
-                trigger.get_next_fire_time(first, first)  # the run after the first one must be computable too
-            except (ValueError, OverflowError, TypeError) as e:
-                position = next(i for i, m in enumerate(inventory.machines) if m.id == machine.id)
-                problems.append(
-                    Problem(
-                        str(self.inventory_path), None, f"machines[{position}]", f"cannot be scheduled: {e}"
-                    )
-                )
-                continue
-            planned.append(_PlannedJob(machine, trigger, first))
-        if problems:
-            raise InventoryError(problems)
-        return planned
-
-    def _commit_jobs(self, remove: list[str], planned: list[_PlannedJob]) -> None:
-        """Remove the jobs of the machines `remove`, add (or replace) the `planned` ones."""
-        scheduler = self._scheduler
-        if scheduler is None:
+    def set_owned(self, machine_ids: Iterable[str] | None) -> None:
+        """Scrape only these machines from now on (None: all). Jobs are added and removed at once."""
+        owned = None if machine_ids is None else set(machine_ids)
+        if owned == self._owned:
             return
-        for machine_id in remove:
-            with contextlib.suppress(JobLookupError):
-                scheduler.remove_job(_job_id(machine_id))
-        for job in planned:
-            interval = job.machine.scrape_interval_seconds
-            scheduler.add_job(
-                self._scrape_job,
-                job.trigger,
-                args=[job.machine.id],
-                id=_job_id(job.machine.id),
-                name=f"scrape {job.machine.id}",
-                next_run_time=job.first_run,
-                misfire_grace_time=max(1, int(interval)),
-                replace_existing=True,
+        before = self._scraped(self._inventory) if self._inventory is not None else set()
+        self._owned = owned
+        inventory, planner = self._inventory, self._planner
+        if inventory is None or planner is None:
+            return
+        after = self._scraped(inventory)
+        gained = [m for m in inventory.scraped_machines if m.id in after - before]
+        planner.commit(sorted(before - after), planner.plan(inventory, gained, str(self.inventory_path)))
+        if gained or before - after:
+            log.info(
+                "now scraping %d machines (%d gained, %d handed over)",
+                len(after),
+                len(gained),
+                len(before - after),
             )
+
+    def _scraped(self, inventory: Inventory) -> set[str]:
+        # Push machines are never scheduled: they send their data to /api/ingest themselves.
+        scraped = {m.id for m in inventory.scraped_machines}
+        return scraped if self._owned is None else scraped & self._owned
 
     # --- retention -------------------------------------------------------------------------------
 
     async def prune(self) -> int:
-        """Delete the samples older than the retention now; returns how many were deleted.
-
-        0 when the retention is off. A failure of the store is logged and counted in
-        `store_failures_total` (the next run tries again), not raised. `stop` ends a long prune
-        after its current batch.
-        """
-        retention = self._retention
-        if retention is None:
-            return 0
-        try:
-            deleted = await in_daemon_thread(
-                partial(self._store.prune, time.time() - retention, keep_going=lambda: not self._stopping)
-            )
-        except StoreError as e:
-            self.store_failures_total += 1
-            log.warning("retention: %s", e)
-            return 0
-        self.samples_pruned_total += deleted
-        if deleted:
-            log.info("retention: deleted %d samples older than %s", deleted, format_age(retention))
-        return deleted
+        """Delete the samples older than the retention now (see `RetentionJob.prune`)."""
+        return await self._retention.prune()
 
     async def _prune_job(self) -> None:
         if self._stopping:
@@ -403,11 +411,7 @@ class ScraperService:
     # --- inventory reload and staleness ----------------------------------------------------------
 
     async def _reload_job(self) -> None:
-        signature = _signature(self.inventory_path)
-        if signature == self._signature:
-            return
-        self._signature = signature
-        await self.reload()
+        await self._watcher.check()
 
     async def reload(self) -> bool:
         """Reload the inventory file now; returns whether it was applied.
@@ -417,74 +421,67 @@ class ScraperService:
         logged; otherwise jobs are added, removed or rescheduled and the state is made to match
         the new inventory.
         """
-        try:
-            inventory = await asyncio.to_thread(load_inventory, self.inventory_path)
-        except InventoryError as e:
-            self._refuse(str(e))
-            return False
-        if not self._apply(inventory):
-            return False
-        self.inventory_error = None
-        return True
+        return await self._watcher.reload()
 
-    def _refuse(self, problems: str) -> None:
-        self.inventory_error = problems
-        count = len(self.inventory.machines) if self.inventory is not None else 0
-        log.error("inventory not reloaded, keeping the last good one (%d machines):\n%s", count, problems)
-
-    def _apply(self, inventory: Inventory) -> bool:
-        """Switch to `inventory`: jobs first, then the inventory and the state (False: nothing changed)."""
-        previous = self.inventory
-        old = previous.by_id() if previous is not None else {}
-        new = inventory.by_id()
-        remove = [
-            machine_id
-            for machine_id, machine in old.items()
-            if machine.scraped and (machine_id not in new or not new[machine_id].scraped)
-        ]
-        changed_jobs = [
-            m
-            for m in inventory.scraped_machines
-            if m.id not in old
-            or not old[m.id].scraped
-            or old[m.id].scrape_interval_seconds != m.scrape_interval_seconds
-        ]
+    def _apply(self, previous: Inventory | None, inventory: Inventory) -> None:
+        """Switch to `inventory`: jobs first, then the state. Raises InventoryError, changing nothing."""
+        planner = self._planner
+        if planner is None:
+            raise RuntimeError("the scraper service is not started")
+        change = diff(previous, inventory)
+        wanted = self._scraped(inventory)
+        had = self._scraped(previous) if previous is not None else set()
+        remove = [m for m in change.stopped if m in had] + sorted(had - wanted - set(change.stopped))
+        planned = planner.plan(
+            inventory, [m for m in change.rescheduled if m.id in wanted], str(self.inventory_path)
+        )  # raises InventoryError before any job was touched
         try:
-            planned = self._plan(inventory, changed_jobs)
-        except InventoryError as e:
-            self._refuse(str(e))
-            return False
-        try:
-            self._commit_jobs(remove, planned)
+            planner.commit(remove, planned)
         except Exception as e:
-            log.exception("scheduling the reloaded inventory failed; restoring the previous jobs")
-            self._restore_jobs(previous, new)
-            self._refuse(f"{self.inventory_path}: cannot schedule the scrapes of this inventory: {e}")
-            return False
+            log.exception("scheduling the inventory failed; restoring the previous jobs")
+            self._restore_jobs(previous, inventory)
+            raise InventoryError(
+                [
+                    Problem(
+                        str(self.inventory_path),
+                        None,
+                        "",
+                        f"cannot schedule the scrapes of this inventory: {e}",
+                    )
+                ]
+            ) from e
 
-        self.inventory = inventory
+        self._inventory = inventory
         now = time.time()
-        self._state.replace_all(self._view_for(m, self._state.get(m.id), now) for m in inventory.machines)
-        removed = [machine_id for machine_id in old if machine_id not in new]
-        if removed:
-            self._writer.forget(removed)
-        changed = sum(1 for k, m in new.items() if k in old and old[k] != m)
-        log.info(
-            "inventory reloaded: %d machines (%d added, %d removed, %d changed)",
-            len(new),
-            len(new.keys() - old.keys()),
-            len(removed),
-            changed,
+        saved = self._saved if previous is None else {}
+        self._state.replace_all(
+            self._view_for(m, self._state.get(m.id) or saved.get(m.id), now) for m in inventory.machines
         )
-        return True
+        if change.removed:
+            self._writer.forget(change.removed)
+            if self._backfiller is not None:
+                self._backfiller.forget(change.removed)
+        if previous is not None:
+            log.info(
+                "inventory reloaded: %d machines (%d added, %d removed, %d changed)",
+                len(inventory.machines),
+                change.added,
+                len(change.removed),
+                change.changed,
+            )
 
-    def _restore_jobs(self, previous: Inventory | None, attempted: dict[str, Machine]) -> None:
+    def _restore_jobs(self, previous: Inventory | None, attempted: Inventory) -> None:
         """After a failed switch: the jobs of `previous` again, none of those only `attempted` had."""
-        kept = {m.id for m in previous.scraped_machines} if previous is not None else set()
+        planner = self._planner
+        if planner is None:
+            return
+        kept = self._scraped(previous) if previous is not None else set()
         try:
-            self._commit_jobs(
-                [m for m in attempted if m not in kept],
-                self._plan(previous, previous.scraped_machines) if previous is not None else [],
+            planner.commit(
+                [m.id for m in attempted.machines if m.id not in kept],
+                planner.plan(previous, [m for m in previous.scraped_machines if m.id in kept], "")
+                if previous is not None
+                else [],
             )
         except Exception:
             log.exception("restoring the previous scrape jobs failed")
@@ -493,14 +490,17 @@ class ScraperService:
         self.sweep_staleness(time.time())
 
     def sweep_staleness(self, now: float) -> list[MachineView]:
-        """Mark views not refreshed in time as stale (see `status.apply_staleness`); returns those changed."""
-        inventory = self.inventory
+        """Mark views not refreshed in time as stale (see `status.apply_staleness`); returns those changed.
+
+        With leases, only the machines this process scrapes: another scraper keeps the others fresh.
+        """
+        inventory = self._inventory
         if inventory is None:
             return []
         changed: list[MachineView] = []
         for view in self._state.snapshot():
             machine = inventory.get(view.id)
-            if machine is None:
+            if machine is None or (self._owned is not None and view.id not in self._owned):
                 continue
             swept = apply_staleness(view, now, scrape_timeout_seconds=machine.scrape_timeout_seconds)
             if swept is not view:
@@ -528,15 +528,3 @@ class ScraperService:
                 system=previous.system,
             )
         return apply_staleness(view, now, scrape_timeout_seconds=machine.scrape_timeout_seconds)
-
-
-def _job_id(machine_id: str) -> str:
-    return f"scrape:{machine_id}"
-
-
-def _signature(path: Path) -> _FileSignature | None:
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return _FileSignature(stat.st_mtime_ns, stat.st_size, stat.st_ino)

@@ -5,7 +5,10 @@ Pure functions of their arguments (no clock, no I/O), so every rule is unit-test
 Order of the rules after a scrape:
 1. disabled in the inventory               -> `disabled`
 2. the scrape failed                       -> `down`, reason = the error's text; last readings kept
-3. `millwatch_serial_up` is 0              -> `sensor_fault`, "serial sensor not reporting"
+3. `millwatch_serial_up` is 0              -> `sensor_fault`, "serial sensor not reporting";
+   except while the exporter is younger than its `stale_after` and no line came yet: the sensor
+   has not had the time to send its first line, so the machine is `up` with the reason
+   "waiting for the sensor's first line" (an exporter that just started is not a fault)
 4. a value at or above its alarm limit     -> `alarm`; else at or above its warn limit -> `warn`
 5. otherwise                               -> `up`
 A push machine (`evaluate_push`) follows rules 1 and 3 to 5 for each batch it sends. Between
@@ -29,6 +32,11 @@ from scraper.state import LastScrape, MachineView, Status, SystemSummary, Thresh
 
 SERIAL_UP = "millwatch_serial_up"
 SERIAL_LAST_READING = "millwatch_serial_last_reading_timestamp_seconds"
+SERIAL_STALE_AFTER = "millwatch_serial_stale_after_seconds"
+SERIAL_START = "millwatch_serial_start_time_seconds"
+PROCESS_START = "process_start_time_seconds"  # for exporters without SERIAL_START
+DEFAULT_STALE_AFTER_SECONDS = 30.0  # the exporter's default, for exporters that do not say theirs
+WAITING_FOR_FIRST_LINE = "waiting for the sensor's first line"
 NOT_A_READING = frozenset({MACHINE_INFO_METRIC})
 STALE_AFTER_INTERVALS = 3
 
@@ -106,9 +114,17 @@ def judge(
     serial_up: float | None,
     last_reading: float | None,
     now: float,
+    *,
+    waiting_for_sensor: bool = False,
 ) -> tuple[Status, str | None]:
-    """Rules 3 to 5 for a machine that answered: sensor fault, then thresholds, else up."""
+    """Rules 3 to 5 for a machine that answered: sensor fault, then thresholds, else up.
+
+    `waiting_for_sensor`: the exporter just started and its sensor has sent no line yet (see
+    `waiting_for_first_line`), so a serial_up of 0 is not a fault yet.
+    """
     if serial_up is not None and serial_up == 0:
+        if waiting_for_sensor:
+            return Status.UP, WAITING_FOR_FIRST_LINE
         return Status.SENSOR_FAULT, _sensor_fault_reason(last_reading, now)
     found = crossings(values, thresholds)
     if found:
@@ -127,7 +143,12 @@ def evaluate(machine: Machine, samples: list[Sample], scraped_at: float, duratio
         return view
     plain = {s.name: s.value for s in samples if not s.labels}
     status, reason = judge(
-        plain, machine.thresholds, plain.get(SERIAL_UP), plain.get(SERIAL_LAST_READING), scraped_at
+        plain,
+        machine.thresholds,
+        plain.get(SERIAL_UP),
+        plain.get(SERIAL_LAST_READING),
+        scraped_at,
+        waiting_for_sensor=waiting_for_first_line(plain, scraped_at),
     )
     return view.with_changes(
         status=status,
@@ -169,6 +190,25 @@ def evaluate_push(
         readings=current,
         system=system,
     )
+
+
+def waiting_for_first_line(plain: dict[str, float], scraped_at: float) -> bool:
+    """The exporter started less than its `stale_after` ago and its sensor has sent no line yet.
+
+    `plain` holds the scrape's unlabelled samples. Needs the exporter's start time
+    (`millwatch_serial_start_time_seconds`, else `process_start_time_seconds`); without it,
+    nothing is excused.
+    """
+    last = plain.get(SERIAL_LAST_READING)
+    if last is not None and last > 0:
+        return False
+    started = plain.get(SERIAL_START, plain.get(PROCESS_START))
+    if started is None or not math.isfinite(started) or started <= 0:
+        return False
+    grace = plain.get(SERIAL_STALE_AFTER, DEFAULT_STALE_AFTER_SECONDS)
+    if not math.isfinite(grace) or grace < 0:
+        grace = DEFAULT_STALE_AFTER_SECONDS
+    return scraped_at - started < grace
 
 
 def failed(previous: MachineView, error: ScrapeError, scraped_at: float, duration: float) -> MachineView:

@@ -27,6 +27,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
@@ -35,6 +37,7 @@ from sqlalchemy.pool import StaticPool
 from scraper import schema
 from scraper.errors import StoreError
 from scraper.exposition import Sample
+from scraper.migration_lock import migration_lock
 from scraper.series_cache import SeriesCache, SeriesName
 from scraper.state import MachineView
 from scraper.store_bulk import PendingRollups, Row, insert_postgres, insert_sqlite_new
@@ -173,10 +176,23 @@ class Store:
         """Bring the schema to the newest revision (Alembic, version table `scraper_alembic_version`).
 
         Not bound by the statement timeout: building an index on a big table takes its time.
+        Safe to call from many processes at once (`migration_lock`).
         """
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
+        head = ScriptDirectory.from_config(config).get_current_head()
+        with self._operation("migrate"), self._engine.connect() as connection:
+            # Already at head (every start but the first after an upgrade): no lock at all, so a
+            # process starting beside a busy scraper never waits for the database's write lock.
+            current = MigrationContext.configure(
+                connection, opts={"version_table": schema.VERSION_TABLE}
+            ).get_current_revision()
+        if current == head:
+            return
         with self._operation("migrate"), self._write_lock, self._engine.begin() as connection:
+            # Any number of `serve` and `scrape` processes may start together on an empty
+            # database: one migrates, the others wait for it and then find nothing to do.
+            migration_lock(connection)
             if self.dialect == "postgresql":
                 connection.execute(sa.text("SET LOCAL statement_timeout = 0"))
             config.attributes["connection"] = connection
@@ -541,6 +557,35 @@ class Store:
                 HistoryPoint(int(t) / 1000, float(lo), float(total) / int(n), float(hi), int(n))
                 for t, lo, total, hi, n in connection.execute(statement)
             ]
+
+    def last_value(self, machine_id: str, metric: str, *, before: float | None = None) -> float | None:
+        """The value of the newest sample of the unlabelled series (machine, metric) older than `before`.
+
+        None when there is none. Raises StoreError. (The backfill's starting point.)
+        """
+        series, samples = schema.series, schema.samples
+        statement = (
+            sa.select(samples.c.value)
+            .join(series, series.c.id == samples.c.series_id)
+            .where(
+                series.c.machine_id == machine_id,
+                series.c.metric == metric,
+                series.c.labels_json == schema.labels_json({}),
+            )
+            .order_by(samples.c.time_ms.desc())
+            .limit(1)
+        )
+        if before is not None:
+            # Stored times are whole milliseconds: strictly older than `before` is below its ceiling.
+            statement = statement.where(samples.c.time_ms < math.ceil(before * 1000))
+        with self._operation("last_value"), self._engine.connect() as connection:
+            value = connection.execute(statement).scalar_one_or_none()
+        return None if value is None else float(value)
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for the scraper's lease and notification helpers)."""
+        return self._engine
 
     def ping(self) -> bool:
         """True when the database answers a trivial query now."""

@@ -7,6 +7,15 @@ up by themselves when the store is slower than the scrapes. After a failed write
 writes what was queued meanwhile. The queue is bounded: past the bound the oldest samples are
 dropped, counted and logged. Store calls run in daemon threads of their own, so a database that
 hangs can never hold up the end of the process once `close` has given up on it.
+
+One machine can never hold the others back. When a write fails because the database refused
+the data (an integrity or data error: a constraint, a value out of range, a trigger's refusal),
+the writer writes each machine's part in a transaction of its own, tries a refused machine
+`machine_attempts` times, and sets its batch aside (counted in `batches_set_aside_total` and
+`samples_set_aside_total`, logged once per machine and reason), so that every other machine's
+samples are written. A machine once refused is written in its own transaction from then on,
+until a write of it succeeds again. Any other failure (the database does not answer, is locked,
+times out) sets nothing aside: everything is held and retried after the back-off.
 """
 
 from __future__ import annotations
@@ -21,7 +30,11 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Protocol, TypeVar
 
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.exc import SQLAlchemyError
+
 from scraper.errors import StoreError
+from scraper.notify import notify_views
 from scraper.state import MachineView
 from scraper.store import SampleBatch, Store
 
@@ -33,11 +46,16 @@ DROP_LOG_SECONDS = 60.0
 MAX_SAMPLES_PER_WRITE = 100_000  # a long backlog is written in several transactions, not one huge one
 
 
+MACHINE_ATTEMPTS = 3
+
+
 class WriterCounters(Protocol):
-    """Where the writer counts its failures and drops (the scraper service's own counters)."""
+    """Where the writer counts its failures, drops and set-asides (`scraper.stats.ScraperStats`)."""
 
     store_failures_total: int
     samples_dropped_total: int
+    batches_set_aside_total: int
+    samples_set_aside_total: int
 
 
 class StoreWriter:
@@ -58,7 +76,15 @@ class StoreWriter:
         max_pending_samples: int = 1_000_000,
         retry_min: float = 1.0,
         retry_max: float = 30.0,
+        machine_attempts: int = MACHINE_ATTEMPTS,
     ) -> None:
+        if machine_attempts < 1:
+            raise ValueError("machine_attempts must be at least 1")
+        self._machine_attempts = machine_attempts
+        # Machines whose data the database refused: written alone until it takes them again.
+        self._isolated: set[str] = set()
+        self._refusals: dict[str, str] = {}  # machine -> last reason logged
+        self.set_aside_by_machine: dict[str, int] = {}  # samples set aside, per machine
         self._store = store
         self._counters = counters
         self._is_known = is_known
@@ -77,6 +103,7 @@ class StoreWriter:
         self._retry_at = 0.0
         self._backoff = 0.0
         self._last_drop_log = -DROP_LOG_SECONDS
+        self._pending_counts: deque[tuple[str, tuple[int, int]]] = deque()
 
     @property
     def pending_samples(self) -> int:
@@ -100,6 +127,14 @@ class StoreWriter:
             self._drop_overflow()
         if view is not None:
             self._views[view.id] = view
+        self._wake.set()
+
+    def queue_batches(self, batches: Iterable[SampleBatch]) -> None:
+        """Hand over samples without a view (a backfill's readings); returns at once."""
+        for batch in batches:
+            self._batches.append(batch)
+            self._queued_samples += len(batch.samples)
+        self._drop_overflow()
         self._wake.set()
 
     def forget(self, machine_ids: Iterable[str]) -> None:
@@ -177,7 +212,7 @@ class StoreWriter:
         self._forget.clear()
         error: Exception | None = None
         try:
-            await in_daemon_thread(partial(self._write, batches, views, forget))
+            await in_daemon_thread(partial(self._write_isolating, batches, views, forget))
         except asyncio.CancelledError:
             raise  # `close` gave up waiting; it counts these samples as not written
         except Exception as e:
@@ -189,14 +224,98 @@ class StoreWriter:
             self._failed(error, batches, views, forget)
         return error is None
 
+    def _write_isolating(
+        self, batches: list[SampleBatch], views: list[MachineView], forget: list[str]
+    ) -> None:
+        """Write everything, one machine's refused data never stopping the rest (in the writer's thread).
+
+        Raises when the database failed otherwise than by refusing data: the caller then holds
+        everything for the next try.
+        """
+        isolated = self._isolated
+        shared_batches = [b for b in batches if b.machine_id not in isolated]
+        shared_views = [v for v in views if v.id not in isolated]
+        alone = sorted(
+            {b.machine_id for b in batches if b.machine_id in isolated}
+            | {v.id for v in views if v.id in isolated}
+        )
+        try:
+            self._write(shared_batches, shared_views, forget)
+        except Exception as e:
+            if not refused(e):
+                raise
+            # The database refused something in this write: machine by machine.
+            if forget:
+                self._store.delete_views(forget)
+            alone = sorted({b.machine_id for b in batches} | {v.id for v in views})
+        for machine_id in alone:
+            self._write_machine(
+                machine_id,
+                [b for b in batches if b.machine_id == machine_id],
+                [v for v in views if v.id == machine_id],
+            )
+
+    def _write_machine(self, machine_id: str, batches: list[SampleBatch], views: list[MachineView]) -> None:
+        error: Exception | None = None
+        for _ in range(self._machine_attempts):
+            try:
+                self._write(batches, views, [])
+            except Exception as e:
+                if not refused(e):
+                    raise
+                error = e
+                continue
+            if machine_id in self._isolated:
+                self._isolated.discard(machine_id)
+                self._refusals.pop(machine_id, None)
+                log.info("%s: the database takes this machine's samples again", machine_id)
+            return
+        self._set_aside(machine_id, batches, error)
+
+    def _set_aside(self, machine_id: str, batches: list[SampleBatch], error: Exception | None) -> None:
+        samples = sum(len(b.samples) for b in batches)
+        self._isolated.add(machine_id)
+        # Counted on the loop's thread: the counters are plain integers read there.
+        loop_counts = (len(batches), samples)
+        self._pending_counts.append((machine_id, loop_counts))
+        reason = str(error) if error is not None else "refused"
+        if self._refusals.get(machine_id) != reason:
+            self._refusals[machine_id] = reason
+            log.error(
+                "%s: the database refused this machine's data %d times; set aside %d samples "
+                "(further refusals of the same kind are only counted): %s",
+                machine_id,
+                self._machine_attempts,
+                samples,
+                reason,
+            )
+
     def _write(self, batches: list[SampleBatch], views: list[MachineView], forget: list[str]) -> None:
         # Forgetting first: a machine removed and added again at once keeps the view written after.
         if forget:
             self._store.delete_views(forget)
         if batches or views:
             self._store.write(batches, views)
+        if views or forget:
+            try:
+                notify_views(self._store)
+            except SQLAlchemyError as e:
+                # The views are written; servers without scraper then see them at their next full read.
+                log.debug("status change notification not sent: %s", e)
+
+    def _count_set_aside(self) -> int:
+        """Move the set-aside counts of the last write onto the counters; returns the samples set aside."""
+        total = 0
+        while self._pending_counts:
+            machine_id, (batches, samples) = self._pending_counts.popleft()
+            self._counters.batches_set_aside_total += batches
+            self._counters.samples_set_aside_total += samples
+            self.set_aside_by_machine[machine_id] = self.set_aside_by_machine.get(machine_id, 0) + samples
+            total += samples
+        return total
 
     def _succeeded(self, samples: int) -> None:
+        self._count_set_aside()
         if self._backoff:
             log.info("the store is back: wrote %d held samples", samples)
         self._backoff = 0.0
@@ -205,6 +324,7 @@ class StoreWriter:
     def _failed(
         self, error: Exception, batches: list[SampleBatch], views: list[MachineView], forget: list[str]
     ) -> None:
+        self._count_set_aside()
         self._counters.store_failures_total += 1
         self._backoff = min(self._retry_max, max(self._retry_min, self._backoff * 2))
         self._retry_at = time.monotonic() + self._backoff
@@ -242,6 +362,18 @@ class StoreWriter:
                 self._max_pending_samples,
                 self._counters.samples_dropped_total,
             )
+
+
+def refused(error: BaseException) -> bool:
+    """Whether the database refused the data itself (integrity or data error), not failed to answer."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (sa_exc.IntegrityError, sa_exc.DataError)):
+            return True
+        current = current.__cause__
+    return False
 
 
 def _report_end(task: asyncio.Task[None]) -> None:

@@ -139,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-scrape",
         action="store_true",
         help="do not scrape: show what separate `millwatch scrape` processes write to the database "
-        "(read every 2 s; machines turn stale when nobody scrapes them)",
+        "(PostgreSQL: told of each change through LISTEN/NOTIFY; SQLite: read every 2 s; "
+        "machines turn stale when nobody scrapes them)",
     )
     serve.add_argument(
         "--tls-cert",
@@ -160,9 +161,19 @@ def build_parser() -> argparse.ArgumentParser:
         "scrape",
         help="run the scraper alone, writing to the database (until Ctrl-C)",
         description="Run the scraper alone: scrape every enabled machine of the inventory and write "
-        "the samples and machine states to the database, until Ctrl-C or SIGTERM.",
+        "the samples and machine states to the database, until Ctrl-C or SIGTERM. On PostgreSQL any "
+        "number of these processes share the fleet: each machine is leased to one live scraper, and "
+        "the machines of a scraper that stops or dies are taken over by the others.",
     )
     _add_inventory_and_db(scrape)
+    scrape.add_argument(
+        "--lease-ttl",
+        type=_positive_seconds,
+        default=15.0,
+        metavar="SECONDS",
+        help="PostgreSQL: a scraper that stops renewing loses its machines to the others after this "
+        "many seconds (renewed every third of it; default 15)",
+    )
     _add_log_level(scrape)
     scrape.set_defaults(handler=_scrape)
 
@@ -371,7 +382,18 @@ def _scrape(args: argparse.Namespace) -> int:
         max_concurrency=settings.max_concurrency,
         rollup_retention_seconds=settings.rollup_retention,
         minute_rollup_retention_seconds=settings.minute_rollup_retention,
+        lease_ttl=args.lease_ttl,
     )
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"expected seconds between 0 and 3600, got {text!r}")
+    return value
 
 
 def _check(args: argparse.Namespace) -> int:

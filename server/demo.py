@@ -221,7 +221,9 @@ class DemoFleet:
         config: dict[str, Any] = {
             "machine": {"id": machine.id, "name": machine.name},
             "listen": "127.0.0.1:0",
-            "serial": {"port": serial_port},
+            # The simulated sensors speak every second: a silent one is a fault after 10 s (the
+            # grace the scraper gives a just-started sensor), not after the default 30 s.
+            "serial": {"port": serial_port, "stale_after": "10s"},
             "buffer": {"path": str(self._buffers / f"{machine.id}.sqlite")},
         }
         if machine.scenario is Scenario.HOT:

@@ -1,27 +1,36 @@
 """A server without scraper (`millwatch serve --no-scrape`) follows the database instead.
 
-`millwatch scrape` processes write each machine's view into the store; the follower reads them back
-every few seconds, applies the staleness rule (so a machine whose scraper stopped turns `stale`)
-and makes the fleet state exactly what the database holds.
+`millwatch scrape` processes write each machine's view into the store. On PostgreSQL they also
+`NOTIFY millwatch_views` (scraper/notify.py): the follower LISTENs and reads the views again as
+soon as one arrives (bursts gathered over `NOTIFY_GATHER_SECONDS`), so status changes reach
+every server at once, without polling. Every `interval` seconds it re-applies the staleness rule
+to what it holds (a machine whose scraper stopped sends nothing, and must turn `stale`), and
+reads everything again every `FULL_READ_SECONDS` as a safety net. While its LISTEN connection is
+down, and always on SQLite, it reads the views every `interval` seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 
 from scraper.errors import StoreError
+from scraper.notify import ViewListener
 from scraper.state import FleetState
 from scraper.status import apply_staleness
 from scraper.store import Store
 
 log = logging.getLogger(__name__)
 
+NOTIFY_GATHER_SECONDS = 0.1
+FULL_READ_SECONDS = 60.0
+
 
 class StoreFollower:
-    """Copies the machine views of `store` into `state` every `interval` seconds."""
+    """Copies the machine views of `store` into `state`, on notification (PostgreSQL) or by polling."""
 
     def __init__(
         self,
@@ -30,13 +39,22 @@ class StoreFollower:
         *,
         interval: float = 2.0,
         clock: Callable[[], float] = time.time,
+        listen: bool | None = None,
     ) -> None:
         self._store = store
         self._state = state
         self._interval = interval
         self._clock = clock
+        self._listen = store.dialect == "postgresql" if listen is None else listen
         self.reload_failures_total = 0
+        self.reloads_total = 0
         self.last_error: str | None = None
+        self.listener: ViewListener | None = None
+
+    @property
+    def notifications_total(self) -> int:
+        """Notifications received over LISTEN (0 when polling)."""
+        return 0 if self.listener is None else self.listener.notifications_total
 
     async def reload_once(self) -> bool:
         """Read the views once and put them into the state; False (state untouched) when the read fails."""
@@ -51,12 +69,53 @@ class StoreFollower:
         if self.last_error is not None:
             log.info("reading machine states from the database again")
         self.last_error = None
+        self.reloads_total += 1
         now = self._clock()
         self._state.replace_all(apply_staleness(v, now) for v in views)
         return True
 
+    def sweep_staleness(self) -> None:
+        """Re-apply the staleness rule to the views held (no database read)."""
+        now = self._clock()
+        changed = []
+        for view in self._state.snapshot():
+            swept = apply_staleness(view, now)
+            if swept is not view:
+                changed.append(swept)
+        self._state.put(changed)
+
     async def run(self) -> None:
-        """Reload every `interval` seconds until cancelled (the caller does the first `reload_once`)."""
-        while True:
-            await asyncio.sleep(self._interval)
-            await self.reload_once()
+        """Follow until cancelled (the caller does the first `reload_once`)."""
+        if not self._listen:
+            while True:
+                await asyncio.sleep(self._interval)
+                await self.reload_once()
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+
+        def notified() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody follows any more
+                loop.call_soon_threadsafe(wake.set)
+
+        listener = ViewListener(self._store, notified)
+        self.listener = listener
+        listener.start()
+        last_full = time.monotonic()
+        try:
+            while True:
+                try:
+                    await asyncio.wait_for(wake.wait(), self._interval)
+                except TimeoutError:
+                    pass
+                if wake.is_set():
+                    await asyncio.sleep(NOTIFY_GATHER_SECONDS)  # one read for a burst of notifications
+                    wake.clear()
+                    await self.reload_once()
+                    last_full = time.monotonic()
+                elif not listener.connected or time.monotonic() - last_full >= FULL_READ_SECONDS:
+                    await self.reload_once()
+                    last_full = time.monotonic()
+                else:
+                    self.sweep_staleness()
+        finally:
+            await asyncio.to_thread(listener.stop)

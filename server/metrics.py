@@ -16,26 +16,30 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from scraper.state import FleetState, Status
+from scraper.stats import ScraperStats
 from server.live import LiveHub
 
 
 class ScraperCounters(Protocol):
     """What the collector reads from a scraper (ScraperService has these attributes)."""
 
-    scrapes_total: int
-    scrape_failures_total: int
-    store_failures_total: int
-    samples_dropped_total: int
-    samples_pruned_total: int
+    @property
+    def stats(self) -> ScraperStats: ...
 
     @property
     def pending_samples(self) -> int: ...
+
+    @property
+    def samples_set_aside_by_machine(self) -> dict[str, int]: ...
 
 
 class FollowerCounters(Protocol):
     """What the collector reads from the database follower of a server without scraper."""
 
     reload_failures_total: int
+
+    @property
+    def notifications_total(self) -> int: ...
 
 
 class IngestCounts(Protocol):
@@ -93,7 +97,7 @@ class ServerCollector(Collector):
         running.add_metric([], 1 if self._scraper is not None else 0)
         yield running
 
-        s = self._scraper
+        s = self._scraper.stats if self._scraper is not None else None
         for name, help_text, value in (
             ("millwatch_scrapes", "Scrapes attempted by this process.", s.scrapes_total if s else 0),
             (
@@ -117,6 +121,26 @@ class ServerCollector(Collector):
                 s.samples_pruned_total if s else 0,
             ),
             (
+                "millwatch_batches_set_aside",
+                "Batches of a machine's samples the database kept refusing, set aside so others are written.",
+                s.batches_set_aside_total if s else 0,
+            ),
+            (
+                "millwatch_backfill_readings",
+                "Sensor readings fetched from exporters' /history after a gap, queued for the database.",
+                s.backfill_readings_total if s else 0,
+            ),
+            (
+                "millwatch_backfill_failures",
+                "Backfills whose /history could not be fetched (retried after the machine's next scrape).",
+                s.backfill_failures_total if s else 0,
+            ),
+            (
+                "millwatch_store_notifications",
+                "Status change notifications received from PostgreSQL (server without scraper).",
+                self._follower.notifications_total if self._follower else 0,
+            ),
+            (
                 "millwatch_store_reload_failures",
                 "Failed reads of the machines' states from the database (server without scraper).",
                 self._follower.reload_failures_total if self._follower else 0,
@@ -129,8 +153,18 @@ class ServerCollector(Collector):
         pending = GaugeMetricFamily(
             "millwatch_samples_pending", "Scraped samples waiting to be written to the database."
         )
-        pending.add_metric([], s.pending_samples if s else 0)
+        pending.add_metric([], self._scraper.pending_samples if self._scraper is not None else 0)
         yield pending
+
+        set_aside = CounterMetricFamily(
+            "millwatch_samples_set_aside",
+            "Samples set aside because the database kept refusing them, by machine.",
+            labels=["machine_id"],
+        )
+        by_machine = self._scraper.samples_set_aside_by_machine if self._scraper is not None else {}
+        for machine_id, count in sorted(by_machine.items()):
+            set_aside.add_metric([machine_id], count)
+        yield set_aside
 
         by_status = Counter(v.status for v in self._state.snapshot())
         machines = GaugeMetricFamily(

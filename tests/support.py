@@ -127,7 +127,7 @@ class MillwatchProcess:
         if self.process is not None and self.process.poll() is None:
             self.stop(signal.SIGINT)
 
-    def wait_healthy(self, port: int, timeout: float = 30.0) -> None:
+    def wait_healthy(self, port: int, timeout: float = 90.0) -> None:
         """Wait until /healthz on 127.0.0.1:port answers 200 (AssertionError, with the log, if it exits)."""
 
         import httpx

@@ -38,6 +38,9 @@ class SerialCollector:
         self._reader = reader
         self._channels = tuple(channels)
         self._clock = clock
+        # Made when the exporter is set up, just before its reader starts: the scraper gives the
+        # sensor `stale_after` from here to send its first line before calling it a fault.
+        self._started = clock()
 
     def collect(self) -> Iterable[Metric]:
         status = self._reader.status()
@@ -51,6 +54,18 @@ class SerialCollector:
             "millwatch_serial_up",
             "1 when the serial port is open and its newest reading is younger than stale_after, else 0.",
             value=1.0 if status.up(now) else 0.0,
+        )
+        # The scraper's grace at start: no first line within stale_after of the start is a
+        # sensor fault; before that, the sensor simply has not spoken yet.
+        yield GaugeMetricFamily(
+            "millwatch_serial_stale_after_seconds",
+            "A reading older than this is not current (the exporter's serial.stale_after).",
+            value=float(status.stale_after),
+        )
+        yield GaugeMetricFamily(
+            "millwatch_serial_start_time_seconds",
+            "Unix time when the exporter started reading its serial port.",
+            value=self._started,
         )
         yield CounterMetricFamily(
             "millwatch_serial_readings",

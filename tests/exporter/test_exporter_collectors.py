@@ -73,6 +73,8 @@ def test_serial_collector_exports_fresh_channels_scaled() -> None:
         "machine_temperature_celsius": 72.5,
         "machine_humidity_ratio": 0.4,
         "millwatch_serial_up": 1.0,
+        "millwatch_serial_stale_after_seconds": 10.0,
+        "millwatch_serial_start_time_seconds": 1000.0,
         "millwatch_serial_readings_total": 7.0,
         **{f'millwatch_serial_errors_total{{reason="{r}"}}': (2.0 if r == "parse" else 0.0) for r in REASONS},
         "millwatch_serial_last_reading_timestamp_seconds": 999.0,

@@ -1,8 +1,8 @@
 """End to end, node_exporter style: fixed serial input through a real pty and a real exporter, /metrics
 compared with the committed golden file tests/exporter/golden/metrics.txt.
 
-Only what depends on the host or the clock is filtered, by name: the values of the reading
-timestamp, of collector durations, of the HTTP connection counts and of the buffer's size and
+Only what depends on the host or the clock is filtered, by name: the values of the reading and start
+timestamps, of collector durations, of the HTTP connection counts and of the buffer's size and
 oldest reading, and the system_* /
 process_* samples: unlabelled ones are kept as bare names, labelled ones (per mount point,
 interface, disk, CPU mode) are left out, since they differ from host to host and a host may have
@@ -28,6 +28,7 @@ FIXTURE = [
 ]
 VALUES_FILTERED = (
     "millwatch_serial_last_reading_timestamp_seconds",
+    "millwatch_serial_start_time_seconds",
     "millwatch_collector_duration_seconds",
     # how many connections the waits before the compared scrape made, and how many are still closing
     "millwatch_http_connections_total",

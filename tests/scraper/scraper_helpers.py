@@ -252,3 +252,7 @@ class RawServer:
         self._listener.close()
         for thread in self._threads:
             thread.join(timeout=5)
+
+
+Exporters = Callable[[], FakeExporter]
+"""The `exporter_factory` fixture: each call starts one more FakeExporter (closed at the end)."""

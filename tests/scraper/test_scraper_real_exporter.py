@@ -66,3 +66,50 @@ def test_readings_statuses_and_stored_samples_follow_the_sensor(tmp_path: Path, 
         times = [t for t, _ in stored]
         assert len(stored) >= 5 and times == sorted(set(times))
         assert min(v for _, v in stored) < 80 and max(v for _, v in stored) >= 95
+
+
+def test_a_just_started_exporter_waits_for_its_sensor_before_sensor_fault(
+    tmp_path: Path, sqlite_store: Store
+) -> None:
+    with contextlib.ExitStack() as stack:
+        # The sensor says nothing yet: the exporter has just started (the demo's first seconds).
+        sensor, url = stack.enter_context(exporter_on_sensor("kiln_02", "silent", tmp_path, stale_after="4s"))
+        inventory = write_inventory(
+            tmp_path / "machines.yaml",
+            [machine_yaml("kiln_02", url)],
+            defaults="defaults:\n  scrape_interval: 0.3s\n  scrape_timeout: 0.25s\n",
+        )
+        state = FleetState()
+        seen: list[tuple[Status, str | None, float]] = []
+        state.subscribe(
+            lambda changed, _removed: seen.extend((v.status, v.reason, time.time()) for v in changed)
+        )
+
+        async def scenario() -> None:
+            service = ScraperService(inventory, sqlite_store, state, reload_interval=0.1)
+            await service.start()
+            try:
+                view = await service.scrape_now("kiln_02")
+                assert (view.status, view.reason) == (Status.UP, "waiting for the sensor's first line")
+                # Past its stale_after (4 s) without a line, the sensor is at fault...
+                await async_wait_until(
+                    lambda: (v := state.get("kiln_02")) is not None and v.status is Status.SENSOR_FAULT,
+                    timeout=30,
+                    what="sensor_fault once stale_after has passed",
+                )
+                # ...and once it speaks, the machine is up with nothing to explain.
+                sensor.scenario = "normal"
+                await async_wait_until(
+                    lambda: (
+                        (v := state.get("kiln_02")) is not None and v.status is Status.UP and v.reason is None
+                    ),
+                    timeout=30,
+                    what="up once the sensor speaks",
+                )
+            finally:
+                await service.stop()
+
+        run(scenario())
+        first_fault = next(t for status, _, t in seen if status is Status.SENSOR_FAULT)
+        waiting = [t for status, reason, t in seen if reason == "waiting for the sensor's first line"]
+        assert waiting and all(t < first_fault for t in waiting)

@@ -317,8 +317,9 @@ def test_scrape_now(tmp_path: Path, sqlite_store: Store, exporter: FakeExporter)
         with pytest.raises(RuntimeError, match="not started"):
             await service.scrape_now("on")
         async with running(path, sqlite_store, state) as service:
-            # The scheduled first scrape happens at start; the next one only in an hour.
-            await async_wait_until(lambda: status_of(state, "on") is Status.UP, what="the first scrape")
+            # The scheduled scrapes are at the machine's phase of the hour: scraped now, by hand.
+            await service.scrape_now("on")
+            assert status_of(state, "on") is Status.UP
             exporter.set_readings(temperature=91.5)
             view = await service.scrape_now("on")
             assert view.status is Status.WARN and state.get("on") == view
@@ -328,6 +329,7 @@ def test_scrape_now(tmp_path: Path, sqlite_store: Store, exporter: FakeExporter)
             assert sqlite_store.query_samples("on", "machine_temperature_celsius", stored_at, 2e9) == [
                 (stored_at, 91.5)
             ]
+            assert service.scheduled_machines == {"on"}  # push and disabled machines have no job
             requests = len(exporter.requests)
             assert (await service.scrape_now("off")).status is Status.DISABLED
             assert (await service.scrape_now("pushed")).status is Status.UNKNOWN  # never scraped
@@ -348,7 +350,8 @@ def test_staleness_sweep(tmp_path: Path, sqlite_store: Store, exporter: FakeExpo
 
     async def scenario() -> None:
         async with running(path, sqlite_store, state) as service:
-            await async_wait_until(lambda: status_of(state, "m") is Status.UP, what="up")
+            await service.scrape_now("m")  # its scheduled scrape is at its phase of the hour
+            assert status_of(state, "m") is Status.UP
             assert service.sweep_staleness(time.time()) == []
             (stale,) = service.sweep_staleness(time.time() + 3 * 3600 + 10)
             assert stale.status is Status.STALE and stale.reason == "no scrape for over 3h"
@@ -364,14 +367,16 @@ def test_scrapes_in_flight_stay_within_max_concurrency(
 ) -> None:
     exporter.delay = 0.05
     path = write_inventory(
-        tmp_path / "machines.yaml", [machine_yaml(f"m{i:02}", exporter.url) for i in range(12)]
+        tmp_path / "machines.yaml",
+        [machine_yaml(f"m{i:02}", exporter.url) for i in range(12)],
+        defaults="defaults:\n  scrape_interval: 1s\n  scrape_timeout: 0.9s\n",
     )
     state = FleetState()
 
     async def scenario() -> None:
         async with running(path, sqlite_store, state, max_concurrency=3):
             await async_wait_until(
-                lambda: all(v.status is Status.UP for v in state.snapshot()), what="every machine scraped"
+                lambda: all(v.status is Status.UP for v in state.snapshot()), 60, "every machine scraped"
             )
 
     run(scenario())
@@ -443,3 +448,26 @@ def test_the_queue_for_the_store_is_bounded_and_counts_what_it_drops(
         run(scenario())
     finally:
         store.close()
+
+
+def test_a_machine_switched_to_push_loses_its_scrape_job(
+    tmp_path: Path, sqlite_store: Store, exporter: FakeExporter
+) -> None:
+    path = write_inventory(
+        tmp_path / "machines.yaml",
+        [machine_yaml("press", exporter.url), machine_yaml("lathe", exporter.url)],
+    )
+    state = FleetState()
+
+    async def scenario() -> None:
+        async with running(path, sqlite_store, state) as service:
+            assert service.scheduled_machines == {"press", "lathe"}
+            write_inventory(path, [machine_yaml("press", exporter.url), "  - {id: lathe, mode: push}\n"])
+            assert await service.reload()
+            assert service.scheduled_machines == {"press"}
+            assert service.inventory is not None and service.inventory.get("lathe") is not None
+            write_inventory(path, [machine_yaml("press", exporter.url), machine_yaml("lathe", exporter.url)])
+            assert await service.reload()
+            assert service.scheduled_machines == {"press", "lathe"}
+
+    run(scenario())

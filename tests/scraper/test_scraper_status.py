@@ -113,6 +113,29 @@ def test_serial_down_without_any_reading_yet() -> None:
     assert evaluate(machine(), samples, T0, 0.01).reason == "serial sensor not reporting"
 
 
+def test_an_exporter_that_just_started_is_not_a_sensor_fault_before_stale_after() -> None:
+    starting = [
+        Sample("millwatch_serial_up", {}, 0.0),
+        Sample("millwatch_serial_stale_after_seconds", {}, 30.0),
+        Sample("process_start_time_seconds", {}, T0 - 5),
+    ]
+    view = evaluate(machine(), starting, T0, 0.01)
+    assert view.status is Status.UP and view.reason == "waiting for the sensor's first line"
+    # Past its stale_after without a first line, the sensor is at fault.
+    late = evaluate(machine(), starting, T0 + 26, 0.01)
+    assert late.status is Status.SENSOR_FAULT and late.reason == "serial sensor not reporting"
+    # An exporter that does not say its stale_after gets the exporter's default, 30 s.
+    without = [s for s in starting if s.name != "millwatch_serial_stale_after_seconds"]
+    assert evaluate(machine(), without, T0 + 24, 0.01).status is Status.UP
+    assert evaluate(machine(), without, T0 + 26, 0.01).status is Status.SENSOR_FAULT
+    # A sensor that did send lines and stopped is a fault at once, however young the exporter.
+    spoke = [*starting, Sample("millwatch_serial_last_reading_timestamp_seconds", {}, T0 - 2)]
+    assert evaluate(machine(), spoke, T0, 0.01).status is Status.SENSOR_FAULT
+    # Without the exporter's start time nothing is excused.
+    unknown_start = [s for s in starting if s.name != "process_start_time_seconds"]
+    assert evaluate(machine(), unknown_start, T0, 0.01).status is Status.SENSOR_FAULT
+
+
 def test_sensor_fault_wins_over_stale_readings_past_their_limits() -> None:
     samples = [Sample("millwatch_serial_up", {}, 0.0), Sample("machine_temperature_celsius", {}, 120.0)]
     assert evaluate(machine(), samples, T0, 0.01).status is Status.SENSOR_FAULT

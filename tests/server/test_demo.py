@@ -56,7 +56,7 @@ def test_demo_of_ten_machines_shows_every_simulated_failure_and_stops_on_ctrl_c(
             assert len(machines) == 10 and not wrong, wrong
             return machines
 
-        machines = wait_until(settled, timeout=45, what="every demo machine to show its simulated status")
+        machines = wait_until(settled, timeout=120, what="every demo machine to show its simulated status")
         assert "unknown" not in {m["status"] for m in machines}
         by_scenario: dict[str, list[dict[str, Any]]] = {}
         for m in machines:
@@ -126,7 +126,7 @@ def test_demo_runs_again_in_the_same_folder_with_a_fresh_database(tmp_path: Path
                 assert all(m["status"] != "unknown" for m in body["machines"]), body
                 return True
 
-            wait_until(scraped, timeout=30, what="the demo fleet to be scraped")
+            wait_until(scraped, timeout=90, what="the demo fleet to be scraped")
             assert demo.stop(signal.SIGTERM) == 0
 
         # Nothing of the previous run is left in the database.

@@ -1,0 +1,200 @@
+"""Backfill after a gap: `millwatch scrape` (a real process) is stopped for 60 s while real
+exporters on pseudo-terminals go on reading, then started again. Every reading of the gap must
+then be in the database exactly once, at its own sensor time, compared with the exporters' own
+buffers; nothing else is stored between the last scrape before and the first scrape after.
+
+The reconciliation rule (docs/architecture.md): readings with a sensor time strictly between the
+reading the last stored scrape saw (L) and the one the first scrape after the gap saw (R) come
+from /history; L and R themselves are in the database as those scrapes' samples.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from scraper_helpers import async_wait_until, machine_yaml, run, running, status_of, write_inventory
+from support import MillwatchProcess, exporter_on_sensor, wait_until
+
+from scraper.errors import StoreError
+from scraper.state import FleetState, Status
+from scraper.store import Store
+
+MACHINES = ("press_01", "kiln_02")
+CHANNELS = ("machine_temperature_celsius", "machine_pressure_bar", "machine_speed_rpm")
+LAST_READING = "millwatch_serial_last_reading_timestamp_seconds"
+GAP_SECONDS = 60.0
+
+
+def ms(t: float) -> int:
+    """Times compared to the millisecond (what any storage layout keeps of a sensor time)."""
+    return round(t * 1000)
+
+
+def buffered(folder: Path, machine_id: str, metric: str, after: float, before: float) -> dict[int, float]:
+    """The exporter's own buffer: readings of `metric` with after < time < before."""
+    with contextlib.closing(sqlite3.connect(folder / f"{machine_id}.sqlite")) as db:
+        rows = db.execute(
+            "SELECT time, value FROM readings WHERE metric = ? AND time > ? AND time < ?",
+            (metric, after, before),
+        ).fetchall()
+    return {ms(t): v for t, v in rows}
+
+
+def stored_rows(
+    url: str, machine_id: str, metric: str, start: float, end: float
+) -> list[tuple[float, float]]:
+    """Every stored row of the series with start < time < end, duplicates included (counted directly)."""
+    store = Store(url)
+    try:
+        return [(t, v) for t, v in store.query_samples(machine_id, metric, start, end) if start < t < end]
+    finally:
+        store.close()
+
+
+def scrape_times(url: str, machine_id: str) -> list[tuple[float, float]]:
+    """(scrape time, sensor time of the reading it saw), oldest first ([] before the first migration)."""
+    store = Store(url)
+    try:
+        return store.query_samples(machine_id, LAST_READING, 0, 2e9)
+    except StoreError:
+        return []
+    finally:
+        store.close()
+
+
+@pytest.mark.timeout(600)  # the outage itself lasts 60 s
+def test_a_60s_scraper_outage_is_backfilled_exactly_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'millwatch.db'}"
+    with contextlib.ExitStack() as stack:
+        urls = {
+            m: stack.enter_context(exporter_on_sensor(m, "normal", tmp_path, stale_after="5s", interval=0.2))[
+                1
+            ]
+            for m in MACHINES
+        }
+        inventory = write_inventory(
+            tmp_path / "machines.yaml",
+            [machine_yaml(m, u) for m, u in urls.items()],
+            defaults="defaults:\n  scrape_interval: 1s\n  scrape_timeout: 0.8s\n",
+        )
+        args = ["scrape", "--inventory", str(inventory), "--db", url, "--log-level", "info"]
+
+        with MillwatchProcess(args, tmp_path) as first:
+            wait_until(
+                lambda: (
+                    all(len(scrape_times(url, m)) >= 3 for m in MACHINES)
+                    if (tmp_path / "millwatch.db").exists()
+                    else False
+                ),
+                60,
+                "three scrapes of each machine stored",
+            )
+            assert first.stop(signal.SIGTERM) == 0, first.stderr
+        stopped = time.time()
+        # The exporters go on reading for a full minute with nobody scraping them.
+        wait_until(lambda: time.time() - stopped >= GAP_SECONDS, GAP_SECONDS + 30, "the 60 s outage")
+
+        with MillwatchProcess(args, tmp_path) as second:
+            restarted = time.time()
+
+            def gap_ends() -> dict[str, tuple[float, float, float, float]]:
+                """Per machine: (L scrape time, L reading, R scrape time, R reading) around the outage."""
+                ends = {}
+                for m in MACHINES:
+                    rows = scrape_times(url, m)
+                    before = [r for r in rows if r[0] < stopped]
+                    after = [r for r in rows if r[0] > restarted]
+                    if not before or not after:
+                        return {}
+                    ends[m] = (*before[-1], *after[0])
+                return ends
+
+            ends = wait_until(gap_ends, 60, "a scrape of each machine after the restart")
+
+            def filled() -> bool:
+                for m, (_, l_reading, _, r_reading) in ends.items():
+                    for metric in CHANNELS:
+                        expected = buffered(tmp_path, m, metric, l_reading, r_reading)
+                        got = {ms(t) for t, _ in stored_rows(url, m, metric, l_reading, r_reading)}
+                        if not set(expected) <= got:
+                            return False
+                return True
+
+            wait_until(filled, 60, "the gap's readings in the database")
+            assert second.stop(signal.SIGTERM) == 0, second.stderr
+        assert "backfilled" in second.stderr
+
+    for m, (l_scrape, l_reading, r_scrape, r_reading) in ends.items():
+        assert r_reading - l_reading >= GAP_SECONDS  # the sensor read all along
+        for metric in CHANNELS:
+            expected = buffered(tmp_path, m, metric, l_reading, r_reading)
+            assert len(expected) >= GAP_SECONDS * 4, (m, metric, len(expected))  # 5 lines a second
+            scraped = {t for t, _ in scrape_times(url, m)}
+            # The window also holds the scrape before the outage (its time is after the reading it
+            # saw): the backfilled readings are the rows at other times.
+            rows = [(t, v) for t, v in stored_rows(url, m, metric, l_reading, r_reading) if t not in scraped]
+            times = [ms(t) for t, _ in rows]
+            assert len(times) == len(set(times)), f"{m} {metric}: a reading stored twice"
+            # Every reading of the gap, once, with its own value...
+            by_time = {ms(t): v for t, v in rows}
+            assert {t: by_time.get(t) for t in expected} == expected
+            # ...and nothing else between the last scrape before the outage and the first after it.
+            between = {ms(t) for t, _ in stored_rows(url, m, metric, l_scrape, r_scrape)}
+            assert between <= set(expected), f"{m} {metric}: samples in the gap that no reading explains"
+
+
+def test_a_gap_of_failed_scrapes_is_backfilled_exactly_once(tmp_path: Path, sqlite_store: Store) -> None:
+    """Scrapes fail for a few seconds (the token file is gone: the scraper refuses to send a
+    request), then succeed again: the readings of those seconds come from /history, once."""
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    url = str(sqlite_store.url)
+    with exporter_on_sensor("press_01", "normal", tmp_path, stale_after="5s", interval=0.1) as (
+        _,
+        metrics_url,
+    ):
+        inventory = write_inventory(
+            tmp_path / "machines.yaml",
+            [machine_yaml("press_01", metrics_url, auth={"bearer_token_file": str(token)})],
+            defaults="defaults:\n  scrape_interval: 0.3s\n  scrape_timeout: 0.25s\n",
+        )
+        state = FleetState()
+
+        async def scenario() -> tuple[float, float]:
+            async with running(inventory, sqlite_store, state) as service:
+                await async_wait_until(lambda: status_of(state, "press_01") is Status.UP, 20, "up")
+                token.unlink()
+                await async_wait_until(lambda: status_of(state, "press_01") is Status.DOWN, 20, "down")
+                failed_from = time.time()
+                await async_wait_until(lambda: time.time() - failed_from > 3, 20, "three seconds of failures")
+                token.write_text("s3cret\n")
+                await async_wait_until(
+                    lambda: service.stats.backfill_readings_total > 0 and service.pending_samples == 0,
+                    30,
+                    "the gap backfilled and written",
+                )
+                return failed_from, time.time()
+
+        failed_from, _ = run(scenario())
+        rows = scrape_times(url, "press_01")
+        l_scrape, l_reading = [r for r in rows if r[0] < failed_from][-1]
+        r_scrape, r_reading = next(r for r in rows if r[0] > failed_from + 3)
+        for metric in CHANNELS:
+            expected = buffered(tmp_path, "press_01", metric, l_reading, r_reading)
+            assert len(expected) >= 20, (metric, len(expected))  # 10 lines a second for over 3 s
+            scraped = {t for t, _ in rows}
+            stored = [
+                (t, v)
+                for t, v in stored_rows(url, "press_01", metric, l_reading, r_reading)
+                if t not in scraped
+            ]
+            times = [ms(t) for t, _ in stored]
+            assert len(times) == len(set(times))
+            assert {t: v for t, v in ((ms(t), v) for t, v in stored) if t in expected} == expected
+            between = {ms(t) for t, _ in stored_rows(url, "press_01", metric, l_scrape, r_scrape)}
+            assert between <= set(expected), f"{metric}: samples in the gap that no reading explains"
