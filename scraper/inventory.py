@@ -12,7 +12,7 @@ import sys
 import typing
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import Annotated, Any, Literal, TextIO
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -32,6 +32,7 @@ from millwatch_common.names import LABEL_NAME as _LABEL_NAME
 from millwatch_common.names import MACHINE_ID as _MACHINE_ID
 from millwatch_common.names import METRIC_NAME as _METRIC_NAME
 from millwatch_common.yamltext import YAMLSyntaxError, load_roundtrip
+from scraper.alerting.rules import DEFAULT_RULES, METRIC_STATUSES, AlertRule
 from scraper.errors import InventoryError, InventoryUnreadable, Problem
 from scraper.state import Location, MachineView, Status, Threshold
 
@@ -42,6 +43,8 @@ DEFAULT_SCRAPE_TIMEOUT = 5.0
 DEFAULT_TIMEOUT_SHARE = 0.8
 # Longer intervals or timeouts are surely mistakes, and far longer ones overflow the scheduler's dates.
 MAX_SCRAPE_DURATION = 86400.0
+# An alert's `for:` or `keep_firing_for:` longer than a week is surely a mistake.
+MAX_ALERT_DURATION = 7 * 86400.0
 
 
 # --- field types ---------------------------------------------------------------------------------
@@ -118,7 +121,21 @@ def _non_empty(value: str) -> str:
     return value
 
 
+def _alert_duration(value: object) -> float:
+    """Like `parse_duration`, but 0 is allowed (notify at once) and the limit is a week."""
+    try:
+        seconds = common_durations.parse_seconds(value)
+    except ValueError:
+        raise ValueError("must be a duration such as 30s, 5m, 1h or a number of seconds") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError("must not be negative")
+    if seconds > MAX_ALERT_DURATION:
+        raise ValueError("must be at most 7d")
+    return seconds
+
+
 ScrapeDuration = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_at_most_a_day)]
+AlertDuration = Annotated[float, BeforeValidator(_alert_duration)]
 LabelValue = Annotated[str, BeforeValidator(_label_value)]
 
 
@@ -196,10 +213,48 @@ class Auth(_Spec):
         return self
 
 
+class AlertRuleSpec(_Spec):
+    """One rule under `alerts:` (docs/alerts.md)."""
+
+    # `for` is a Python keyword: the field is `for_`, written `for:` in the file.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+    name: str | None = None
+    statuses: list[Literal["alarm", "warn", "down", "sensor_fault", "stale"]] = Field(min_length=1)
+    metric: str | None = None
+    for_: AlertDuration = Field(default=0.0, alias="for")
+    keep_firing_for: AlertDuration = 0.0
+    severity: Literal["critical", "warning", "info"] | None = None
+
+    @model_validator(mode="after")
+    def _metric_levels(self) -> AlertRuleSpec:
+        if self.metric is not None:
+            _check_metric_name(self.metric)
+            wrong = [s for s in self.statuses if s not in METRIC_STATUSES]
+            if wrong:
+                raise ValueError(
+                    f"a rule on one metric may only name alarm and warn in statuses (got {', '.join(wrong)})"
+                )
+        if self.name is not None:
+            _check_label_name(self.name)
+        return self
+
+    def resolve(self) -> AlertRule:
+        return AlertRule(
+            name=self.name or self.metric or "status",
+            statuses=frozenset(self.statuses),
+            severity=self.severity,
+            for_seconds=self.for_,
+            keep_firing_for_seconds=self.keep_firing_for,
+            metric=self.metric,
+        )
+
+
 class DefaultsSpec(_Spec):
     scrape_interval: ScrapeDuration = DEFAULT_SCRAPE_INTERVAL
     scrape_timeout: ScrapeDuration = DEFAULT_SCRAPE_TIMEOUT
     thresholds: dict[str, ThresholdSpec] = Field(default_factory=dict)
+    alerts: list[AlertRuleSpec] | None = None
 
 
 class MachineSpec(_Spec):
@@ -214,6 +269,7 @@ class MachineSpec(_Spec):
     scrape_interval: ScrapeDuration | None = None
     scrape_timeout: ScrapeDuration | None = None
     thresholds: dict[str, ThresholdSpec] = Field(default_factory=dict)
+    alerts: list[AlertRuleSpec] | None = None
 
 
 # Checked by the loader rather than by pydantic so that the message carries the key's own path.
@@ -235,6 +291,7 @@ class Defaults(BaseModel):
     scrape_interval_seconds: float = DEFAULT_SCRAPE_INTERVAL
     scrape_timeout_seconds: float = DEFAULT_SCRAPE_TIMEOUT
     thresholds: dict[str, Threshold] = Field(default_factory=dict)
+    alerts: tuple[AlertRule, ...] = DEFAULT_RULES
 
 
 class Machine(BaseModel):
@@ -253,6 +310,7 @@ class Machine(BaseModel):
     scrape_interval_seconds: float = DEFAULT_SCRAPE_INTERVAL
     scrape_timeout_seconds: float = DEFAULT_SCRAPE_TIMEOUT
     thresholds: dict[str, Threshold] = Field(default_factory=dict)  # effective: defaults merged in
+    alerts: tuple[AlertRule, ...] = DEFAULT_RULES  # effective: its own `alerts:`, else the defaults'
 
     def initial_view(self) -> MachineView:
         """The view before any scrape: status `unknown`, or `disabled` when the machine is disabled."""
@@ -529,13 +587,33 @@ class _Checker:
         )
         if written is not None:
             self.inherited_timeout = written
+        alerts = self._alert_rules(["defaults"], spec.alerts, DEFAULT_RULES)
         if len(self.problems) > before:
             return None
         return Defaults(
             scrape_interval_seconds=spec.scrape_interval,
             scrape_timeout_seconds=timeout,
             thresholds={k: Threshold(t.warn, t.alarm) for k, t in spec.thresholds.items()},
+            alerts=alerts,
         )
+
+    def _alert_rules(
+        self, loc: list[str | int], specs: list[AlertRuleSpec] | None, inherited: tuple[AlertRule, ...]
+    ) -> tuple[AlertRule, ...]:
+        """The rules written at `loc` (a whole list replaces the inherited one), names unique."""
+        if specs is None:
+            return inherited
+        rules = tuple(spec.resolve() for spec in specs)
+        first: dict[str, int] = {}
+        for index, rule in enumerate(rules):
+            if rule.name in first:
+                self.add(
+                    [*loc, "alerts", index],
+                    f"two rules named {rule.name!r} (alerts[{first[rule.name]}]): give one a distinct `name:`",
+                )
+            else:
+                first[rule.name] = index
+        return rules
 
     def _check_machine(
         self, loc: list[str | int], raw: Any, defaults: Defaults | None, folder: Path
@@ -574,6 +652,7 @@ class _Checker:
                     "once merged with the defaults",
                 )
             thresholds[metric] = merged
+        alerts = self._alert_rules(loc, spec.alerts, defaults.alerts)
         if len(self.problems) > before:
             return None
         return Machine(
@@ -588,6 +667,7 @@ class _Checker:
             scrape_interval_seconds=interval,
             scrape_timeout_seconds=timeout,
             thresholds=thresholds,
+            alerts=alerts,
         )
 
 
@@ -623,7 +703,9 @@ def _allowed_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]
             args = typing.get_args(current)
             current = args[0] if args else None
         elif isinstance(current, type) and issubclass(current, BaseModel):
-            field = current.model_fields.get(part)
+            field = current.model_fields.get(part) or next(
+                (f for f in current.model_fields.values() if f.alias == part), None
+            )
             current = None if field is None else field.annotation
         elif typing.get_origin(current) is dict:
             current = typing.get_args(current)[1]
@@ -631,7 +713,7 @@ def _allowed_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]
             return []
     current = _unwrap(current)
     if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
+        return [field.alias or name for name, field in current.model_fields.items()]
     return []
 
 
