@@ -74,13 +74,17 @@ class MaintenanceWindow:
         }
 
 
-def active_window(windows: Iterable[MaintenanceWindow], view: MachineView, now: float) -> MaintenanceWindow | None:
+def active_window(
+    windows: Iterable[MaintenanceWindow], view: MachineView, now: float
+) -> MaintenanceWindow | None:
     """The window that holds `view`'s machine at `now` and ends last, or None."""
     found = [w for w in windows if w.covers(view) and w.active(now)]
     return max(found, key=lambda w: w.current_end(now)) if found else None
 
 
-def maintenance_of(windows: Iterable[MaintenanceWindow], view: MachineView, now: float) -> dict[str, Any] | None:
+def maintenance_of(
+    windows: Iterable[MaintenanceWindow], view: MachineView, now: float
+) -> dict[str, Any] | None:
     """The `maintenance` field of a machine's JSON: `{"window": id, "until": T, "reason": text}` or None."""
     window = active_window(windows, view, now)
     if window is None:

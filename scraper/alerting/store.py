@@ -196,17 +196,18 @@ class AlertStore:
             _event(connection, alert_id, now, "acknowledged", actor, reason)
             _audit(connection, now, actor, "alert.acknowledge", f"alert:{alert_id}", reason)
             record = _alert(row)
-        return replace(record, state=ACKNOWLEDGED, acknowledged_at=now, acknowledged_by=actor, ack_reason=reason)
+        return replace(
+            record, state=ACKNOWLEDGED, acknowledged_at=now, acknowledged_by=actor, ack_reason=reason
+        )
 
-    def record_notified(self, alert_ids: list[int], now: float, detail: str) -> None:
-        """Note that these alerts were notified now (repeat interval counts from here)."""
+    def mark_notified(self, alert_ids: list[int], now: float) -> None:
+        """Note that these alerts were handed to their channels now (the repeat interval counts from
+        here; the channels' deliveries add their own history rows)."""
         if not alert_ids:
             return
         table = schema.alerts
-        with self._write("record_notified") as connection:
+        with self._write("mark_notified") as connection:
             connection.execute(table.update().where(table.c.id.in_(alert_ids)).values(last_notified_at=now))
-            for alert_id in alert_ids:
-                _event(connection, alert_id, now, "notified", None, detail)
 
     def record_event(self, alert_ids: list[int], now: float, kind: str, detail: str) -> None:
         """Add a history row (such as `notify_failed`, `silenced`) to each of these alerts."""
@@ -368,13 +369,19 @@ def _engine(url: sa.URL, dialect: str) -> Engine:
     return engine
 
 
-def _event(connection: Connection, alert_id: int, now: float, kind: str, actor: str | None, detail: str | None) -> None:
+def _event(
+    connection: Connection, alert_id: int, now: float, kind: str, actor: str | None, detail: str | None
+) -> None:
     connection.execute(
-        schema.alert_events.insert().values(alert_id=alert_id, time=now, kind=kind, actor=actor, detail=detail)
+        schema.alert_events.insert().values(
+            alert_id=alert_id, time=now, kind=kind, actor=actor, detail=detail
+        )
     )
 
 
-def _audit(connection: Connection, now: float, actor: str, action: str, target: str, detail: str | None) -> None:
+def _audit(
+    connection: Connection, now: float, actor: str, action: str, target: str, detail: str | None
+) -> None:
     connection.execute(
         schema.alert_audit.insert().values(time=now, actor=actor, action=action, target=target, detail=detail)
     )
