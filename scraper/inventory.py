@@ -609,7 +609,8 @@ class _Checker:
             if rule.name in first:
                 self.add(
                     [*loc, "alerts", index],
-                    f"two rules named {rule.name!r} (alerts[{first[rule.name]}]): give one a distinct `name:`",
+                    f"two rules named {rule.name!r} (alerts[{first[rule.name]}]): "
+                    "give one a distinct `name:`",
                 )
             else:
                 first[rule.name] = index

@@ -12,11 +12,13 @@ from fastapi import FastAPI
 
 from scraper.state import FleetState
 from scraper.store import Store
+from server.alert_metrics import AlertsCollector
+from server.alerting import build_alert_engine
 from server.context import ServerContext
 from server.follower import StoreFollower
 from server.live import LiveHub
 from server.metrics import ServerCollector, server_registry
-from server.routes import config, health, live, machines, metrics
+from server.routes import alerts, config, health, live, machines, metrics
 from server.settings import Settings
 from server.static_files import WebPage
 from server.version import millwatch_version
@@ -38,7 +40,8 @@ def create_app(
 
     Its lifespan starts the live hub, then the scraper when one is given (its InventoryError or
     other start-up failure aborts the start and is kept in `app.state.millwatch.startup_error`).
-    Without scraper but with a store, the machines' views are read from the store every
+    With a store and `settings.alerts`, the alert engine starts first (a bad notifications file or
+    an unreadable database aborts the start like the scraper's errors). Without scraper but with a
     `settings.store_poll_interval` seconds (staleness applied), so a server alone shows what
     separate `millwatch scrape` processes write. The caller owns `store` and closes it.
     """
@@ -57,12 +60,22 @@ def create_app(
         registry=server_registry(ServerCollector(state, hub, scraper, follower, version)),
         version=version,
     )
+    context.registry.register(AlertsCollector(context))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await hub.start()
         follow_task: asyncio.Task[None] | None = None
         try:
+            if settings.alerts and store is not None:
+                # Before the scraper: its first views are already followed by the engine.
+                try:
+                    engine = build_alert_engine(settings, state, store, scraper)
+                    await engine.start()
+                except Exception as e:
+                    context.startup_error = e
+                    raise
+                context.alerts = engine
             if scraper is not None:
                 try:
                     await scraper.start()
@@ -84,6 +97,10 @@ def create_app(
                 context.scraper_running = False
                 await scraper.stop()
                 log.info("scraper stopped")
+            if context.alerts is not None:
+                await context.alerts.stop()
+                context.alerts.store.close()
+                context.alerts = None
             await hub.stop()
 
     # No docs pages: they load their scripts from a CDN, and the central host may be air-gapped.
@@ -96,7 +113,7 @@ def create_app(
         openapi_url="/api/openapi.json",
     )
     app.state.millwatch = context
-    for router in (machines.router, live.router, config.router, health.router, metrics.router):
+    for router in (machines.router, live.router, config.router, health.router, metrics.router, alerts.router):
         app.include_router(router)
     # Last, so that every API route wins over a file of the same name.
     app.mount("/", WebPage(settings.static_dir), name="web")

@@ -223,13 +223,13 @@ def parse_notifications(
     for index, route in enumerate(spec.routes):
         for position, channel in enumerate(route.channels):
             if channel not in spec.channels:
-                loc: list[str | int] = ["notifications", "routes", index, "channels", position]
+                at: list[str | int] = ["notifications", "routes", index, "channels", position]
                 known = ", ".join(sorted(spec.channels)) or "none"
                 problems.append(
                     Problem(
                         name,
-                        _line_of(document, loc),
-                        _path_text(loc),
+                        _line_of(document, at),
+                        _path_text(at),
                         f"no channel {channel!r} (known: {known})",
                     )
                 )

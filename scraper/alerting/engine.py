@@ -34,7 +34,7 @@ from scraper.alerting.rules import AlertRule
 from scraper.alerting.store import ACKNOWLEDGED, AlertRecord, AlertStore
 from scraper.errors import StoreError
 from scraper.inventory import Inventory
-from scraper.state import FleetState, Maintenance, MachineView, Status
+from scraper.state import FleetState, MachineView, Maintenance, Status
 
 log = logging.getLogger(__name__)
 
@@ -88,19 +88,16 @@ class AlertEngine:
         self.alerts_fired_total = 0
         self.notifications_silenced_total = 0
         self.evaluation_failures_total = 0
+        self.loaded = False  # the open alerts and the windows have been read back
 
     # --- life ------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Read the open alerts and the maintenance windows back, then follow the fleet.
-
-        Raises StoreError when the database cannot be read.
-        """
+        """Follow the fleet. The open alerts and the maintenance windows are read back from the
+        database first thing in the engine's task, retried every tick while the database does not
+        answer (the map works meanwhile; nothing is evaluated, so nothing is sent twice)."""
         self._loop = asyncio.get_running_loop()
         self._started = self._clock()
-        for alert in await asyncio.to_thread(self.store.open_alerts):
-            self._tracked[alert.key] = _Tracked(pending_since=alert.started_at, alert=alert)
-        await self.reload_windows()
         await self.notifier.start()
         self._unsubscribe = self._state.subscribe(self._on_state_change)
         self._touched.update(v.id for v in self._state.snapshot())
@@ -166,7 +163,20 @@ class AlertEngine:
         self._touched.update(ids)
         self._wake.set()
 
+    async def _load(self) -> None:
+        for alert in await asyncio.to_thread(self.store.open_alerts):
+            self._tracked[alert.key] = _Tracked(pending_since=alert.started_at, alert=alert)
+        await self.reload_windows()
+        self.loaded = True
+
     async def _run(self) -> None:
+        while not self.loaded:
+            try:
+                await self._load()
+            except StoreError as e:
+                self.evaluation_failures_total += 1
+                log.warning("alerts cannot read the database yet (retrying): %s", e)
+                await asyncio.sleep(self._tick_interval)
         while True:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._tick_interval)

@@ -104,7 +104,7 @@ class AlertStore:
     `scraper.store.Store.migrate()`; this class never changes it.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str | sa.URL) -> None:
         try:
             parsed = sa.make_url(url)
         except ArgumentError as e:

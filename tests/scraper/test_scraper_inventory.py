@@ -182,7 +182,7 @@ machines:
         f"{where}:7: machines[1].url: must start with http:// or https://",
         f"{where}:8: machines[1].location.lat: must be less than or equal to 90 (got 91)",
         f"{where}:9: machines[1].colour: unknown key (expected one of: id, name, url, "
-        "location, site, labels, auth, enabled, scrape_interval, scrape_timeout, thresholds)",
+        "location, site, labels, auth, enabled, scrape_interval, scrape_timeout, thresholds, alerts)",
         f"{where}:10: machines[2].id: duplicate id 'press_01' (first used by machines[0] at line 4)",
         f"{where}:12: machines[2].enabled: must be true or false (got 'maybe')",
         f"{where}:13: machines[3].id: required",
@@ -347,7 +347,7 @@ def test_defaults_problems(tmp_path: Path) -> None:
     )
     problems = problems_of(tmp_path, text)
     assert any(
-        ":4: defaults.colour: unknown key (expected one of: scrape_interval, scrape_timeout, thresholds)" in p
+        ":4: defaults.colour: unknown key (expected one of: scrape_interval, scrape_timeout, thresholds, alerts)" in p
         for p in problems
     ), problems
     assert any(":6: defaults.thresholds.9lives: is not a valid metric name" in p for p in problems), problems
