@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TextIO
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -244,6 +245,24 @@ def parse_notifications(
         routes=list(spec.routes),
         folder=folder or Path.cwd(),
     )
+
+
+def check_notifications_command(path: str | Path, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """`millwatch check --notifications FILE`: 0 valid, 1 problems (each on stderr), 2 missing file."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    if not Path(path).is_file():
+        print(f"{path}: no such file", file=err)
+        return 2
+    try:
+        settings = load_notifications(path)
+    except NotificationsError as e:
+        print(e, file=err)
+        count = len(e.problems)
+        print(f"{path}: {count} problem{'s' if count != 1 else ''}", file=err)
+        return 1
+    print(f"{path}: OK, {len(settings.channels)} channels, {len(settings.routes)} routes", file=out)
+    return 0
 
 
 def _channel_names(document: Any) -> set[str]:
