@@ -242,8 +242,9 @@ class FleetState:
 
     def replace_all(self, views: Iterable[MachineView]) -> None:
         """Make the state exactly `views` (after an inventory reload): adds, changes and removals."""
+        given = list(views)  # outside the lock: the iterable may read the state itself
         with self._lock:
-            new = {v.id: self._with_maintenance(v) for v in views}
+            new = {v.id: self._with_maintenance(v) for v in given}
             removed = [k for k in self._views if k not in new]
             changed = [v for k, v in new.items() if self._views.get(k) != v]
             self._views = new

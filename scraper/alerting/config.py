@@ -247,7 +247,9 @@ def parse_notifications(
     )
 
 
-def check_notifications_command(path: str | Path, out: TextIO | None = None, err: TextIO | None = None) -> int:
+def check_notifications_command(
+    path: str | Path, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
     """`millwatch check --notifications FILE`: 0 valid, 1 problems (each on stderr), 2 missing file."""
     out = out or sys.stdout
     err = err or sys.stderr

@@ -10,6 +10,7 @@ import pytest
 
 from scraper.errors import InventoryError, InventoryUnreadable, Problem
 from scraper.inventory import (
+    AlertRuleSpec,
     Auth,
     BasicAuth,
     DefaultsSpec,
@@ -347,7 +348,8 @@ def test_defaults_problems(tmp_path: Path) -> None:
     )
     problems = problems_of(tmp_path, text)
     assert any(
-        ":4: defaults.colour: unknown key (expected one of: scrape_interval, scrape_timeout, thresholds, alerts)" in p
+        ":4: defaults.colour: unknown key (expected one of: scrape_interval, scrape_timeout, thresholds, alerts)"
+        in p
         for p in problems
     ), problems
     assert any(":6: defaults.thresholds.9lives: is not a valid metric name" in p for p in problems), problems
@@ -538,8 +540,8 @@ def test_every_key_is_documented_in_the_guide_and_the_example() -> None:
     guide = (root / "docs" / "inventory.md").read_text(encoding="utf-8")
     example = (root / "machines.yaml").read_text(encoding="utf-8")
     keys = {"defaults", "machines"}
-    for model in (DefaultsSpec, MachineSpec, LocationSpec, Auth, BasicAuth, ThresholdSpec):
-        keys |= set(model.model_fields)
+    for model in (DefaultsSpec, MachineSpec, LocationSpec, Auth, BasicAuth, ThresholdSpec, AlertRuleSpec):
+        keys |= {field.alias or name for name, field in model.model_fields.items()}
     for key in sorted(keys):
         assert re.search(rf"\b{key}\b", guide), f"{key} is not in docs/inventory.md"
         assert re.search(rf"\b{key}\b", example), f"{key} is not in machines.yaml"

@@ -73,7 +73,7 @@ def test_migrate_is_repeatable_and_uses_its_own_version_table(store: Store, stor
     finally:
         engine.dispose()
     assert {"series", "samples", "machine_state", "scraper_alembic_version"} <= tables
-    assert version == "0002"
+    assert version == "0007"
 
 
 def test_samples_written_twice_are_stored_once(store: Store, store_url: str) -> None:
