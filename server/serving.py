@@ -88,7 +88,8 @@ def run_server(
     Order of the checks, so that a mistake is reported before anything is started: the listening
     socket (`sock`, or bound here: ListenError), the inventory (InventoryError), the notifications
     file (NotificationsError), the database and its migrations (StoreError). `on_ready(url)` is
-    called once `/healthz` answers. A start-up failure inside the application raises that failure, or ServerError when it has no better name.
+    called once `/healthz` answers. A start-up failure inside the application raises that failure,
+    or ServerError when it has no better name.
     """
     own_sock = sock is None
     if sock is None:

@@ -348,8 +348,8 @@ def test_defaults_problems(tmp_path: Path) -> None:
     )
     problems = problems_of(tmp_path, text)
     assert any(
-        ":4: defaults.colour: unknown key (expected one of: scrape_interval, scrape_timeout, thresholds, alerts)"
-        in p
+        ":4: defaults.colour: unknown key (expected one of: "
+        "scrape_interval, scrape_timeout, thresholds, alerts)" in p
         for p in problems
     ), problems
     assert any(":6: defaults.thresholds.9lives: is not a valid metric name" in p for p in problems), problems
