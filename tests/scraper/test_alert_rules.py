@@ -74,14 +74,18 @@ def test_alerts_in_the_inventory_resolve_per_machine_with_lines_for_problems() -
     )
     assert inventory.machines[1].alerts == ()
 
-    broken = text.replace("for: 2m", "for: 8d").replace(
+    with pytest.raises(
+        InventoryError, match=r"machines.yaml:3: defaults.alerts\[0\].for: must be at most 7d"
+    ):
+        parse_inventory(text.replace("for: 2m", "for: 8d"))
+    broken = text.replace(
         "    alerts: []\n", "    alerts:\n      - {statuses: [down]}\n      - {statuses: [alarm]}\n"
     )
     with pytest.raises(InventoryError) as caught:
         parse_inventory(broken)
-    message = str(caught.value)
-    assert "machines.yaml:3: defaults.alerts[0].for: must be at most 7d" in message
-    assert "two rules named 'status'" in message
+    assert "machines.yaml:10: machines[1].alerts[1]: two rules named 'status' (alerts[0])" in str(
+        caught.value
+    )
 
 
 def test_a_weekly_window_repeats_and_a_label_window_covers_its_machines() -> None:
@@ -117,8 +121,8 @@ def test_notifications_problems_are_reported_with_their_lines() -> None:
         parse_notifications(text)
     lines = str(caught.value).splitlines()
     assert (
-        "notifications.yaml:2: notifications.group_wait: must be a duration such as 30s, 5m, 4h or a number of seconds"
-        in lines
+        "notifications.yaml:2: notifications.group_wait: must be a duration such as 30s, 5m, 4h "
+        "or a number of seconds" in lines
     )
     assert (
         "notifications.yaml:4: notifications.channels.mail: needs exactly one of password_file, password_env"
