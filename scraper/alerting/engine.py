@@ -207,11 +207,13 @@ class AlertEngine:
         await self._notify_due(now)
 
     async def _evaluate_machine(self, machine_id: str, inventory: Inventory, now: float) -> None:
-        view = self._state.get(machine_id)
         machine = inventory.get(machine_id)
-        if view is None or machine is None:
+        if machine is None:
             for key in [k for k in self._tracked if k[0] == machine_id]:
                 await self._clear(key, now, "machine removed from the inventory", force=True)
+            return
+        view = self._state.get(machine_id)
+        if view is None:  # not published yet (the scraper is starting): nothing new to judge
             return
         rules = {rule.name: rule for rule in machine.alerts}
         for key in [k for k in self._tracked if k[0] == machine_id and k[1] not in rules]:
