@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 from alert_helpers import Hook, webhook_receiver
 from server_helpers import metric_samples, running_app, wait_until
 from support import get_json
@@ -103,8 +104,10 @@ def test_a_failing_channel_is_retried_counted_and_shown(tmp_path: Path, static_d
             with running_app(create_app(settings, state=state, store=store, scraper=None)) as base:
                 now = time.time()
                 view = MachineView(id="press_01", name="p", url="http://127.0.0.1:1/metrics", site="Lyon")
-                store.save_views([view.with_changes(status=Status.DOWN, reason="connection refused",
-                                                    last_scrape=LastScrape(now + 1, 0.01, "connection refused"))])  # fmt: skip
+                last = LastScrape(now + 1, 0.01, "connection refused")
+                store.save_views(
+                    [view.with_changes(status=Status.DOWN, reason="connection refused", last_scrape=last)]
+                )
 
                 def failed() -> dict[str, Any]:
                     (channel,) = get_json(f"{base}/api/alerts/channels")["channels"]
@@ -132,8 +135,6 @@ def test_a_failing_channel_is_retried_counted_and_shown(tmp_path: Path, static_d
 
 
 def httpx_get(url: str) -> str:
-    import httpx
-
     return httpx.get(url, timeout=10).text
 
 
