@@ -35,7 +35,8 @@ async def deliver(
         elif isinstance(channel, WebhookChannel):
             await _post_webhook(name, channel, message, folder)
         else:
-            await asyncio.to_thread(_notify_apprise, channel, message, folder)
+            # apprise has no overall timeout: stop waiting (its thread ends on its own).
+            await asyncio.wait_for(asyncio.to_thread(_notify_apprise, channel, message, folder), channel.timeout)
     except DeliveryFailed:
         raise
     except ValueError as e:  # a secret that cannot be read: the text names the file or variable
