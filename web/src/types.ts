@@ -46,6 +46,15 @@ export interface Machine {
   readings: Record<string, number>;
   thresholds: Record<string, Threshold>;
   system: SystemSummary;
+  /** The maintenance window the machine is in (docs/alerts.md); absent from older servers. */
+  maintenance?: Maintenance | null;
+}
+
+export interface Maintenance {
+  window: number;
+  /** Unix seconds when this occurrence of the window ends. */
+  until: number;
+  reason: string;
 }
 
 export interface SnapshotMessage {
