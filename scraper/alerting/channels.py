@@ -36,7 +36,8 @@ async def deliver(
             await _post_webhook(name, channel, message, folder)
         else:
             # apprise has no overall timeout: stop waiting (its thread ends on its own).
-            await asyncio.wait_for(asyncio.to_thread(_notify_apprise, channel, message, folder), channel.timeout)
+            sending = asyncio.to_thread(_notify_apprise, channel, message, folder)
+            await asyncio.wait_for(sending, channel.timeout)
     except DeliveryFailed:
         raise
     except ValueError as e:  # a secret that cannot be read: the text names the file or variable
