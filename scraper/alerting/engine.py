@@ -78,6 +78,9 @@ class AlertEngine:
         self._tracked: dict[tuple[str, str], _Tracked] = {}
         self._touched: set[str] = set()
         self._wake = asyncio.Event()
+        # One pass at a time: a pass awaits the database between steps, and two interleaved passes
+        # could fire or resolve the same alert twice.
+        self._pass = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -192,6 +195,10 @@ class AlertEngine:
 
     async def evaluate(self) -> None:
         """One pass: the machines that changed and those with pending or open alerts."""
+        async with self._pass:
+            await self._evaluate()
+
+    async def _evaluate(self) -> None:
         now = self._clock()
         if now - self._windows_loaded >= WINDOWS_REFRESH_SECONDS:
             await self.reload_windows()
