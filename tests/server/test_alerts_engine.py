@@ -99,7 +99,14 @@ def test_a_failing_channel_is_retried_counted_and_shown(tmp_path: Path, static_d
         store = Store(f"sqlite:///{tmp_path / 'm.db'}")
         store.migrate()
         state = FleetState()
-        settings = Settings(static_dir=static_dir, inventory=inventory, scrape=False, store_poll_interval=0.1)
+        # Anonymous read: this test reads as a wall screen does (test_auth_routes.py covers access).
+        settings = Settings(
+            static_dir=static_dir,
+            inventory=inventory,
+            scrape=False,
+            store_poll_interval=0.1,
+            anonymous_read=True,
+        )
         try:
             with running_app(create_app(settings, state=state, store=store, scraper=None)) as base:
                 now = time.time()
