@@ -54,6 +54,7 @@ DEFAULT_SERIES_CACHE_SIZE = 1_000_000  # ~150-200 bytes each: 10,000 machines of
 DEFAULT_MAX_SERIES_PER_MACHINE = 10_000
 ROLLUP_FLUSH_SECONDS = 30.0  # SQLite: rollups of new samples are merged into their tables this often
 _ROLLUP_FLUSH_BUCKETS = 200_000  # ... or when this many series-buckets wait
+CLOSE_BUSY_TIMEOUT_MS = 1000  # how long close() waits for a locked SQLite file
 _ROWS_PER_STATEMENT = 1000  # 3 parameters a row: well under SQLite's and PostgreSQL's limits
 _EMPTY_LABELS = schema.labels_json({})
 
@@ -391,13 +392,16 @@ class Store:
         pending.flush(connection.connection.dbapi_connection)
         return True
 
-    def flush_rollups(self) -> None:
+    def flush_rollups(self, *, busy_timeout_ms: int | None = None) -> None:
         """Merge what the rollups still wait for into their tables now (SQLite gathers them for up to
-        `ROLLUP_FLUSH_SECONDS`). `history`, `prune` and `close` call it. Raises StoreError."""
+        `ROLLUP_FLUSH_SECONDS`). `history`, `prune` and `close` call it. `busy_timeout_ms` shortens
+        the wait for a database another process holds locked. Raises StoreError."""
         if self.dialect != "sqlite" or not len(self._pending_rollups):
             return
         with self._operation("flush_rollups"), self._write_lock:
             with self._engine.begin() as connection:
+                if busy_timeout_ms is not None:
+                    connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
                 flushed = self._flush_rollups(connection, force=True)
             if flushed:
                 self._pending_rollups.clear(time.monotonic())
@@ -570,7 +574,9 @@ class Store:
         """Merge the pending rollups, close every pooled connection. A later call opens new ones
         (the store stays usable). A database that cannot take the rollups now is logged, not raised."""
         try:
-            self.flush_rollups()
+            # A stopping process does not wait out the full busy timeout of a locked database: the
+            # samples are already written (or counted as dropped); only these rollups are at stake.
+            self.flush_rollups(busy_timeout_ms=CLOSE_BUSY_TIMEOUT_MS)
         except StoreError as e:
             log.warning(
                 "%s: the rollups of the last %d series-buckets are lost", e, len(self._pending_rollups)
