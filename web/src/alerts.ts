@@ -52,15 +52,22 @@ export async function fetchOpenAlerts(fetchFn: FetchLike = (i, init) => fetch(i,
   return sortAlerts(body.alerts ?? []);
 }
 
-/** Acknowledge an alert with a reason; returns the updated alert or throws with the server's words. */
+/**
+ * Acknowledge an alert with a reason; returns the updated alert or throws with the server's words.
+ * `csrfToken` is the page session's (Account.csrfToken): the server refuses a session's POST without it.
+ */
 export async function acknowledgeAlert(
   id: number,
   reason: string,
   fetchFn: FetchLike = (i, init) => fetch(i, init),
+  csrfToken?: string,
 ): Promise<Alert> {
+  const headers: Record<string, string> = { 'Content-Type': 'application/json', Accept: 'application/json' };
+  if (csrfToken) headers['X-CSRF-Token'] = csrfToken;
   const response = await fetchFn(`/api/alerts/${id}/ack`, {
     method: 'POST',
-    headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+    headers,
+    credentials: 'same-origin',
     body: JSON.stringify({ reason }),
   });
   if (!response.ok) throw new Error(await problem(response));

@@ -59,6 +59,13 @@ describe('alerts API', () => {
     expect(init?.method).toBe('POST');
     expect(JSON.parse(String(init?.body))).toEqual({ reason: 'crew on site' });
   });
+
+  it("sends the session's CSRF token, without which the server refuses the acknowledgement", async () => {
+    const fetchFn = vi.fn(async (_url: string, _init?: RequestInit) => answer(200, alert(7, { state: 'acknowledged' })));
+    await acknowledgeAlert(7, 'crew on site', fetchFn, 'csrf-123');
+    const [, init] = fetchFn.mock.calls[0] ?? [''];
+    expect((init?.headers as Record<string, string>)['X-CSRF-Token']).toBe('csrf-123');
+  });
 });
 
 describe('AlertsPanel', () => {

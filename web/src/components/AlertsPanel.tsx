@@ -10,6 +10,8 @@ export interface AlertsPanelProps {
   /** Called with the updated alert after a successful acknowledgement. */
   onAcknowledged: (alert: Alert) => void;
   fetchFn?: FetchLike;
+  /** The page session's CSRF token, sent with the acknowledgement. */
+  csrfToken?: string;
 }
 
 const SEVERITY_LABEL = { critical: 'Critical', warning: 'Warning', info: 'Info' } as const;
@@ -18,7 +20,7 @@ const SEVERITY_LABEL = { critical: 'Critical', warning: 'Warning', info: 'Info' 
  * The open alerts: severity in words (never colour alone), machine, reason, since when, and who
  * acknowledged it and why; a firing alert can be acknowledged with a reason.
  */
-export function AlertsPanel({ alerts, clockOffset, onAcknowledged, fetchFn }: AlertsPanelProps) {
+export function AlertsPanel({ alerts, clockOffset, onAcknowledged, fetchFn, csrfToken }: AlertsPanelProps) {
   const now = useNow(1000) / 1000 + clockOffset;
   return (
     <section className="mw-alerts" aria-label="Open alerts">
@@ -28,7 +30,7 @@ export function AlertsPanel({ alerts, clockOffset, onAcknowledged, fetchFn }: Al
       ) : (
         <ul className="mw-alerts-list">
           {alerts.map((alert) => (
-            <AlertRow key={alert.id} alert={alert} now={now} onAcknowledged={onAcknowledged} fetchFn={fetchFn} />
+            <AlertRow key={alert.id} alert={alert} now={now} onAcknowledged={onAcknowledged} fetchFn={fetchFn} csrfToken={csrfToken} />
           ))}
         </ul>
       )}
@@ -41,9 +43,10 @@ interface AlertRowProps {
   now: number;
   onAcknowledged: (alert: Alert) => void;
   fetchFn?: FetchLike;
+  csrfToken?: string;
 }
 
-function AlertRow({ alert, now, onAcknowledged, fetchFn }: AlertRowProps) {
+function AlertRow({ alert, now, onAcknowledged, fetchFn, csrfToken }: AlertRowProps) {
   const [open, setOpen] = useState(false);
   const [reason, setReason] = useState('');
   const [busy, setBusy] = useState(false);
@@ -58,7 +61,7 @@ function AlertRow({ alert, now, onAcknowledged, fetchFn }: AlertRowProps) {
     setBusy(true);
     setError(null);
     try {
-      onAcknowledged(await acknowledgeAlert(alert.id, reason.trim(), fetchFn));
+      onAcknowledged(await acknowledgeAlert(alert.id, reason.trim(), fetchFn, csrfToken));
       setOpen(false);
     } catch (e) {
       setError(e instanceof Error ? e.message : String(e));
