@@ -32,6 +32,7 @@ from millwatch_common.names import LABEL_NAME as _LABEL_NAME
 from millwatch_common.names import MACHINE_ID as _MACHINE_ID
 from millwatch_common.names import METRIC_NAME as _METRIC_NAME
 from millwatch_common.yamltext import YAMLSyntaxError, load_roundtrip
+from scraper.alerting.rules import DEFAULT_RULES, METRIC_STATUSES, AlertRule
 from scraper.errors import InventoryError, InventoryUnreadable, Problem
 from scraper.limits import LimitsSpec, ScrapeLimits
 from scraper.state import Location, MachineView, Status, Threshold
@@ -53,6 +54,8 @@ PUSH: Mode = "push"
 # Keys that only make sense for one mode: a mistake to write on a machine of the other mode.
 PULL_ONLY_KEYS = ("url", "auth", "scrape_interval", "scrape_timeout")
 PUSH_ONLY_KEYS = ("push_interval", "push_stale_intervals")
+# An alert's `for:` or `keep_firing_for:` longer than a week is surely a mistake.
+MAX_ALERT_DURATION = 7 * 86400.0
 
 
 # --- field types ---------------------------------------------------------------------------------
@@ -129,7 +132,21 @@ def _non_empty(value: str) -> str:
     return value
 
 
+def _alert_duration(value: object) -> float:
+    """Like `parse_duration`, but 0 is allowed (notify at once) and the limit is a week."""
+    try:
+        seconds = common_durations.parse_seconds(value)
+    except ValueError:
+        raise ValueError("must be a duration such as 30s, 5m, 1h or a number of seconds") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError("must not be negative")
+    if seconds > MAX_ALERT_DURATION:
+        raise ValueError("must be at most 7d")
+    return seconds
+
+
 ScrapeDuration = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_at_most_a_day)]
+AlertDuration = Annotated[float, BeforeValidator(_alert_duration)]
 LabelValue = Annotated[str, BeforeValidator(_label_value)]
 
 
@@ -207,12 +224,50 @@ class Auth(_Spec):
         return self
 
 
+class AlertRuleSpec(_Spec):
+    """One rule under `alerts:` (docs/alerts.md)."""
+
+    # `for` is a Python keyword: the field is `for_`, written `for:` in the file.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+    name: str | None = None
+    statuses: list[Literal["alarm", "warn", "down", "sensor_fault", "stale"]] = Field(min_length=1)
+    metric: str | None = None
+    for_: AlertDuration = Field(default=0.0, alias="for")
+    keep_firing_for: AlertDuration = 0.0
+    severity: Literal["critical", "warning", "info"] | None = None
+
+    @model_validator(mode="after")
+    def _metric_levels(self) -> AlertRuleSpec:
+        if self.metric is not None:
+            _check_metric_name(self.metric)
+            wrong = [s for s in self.statuses if s not in METRIC_STATUSES]
+            if wrong:
+                raise ValueError(
+                    f"a rule on one metric may only name alarm and warn in statuses (got {', '.join(wrong)})"
+                )
+        if self.name is not None:
+            _check_label_name(self.name)
+        return self
+
+    def resolve(self) -> AlertRule:
+        return AlertRule(
+            name=self.name or self.metric or "status",
+            statuses=frozenset(self.statuses),
+            severity=self.severity,
+            for_seconds=self.for_,
+            keep_firing_for_seconds=self.keep_firing_for,
+            metric=self.metric,
+        )
+
+
 class DefaultsSpec(_Spec, LimitsSpec):
     scrape_interval: ScrapeDuration = DEFAULT_SCRAPE_INTERVAL
     scrape_timeout: ScrapeDuration = DEFAULT_SCRAPE_TIMEOUT
     push_interval: ScrapeDuration = DEFAULT_PUSH_INTERVAL
     push_stale_intervals: int = Field(default=DEFAULT_PUSH_STALE_INTERVALS, ge=1, le=MAX_PUSH_STALE_INTERVALS)
     thresholds: dict[str, ThresholdSpec] = Field(default_factory=dict)
+    alerts: list[AlertRuleSpec] | None = None
 
 
 class MachineSpec(_Spec, LimitsSpec):
@@ -230,6 +285,7 @@ class MachineSpec(_Spec, LimitsSpec):
     push_interval: ScrapeDuration | None = None
     push_stale_intervals: int | None = Field(default=None, ge=1, le=MAX_PUSH_STALE_INTERVALS)
     thresholds: dict[str, ThresholdSpec] = Field(default_factory=dict)
+    alerts: list[AlertRuleSpec] | None = None
 
 
 # Checked by the loader rather than by pydantic so that the message carries the key's own path.
@@ -254,6 +310,7 @@ class Defaults(BaseModel):
     push_stale_intervals: int = DEFAULT_PUSH_STALE_INTERVALS
     thresholds: dict[str, Threshold] = Field(default_factory=dict)
     limits: ScrapeLimits = Field(default_factory=ScrapeLimits)
+    alerts: tuple[AlertRule, ...] = DEFAULT_RULES
 
 
 class Machine(BaseModel):
@@ -280,6 +337,7 @@ class Machine(BaseModel):
     push_stale_intervals: int = DEFAULT_PUSH_STALE_INTERVALS
     thresholds: dict[str, Threshold] = Field(default_factory=dict)  # effective: defaults merged in
     limits: ScrapeLimits = Field(default_factory=ScrapeLimits)  # effective: defaults applied
+    alerts: tuple[AlertRule, ...] = DEFAULT_RULES  # effective: its own `alerts:`, else the defaults'
 
     @property
     def scraped(self) -> bool:
@@ -578,6 +636,7 @@ class _Checker:
         )
         if written is not None:
             self.inherited_timeout = written
+        alerts = self._alert_rules(["defaults"], spec.alerts, DEFAULT_RULES)
         if len(self.problems) > before:
             return None
         return Defaults(
@@ -587,7 +646,27 @@ class _Checker:
             push_stale_intervals=spec.push_stale_intervals,
             thresholds={k: Threshold(t.warn, t.alarm) for k, t in spec.thresholds.items()},
             limits=ScrapeLimits().overridden_by(spec),
+            alerts=alerts,
         )
+
+    def _alert_rules(
+        self, loc: list[str | int], specs: list[AlertRuleSpec] | None, inherited: tuple[AlertRule, ...]
+    ) -> tuple[AlertRule, ...]:
+        """The rules written at `loc` (a whole list replaces the inherited one), names unique."""
+        if specs is None:
+            return inherited
+        rules = tuple(spec.resolve() for spec in specs)
+        first: dict[str, int] = {}
+        for index, rule in enumerate(rules):
+            if rule.name in first:
+                self.add(
+                    [*loc, "alerts", index],
+                    f"two rules named {rule.name!r} (alerts[{first[rule.name]}]): "
+                    "give one a distinct `name:`",
+                )
+            else:
+                first[rule.name] = index
+        return rules
 
     def _check_machine(
         self, loc: list[str | int], raw: Any, defaults: Defaults | None, folder: Path
@@ -627,6 +706,7 @@ class _Checker:
                     "once merged with the defaults",
                 )
             thresholds[metric] = merged
+        alerts = self._alert_rules(loc, spec.alerts, defaults.alerts)
         if len(self.problems) > before:
             return None
         return Machine(
@@ -645,6 +725,7 @@ class _Checker:
             push_stale_intervals=spec.push_stale_intervals or defaults.push_stale_intervals,
             thresholds=thresholds,
             limits=defaults.limits.overridden_by(spec),
+            alerts=alerts,
         )
 
     def _check_mode(self, loc: list[str | int], raw: Any) -> None:
@@ -705,7 +786,9 @@ def _allowed_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]
             args = typing.get_args(current)
             current = args[0] if args else None
         elif isinstance(current, type) and issubclass(current, BaseModel):
-            field = current.model_fields.get(part)
+            field = current.model_fields.get(part) or next(
+                (f for f in current.model_fields.values() if f.alias == part), None
+            )
             current = None if field is None else field.annotation
         elif typing.get_origin(current) is dict:
             current = typing.get_args(current)[1]
@@ -713,9 +796,11 @@ def _allowed_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]
             return []
     current = _unwrap(current)
     if isinstance(current, type) and issubclass(current, BaseModel):
-        # The model's own keys first, then those of its bases (the limits, shared by two models).
+        # The model's own keys first, then those of its bases (the limits, shared by two models); a key
+        # written under another name than the field's (`for:`) is shown as written.
         own = current.__dict__.get("__annotations__", {})
-        return sorted(current.model_fields, key=lambda name: name not in own)
+        names = sorted(current.model_fields, key=lambda name: name not in own)
+        return [current.model_fields[name].alias or name for name in names]
     return []
 
 

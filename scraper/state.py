@@ -72,6 +72,15 @@ class LastScrape:
 
 
 @dataclass(frozen=True)
+class Maintenance:
+    """The maintenance window a machine is in (set by the alert engine through `FleetState`)."""
+
+    window: int  # the window's id in GET /api/maintenance
+    until: float  # Unix seconds when this occurrence of the window ends
+    reason: str
+
+
+@dataclass(frozen=True)
 class MachineView:
     """One machine as the map and the API show it. Immutable: a change is a new view."""
 
@@ -94,6 +103,7 @@ class MachineView:
     mode: str = "pull"
     # Set for push machines: seconds without a batch after which the view is stale.
     stale_after_seconds: float | None = None
+    maintenance: Maintenance | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of one machine (API and WebSocket). Never contains secrets."""
@@ -128,6 +138,13 @@ class MachineView:
             },
             "mode": self.mode,
             "stale_after_seconds": self.stale_after_seconds,
+            "maintenance": None
+            if self.maintenance is None
+            else {
+                "window": self.maintenance.window,
+                "until": self.maintenance.until,
+                "reason": self.maintenance.reason,
+            },
         }
 
     def with_changes(self, **changes: Any) -> MachineView:
@@ -143,6 +160,7 @@ class MachineView:
         location = data.get("location")
         last = data.get("last_scrape")
         system = data.get("system") or {}
+        maintenance = data.get("maintenance")
         return cls(
             id=str(data["id"]),
             name=str(data["name"]),
@@ -175,6 +193,11 @@ class MachineView:
             ),
             mode=str(data.get("mode", "pull")),
             stale_after_seconds=_optional_float(data.get("stale_after_seconds")),
+            maintenance=None
+            if not maintenance
+            else Maintenance(
+                int(maintenance["window"]), float(maintenance["until"]), str(maintenance["reason"])
+            ),
         )
 
 
@@ -197,6 +220,9 @@ class FleetState:
         self._lock = threading.Lock()
         self._views: dict[str, MachineView] = {}
         self._listeners: list[Listener] = []
+        # Which machines are in a maintenance window: owned by the alert engine, applied to every
+        # view that is stored, so a writer that does not know about maintenance never erases it.
+        self._maintenance: dict[str, Maintenance] = {}
 
     def snapshot(self) -> list[MachineView]:
         """Every machine, sorted by id."""
@@ -212,6 +238,7 @@ class FleetState:
         changed: list[MachineView] = []
         with self._lock:
             for view in views:
+                view = self._with_maintenance(view)
                 if self._views.get(view.id) != view:
                     self._views[view.id] = view
                     changed.append(view)
@@ -223,8 +250,9 @@ class FleetState:
 
     def replace_all(self, views: Iterable[MachineView]) -> None:
         """Make the state exactly `views` (after an inventory reload): adds, changes and removals."""
-        new = {v.id: v for v in views}
+        given = list(views)  # outside the lock: the iterable may read the state itself
         with self._lock:
+            new = {v.id: self._with_maintenance(v) for v in given}
             removed = [k for k in self._views if k not in new]
             changed = [v for k, v in new.items() if self._views.get(k) != v]
             self._views = new
@@ -232,6 +260,27 @@ class FleetState:
         if changed or removed:
             for listener in listeners:
                 listener(changed, removed)
+
+    def set_maintenance(self, maintenance: Mapping[str, Maintenance]) -> None:
+        """Make `maintenance` (machine id → its window) the machines in maintenance, every other
+        machine out of it; listeners hear about the views that changed. Later views stored by
+        `put` or `replace_all` carry their machine's maintenance too."""
+        changed: list[MachineView] = []
+        with self._lock:
+            self._maintenance = dict(maintenance)
+            for machine_id, view in self._views.items():
+                updated = self._with_maintenance(view)
+                if updated != view:
+                    self._views[machine_id] = updated
+                    changed.append(updated)
+            listeners = list(self._listeners)
+        if changed:
+            for listener in listeners:
+                listener(changed, [])
+
+    def _with_maintenance(self, view: MachineView) -> MachineView:
+        wanted = self._maintenance.get(view.id)
+        return view if view.maintenance == wanted else replace(view, maintenance=wanted)
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Add a listener; returns the function that removes it."""

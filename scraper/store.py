@@ -129,6 +129,9 @@ class Store:
         except ArgumentError as e:
             raise StoreError("open", f"not a database URL: {e}") from e
         self.url = parsed.render_as_string(hide_password=True)
+        # The full URL, password included, for other components on the same database (the alert
+        # store); never to be logged or shown: `url` is the printable one.
+        self.sqlalchemy_url: sa.URL = parsed
         self.dialect = parsed.get_backend_name()
         if self.dialect not in ("sqlite", "postgresql"):
             raise StoreError("open", f"unsupported database {self.dialect!r} (use sqlite or postgresql)")

@@ -12,6 +12,8 @@ from fastapi import Depends, FastAPI
 
 from scraper.state import FleetState
 from scraper.store import Store
+from server.alert_metrics import AlertsCollector
+from server.alerting import build_alert_engine
 from server.auth.ratelimit import LoginLimiter
 from server.auth.store import AuthStore
 from server.context import ServerContext
@@ -23,7 +25,7 @@ from server.ingest import IngestService, InventorySource
 from server.live import LiveHub
 from server.machine_keys import KeyStore
 from server.metrics import ServerCollector, server_registry
-from server.routes import admin, auth, config, health, ingest, live, machines, metrics, sd
+from server.routes import admin, alerts, auth, config, health, ingest, live, machines, metrics, sd
 from server.settings import Settings
 from server.static_files import WebPage
 from server.version import millwatch_version
@@ -46,7 +48,9 @@ def create_app(
 
     Its lifespan starts the live hub, then the scraper when one is given (its InventoryError or
     other start-up failure aborts the start and is kept in `app.state.millwatch.startup_error`).
-    Without scraper but with a store, the machines' views are read from the store every
+    With a store and `settings.alerts`, the alert engine starts first (a bad notifications file or
+    an unreadable database aborts the start like the scraper's errors). Without scraper but with a
+    store, the machines' views are read from the store every
     `settings.store_poll_interval` seconds (staleness applied), so a server alone shows what
     separate `millwatch scrape` processes write. With a store, `POST /api/ingest` takes push
     machines' batches, their keys checked in `keys` (by default a KeyStore on
@@ -99,12 +103,22 @@ def create_app(
         login_limiter=LoginLimiter(settings.login_rate_per_address, settings.login_rate_per_user),
         http_metrics=http_metrics,
     )
+    context.registry.register(AlertsCollector(context))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await hub.start()
         follow_task: asyncio.Task[None] | None = None
         try:
+            if settings.alerts and store is not None:
+                # Before the scraper: its first views are already followed by the engine.
+                try:
+                    engine = build_alert_engine(settings, state, store, scraper)
+                    await engine.start()
+                except Exception as e:
+                    context.startup_error = e
+                    raise
+                context.alerts = engine
             if scraper is not None:
                 try:
                     await scraper.start()
@@ -126,6 +140,10 @@ def create_app(
                 context.scraper_running = False
                 await scraper.stop()
                 log.info("scraper stopped")
+            if context.alerts is not None:
+                await context.alerts.stop()
+                context.alerts.store.close()
+                context.alerts = None
             await hub.stop()
             if own_keys and keys is not None:
                 keys.close()
@@ -147,6 +165,8 @@ def create_app(
     app.include_router(machines.router, dependencies=viewer)
     app.include_router(config.router, dependencies=viewer)
     app.include_router(sd.router, dependencies=viewer)
+    # Reading alerts is a viewer's; acknowledging, windows and the audit ask more (routes/alerts.py).
+    app.include_router(alerts.router, dependencies=viewer)
     app.include_router(admin.router, dependencies=[Depends(require_admin)])
     for router in (auth.router, live.router, health.router, metrics.router, ingest.router):
         app.include_router(router)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # types only: importing the settings needs pydantic (the cent
 
 PROG = "millwatch"
 LOG_LEVELS = ("debug", "info", "warning", "error")
-CENTRAL_COMMANDS = frozenset({"serve", "scrape", "check", "demo", "bundle", "key", "user", "token"})
+CENTRAL_COMMANDS = frozenset({"serve", "scrape", "check", "demo", "bundle", "key", "user", "token", "rules"})
 # scraper/fetch.py uses asyncio.timeout (3.11); the exporter alone runs on 3.9.
 CENTRAL_PYTHON = (3, 11)
 # Defaults shown by --help; server.settings.Settings holds the real ones (a test keeps them equal),
@@ -95,6 +95,7 @@ def _run(args: argparse.Namespace) -> int:
 
     `serve` and `scrape` share this: same header, same messages, same exit statuses.
     """
+    from scraper.alerting.errors import NotificationsError
     from scraper.errors import InventoryError, InventoryUnreadable, StoreError
     from server.errors import KeyNotFound, ServerError
 
@@ -111,6 +112,8 @@ def _run(args: argparse.Namespace) -> int:
         return _fail("cannot read the inventory", str(e))
     except InventoryError as e:
         return _fail("invalid inventory", str(e))
+    except NotificationsError as e:
+        return _fail("invalid notifications settings", str(e))
     except StoreError as e:
         return _fail(f"database: {e}")
 
@@ -189,7 +192,32 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="the inventory file (default ./machines.yaml; env MILLWATCH_INVENTORY)",
     )
+    check.add_argument(
+        "--notifications",
+        type=Path,
+        metavar="FILE",
+        help="also validate this notifications file (channels, routes; see docs/alerts.md)",
+    )
     check.set_defaults(handler=_check)
+
+    rules = sub.add_parser(
+        "rules",
+        help="Prometheus alerting rules from the inventory (rules export)",
+        description="Work with Prometheus alerting rules equivalent to the inventory's alerts.",
+    )
+    rules_sub = rules.add_subparsers(dest="rules_command", metavar="ACTION", required=True)
+    export = rules_sub.add_parser(
+        "export",
+        help="write Prometheus alerting rules for the exporters' metrics",
+        description="Write Prometheus alerting rules equivalent to the inventory's thresholds, alerts "
+        "and for: durations, for a Prometheus that scrapes the exporters itself (machines are "
+        "matched through machine_info's machine_id). Check them with `promtool check rules FILE`.",
+    )
+    export.add_argument(
+        "--inventory", type=Path, help="the inventory file (default ./machines.yaml; env MILLWATCH_INVENTORY)"
+    )
+    export.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here (default: stdout)")
+    export.set_defaults(handler=_rules_export)
 
     sub.add_parser(
         "simulate-serial",
@@ -401,7 +429,29 @@ def _check(args: argparse.Namespace) -> int:
     from server.settings import load_settings
 
     path = args.path if args.path is not None else load_settings().inventory
-    return check_command(path)
+    status = check_command(path)
+    if args.notifications is not None:
+        from scraper.alerting.config import check_notifications_command
+
+        status = max(status, check_notifications_command(args.notifications))
+    return status
+
+
+def _rules_export(args: argparse.Namespace) -> int:
+    from scraper.alerting.promrules import render_rules
+    from scraper.inventory import load_inventory
+    from server.settings import load_settings
+
+    inventory = load_inventory(load_settings(inventory=args.inventory).inventory)
+    text = render_rules(inventory)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        temporary = args.output.with_name(args.output.name + ".tmp")
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(args.output)
+        print(f"{PROG}: rules written to {args.output}", file=sys.stderr)
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:

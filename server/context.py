@@ -18,6 +18,7 @@ from server.live import LiveHub
 from server.settings import Settings
 
 if TYPE_CHECKING:  # a type only: the server alone (--no-scrape) never loads the scraper service
+    from scraper.alerting.engine import AlertEngine
     from scraper.service import ScraperService
 
 
@@ -42,3 +43,5 @@ class ServerContext:
     scraper_running: bool = False
     # Why the lifespan failed to start (for the CLI to report it in one line), if it did.
     startup_error: BaseException | None = None
+    # The alert engine (None when alerts are off or there is no database); set by the lifespan.
+    alerts: AlertEngine | None = None

@@ -127,5 +127,22 @@ def require_admin(principal: PrincipalDep) -> Principal:
     return principal
 
 
+def require_named(principal: PrincipalDep) -> Principal:
+    """A user or token of either role, never anonymous read: for actions whose author is recorded
+    (an alert's acknowledgement). 401 for nobody and for anonymous (log in)."""
+    if principal is None or principal.kind == "anonymous" or principal.name is None:
+        raise _unauthenticated("authentication required")
+    return principal
+
+
+def actor_name(principal: Principal) -> str:
+    """The name an audit records for `principal`: the user's login, or `token:NAME` for an API token
+    (a token and a user may share a name; the record must still say which one acted)."""
+    if principal.name is None:
+        raise ValueError("an anonymous principal has no name to record")
+    return f"token:{principal.name}" if principal.kind == "token" else principal.name
+
+
 ViewerDep = Annotated[Principal, Depends(require_viewer)]
 AdminDep = Annotated[Principal, Depends(require_admin)]
+NamedDep = Annotated[Principal, Depends(require_named)]

@@ -17,6 +17,7 @@ import uvicorn
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from scraper.alerting.config import load_notifications
 from scraper.inventory import load_inventory
 from scraper.runner import StatusLog
 from scraper.service import ScraperService
@@ -86,9 +87,10 @@ def run_server(
     """Serve the application (with the scraper unless `settings.scrape` is false) until SIGINT/SIGTERM.
 
     Order of the checks, so that a mistake is reported before anything is started: the listening
-    socket (`sock`, or bound here: ListenError), the inventory (InventoryError), the database and
-    its migrations (StoreError). `on_ready(url)` is called once `/healthz` answers. A start-up
-    failure inside the application raises that failure, or ServerError when it has no better name.
+    socket (`sock`, or bound here: ListenError), the inventory (InventoryError), the notifications
+    file (NotificationsError), the database and its migrations (StoreError). `on_ready(url)` is
+    called once `/healthz` answers. A start-up failure inside the application raises that failure,
+    or ServerError when it has no better name.
     """
     own_sock = sock is None
     if sock is None:
@@ -96,6 +98,8 @@ def run_server(
     try:
         if settings.scrape:
             load_inventory(settings.inventory)
+        if settings.alerts:
+            load_notifications(settings.notifications_path)  # NotificationsError before anything starts
         store = Store(
             settings.database_url,
             rollup_retention=settings.rollup_retention,

@@ -33,6 +33,12 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the database (sqlite:///PATH or postgresql+psycopg://...)",
     )
     inventory: Path = Field(default=Path("machines.yaml"), description="the inventory file machines.yaml")
+    notifications: Path | None = Field(
+        default=None,
+        description="the notification settings (default: notifications.yaml beside the inventory; "
+        "a missing file means no channels)",
+    )
+    alerts: bool = Field(default=True, description="run the alert engine in this server process")
     host: str = Field(default="127.0.0.1", description="address the server listens on")
     port: int = Field(default=8000, ge=0, le=65535, description="TCP port (0: any free port)")
     scrape: bool = Field(default=True, description="run the scraper in the server process")
@@ -134,6 +140,11 @@ class Settings(BaseSettings):
     def _check_rate(cls, value: str) -> str:
         parse_rate(value)
         return value
+
+    @property
+    def notifications_path(self) -> Path:
+        """The notifications file in force: the setting, else notifications.yaml beside the inventory."""
+        return self.notifications or self.inventory.parent / "notifications.yaml"
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

@@ -10,6 +10,7 @@ import pytest
 
 from scraper.errors import InventoryError, InventoryUnreadable, Problem
 from scraper.inventory import (
+    AlertRuleSpec,
     Auth,
     BasicAuth,
     DefaultsSpec,
@@ -183,7 +184,7 @@ machines:
         f"{where}:8: machines[1].location.lat: must be less than or equal to 90 (got 91)",
         f"{where}:9: machines[1].colour: unknown key (expected one of: id, name, mode, url, "
         "location, site, labels, auth, enabled, scrape_interval, scrape_timeout, push_interval, "
-        "push_stale_intervals, thresholds, sample_limit, label_limit, label_name_length_limit, "
+        "push_stale_intervals, thresholds, alerts, sample_limit, label_limit, label_name_length_limit, "
         "label_value_length_limit, metric_name_length_limit, body_size_limit, follow_redirects)",
         f"{where}:10: machines[2].id: duplicate id 'press_01' (first used by machines[0] at line 4)",
         f"{where}:12: machines[2].enabled: must be true or false (got 'maybe')",
@@ -350,7 +351,7 @@ def test_defaults_problems(tmp_path: Path) -> None:
     problems = problems_of(tmp_path, text)
     assert any(
         ":4: defaults.colour: unknown key (expected one of: scrape_interval, scrape_timeout, "
-        "push_interval, push_stale_intervals, thresholds, sample_limit" in p
+        "push_interval, push_stale_intervals, thresholds, alerts, sample_limit" in p
         for p in problems
     ), problems
     assert any(":6: defaults.thresholds.9lives: is not a valid metric name" in p for p in problems), problems
@@ -542,8 +543,8 @@ def test_every_key_is_documented_in_the_guide_and_the_example() -> None:
     guide = (root / "docs" / "inventory.md").read_text(encoding="utf-8")
     example = (root / "machines.yaml").read_text(encoding="utf-8")
     keys = {"defaults", "machines"}
-    for model in (DefaultsSpec, MachineSpec, LocationSpec, Auth, BasicAuth, ThresholdSpec):
-        keys |= set(model.model_fields)
+    for model in (DefaultsSpec, MachineSpec, LocationSpec, Auth, BasicAuth, ThresholdSpec, AlertRuleSpec):
+        keys |= {field.alias or name for name, field in model.model_fields.items()}
     for key in sorted(keys):
         assert re.search(rf"\b{key}\b", guide), f"{key} is not in docs/inventory.md"
         assert re.search(rf"\b{key}\b", example), f"{key} is not in machines.yaml"

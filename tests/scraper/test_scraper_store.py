@@ -80,6 +80,8 @@ def test_migrate_is_repeatable_and_uses_its_own_version_table(store: Store, stor
         "machine_state",
         "machine_keys",
         "auth_users",
+        "alerts",
+        "maintenance_windows",
         "scraper_alembic_version",
     } <= tables
     assert {"scraper_nodes", "scraper_leases"} <= tables

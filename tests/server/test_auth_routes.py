@@ -4,8 +4,10 @@ over a real uvicorn with users and tokens in a real SQLite file."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,12 +17,15 @@ from server_helpers import make_view
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from scraper.state import FleetState
+from scraper.alerting.store import AlertStore
+from scraper.state import FleetState, Status
 from server.auth.principal import Role
 
 BAD_TOKEN = "mwt_" + "x" * 43
 
-# (method, path, who may: "open" | "viewer" | "admin")
+# (method, path, who may: "open" | "viewer" | "acting" | "admin"). "acting" is a viewer or admin who
+# acts under their own name (a user or token, never anonymous read). The server holds one firing
+# alert (id 1) and one maintenance window (id 1; POST /api/maintenance adds another).
 ROUTES = [
     ("GET", "/healthz", "open"),
     ("GET", "/api/machines", "viewer"),
@@ -33,23 +38,69 @@ ROUTES = [
     ("GET", "/api/admin/tokens", "admin"),
     ("POST", "/api/admin/tokens", "admin"),
     ("WS", "/api/live", "viewer"),
+    ("GET", "/api/alerts", "viewer"),
+    ("GET", "/api/alerts/1", "viewer"),
+    ("GET", "/api/alerts/channels", "viewer"),
+    ("GET", "/api/alerts/audit", "admin"),
+    ("POST", "/api/alerts/1/ack", "acting"),
+    ("GET", "/api/maintenance", "viewer"),
+    ("POST", "/api/maintenance", "admin"),
+    ("DELETE", "/api/maintenance/1", "admin"),
 ]
+# A success other than 200.
+CREATED = {"POST /api/admin/tokens": 201, "POST /api/maintenance": 201, "DELETE /api/maintenance/1": 204}
 # Who asks, and the status each kind of route gives them (anonymous read off).
 CALLERS: dict[str, dict[str, int]] = {
-    "anonymous": {"open": 200, "viewer": 401, "admin": 401},
-    "viewer-token": {"open": 200, "viewer": 200, "admin": 403},
-    "admin-token": {"open": 200, "viewer": 200, "admin": 200},
-    "viewer-session": {"open": 200, "viewer": 200, "admin": 403},
-    "admin-session": {"open": 200, "viewer": 200, "admin": 200},
-    "bad-token": {"open": 200, "viewer": 401, "admin": 401},
-    "revoked-token": {"open": 200, "viewer": 401, "admin": 401},
+    "anonymous": {"open": 200, "viewer": 401, "acting": 401, "admin": 401},
+    "viewer-token": {"open": 200, "viewer": 200, "acting": 200, "admin": 403},
+    "admin-token": {"open": 200, "viewer": 200, "acting": 200, "admin": 200},
+    "viewer-session": {"open": 200, "viewer": 200, "acting": 200, "admin": 403},
+    "admin-session": {"open": 200, "viewer": 200, "acting": 200, "admin": 200},
+    "bad-token": {"open": 200, "viewer": 401, "acting": 401, "admin": 401},
+    "revoked-token": {"open": 200, "viewer": 401, "acting": 401, "admin": 401},
 }
 
 
+def with_alerts(tmp_path: Path, accounts: Accounts) -> Path:
+    """The inventory of press_01, its view in the store (in alarm), one firing alert on it and one
+    maintenance window on another machine; returns the inventory for the server's alert engine."""
+    inventory = tmp_path / "machines.yaml"
+    inventory.write_text("machines:\n  - id: press_01\n    url: http://127.0.0.1:9/metrics\n")
+    # The server without scraper reads the store; in alarm, the alert below stays firing.
+    accounts.store.save_views([make_view("press_01", status=Status.ALARM, reason="overheating")])
+    alerts = AlertStore(accounts.store.sqlalchemy_url)
+    try:
+        now = time.time()
+        fired = alerts.fire(
+            machine_id="press_01",
+            rule="status",
+            severity="critical",
+            level="alarm",
+            reason="overheating",
+            site="Berlin",
+            labels={},
+            started_at=now,
+            now=now,
+        )
+        window = alerts.add_window(
+            scope="machine",
+            target="lathe_09",
+            starts_at=now,
+            ends_at=now + 3600,
+            weekly=False,
+            reason="relining",
+            actor="ada",
+            now=now,
+        )
+    finally:
+        alerts.close()
+    assert (fired.id, window.id) == (1, 1)
+    return inventory
+
+
 @pytest.fixture
-def server(state: FleetState, serve: Callable[..., str], accounts: Accounts) -> str:
-    accounts.store.save_views([make_view("press_01")])  # the server without scraper reads the store
-    return serve(state, store=accounts.store, anonymous_read=False)
+def server(state: FleetState, serve: Callable[..., str], accounts: Accounts, tmp_path: Path) -> str:
+    return serve(state, store=accounts.store, anonymous_read=False, inventory=with_alerts(tmp_path, accounts))
 
 
 def client_for(caller: str, base: str, accounts: Accounts) -> httpx.Client:
@@ -87,15 +138,17 @@ def ws_status(base: str, client: httpx.Client) -> int:
 def call(client: httpx.Client, base: str, method: str, path: str) -> int:
     if method == "WS":
         return ws_status(base, client)
-    body: Any = None
-    if method == "POST":
-        body = {"name": f"t-{uuid.uuid4().hex[:8]}", "role": "viewer"}
+    body: Any = {
+        "/api/admin/tokens": {"name": f"t-{uuid.uuid4().hex[:8]}", "role": "viewer"},
+        "/api/alerts/1/ack": {"reason": "crew on the way"},
+        "/api/maintenance": {"scope": "machine", "target": "press_01", "hours": 1, "reason": "oil change"},
+    }.get(path)
     return client.request(method, path, json=body).status_code
 
 
-def expected(caller: str, method: str, who: str) -> int:
+def expected(caller: str, method: str, path: str, who: str) -> int:
     status = CALLERS[caller][who]
-    return 201 if status == 200 and method == "POST" else status
+    return CREATED.get(f"{method} {path}", 200) if status == 200 else status
 
 
 @pytest.mark.parametrize("caller", list(CALLERS))
@@ -104,20 +157,36 @@ def test_every_route_answers_each_caller_as_its_role_allows(
 ) -> None:
     with client_for(caller, server, accounts) as client:
         got = {f"{m} {p}": call(client, server, m, p) for m, p, _ in ROUTES}
-    assert got == {f"{m} {p}": expected(caller, m, who) for m, p, who in ROUTES}
+    assert got == {f"{m} {p}": expected(caller, m, p, who) for m, p, who in ROUTES}
 
 
 def test_anonymous_read_opens_reading_and_nothing_else(
-    state: FleetState, serve: Callable[..., str], accounts: Accounts
+    state: FleetState, serve: Callable[..., str], accounts: Accounts, tmp_path: Path
 ) -> None:
-    accounts.store.save_views([make_view("press_01")])
-    base = serve(state, store=accounts.store, anonymous_read=True)
+    base = serve(state, store=accounts.store, anonymous_read=True, inventory=with_alerts(tmp_path, accounts))
     with httpx.Client(base_url=base, timeout=30) as client:
         got = {f"{m} {p}": call(client, base, m, p) for m, p, _ in ROUTES}
         assert client.get("/api/auth/me").json() == {"name": None, "role": "viewer", "kind": "anonymous"}
-    assert got == {f"{m} {p}": 200 if who != "admin" else 401 for m, p, who in ROUTES}
+    assert got == {f"{m} {p}": 200 if who in ("open", "viewer") else 401 for m, p, who in ROUTES}
     # A wrong token is refused even so: its script must learn that the token is bad.
     assert httpx.get(f"{base}/api/machines", headers=bearer(BAD_TOKEN)).status_code == 401
+
+
+def test_who_acknowledges_and_who_changes_windows_is_recorded_by_name(
+    server: str, accounts: Accounts
+) -> None:
+    with login(server, *VIEWER) as vic:
+        acked = vic.post("/api/alerts/1/ack", json={"reason": "crew on the way"})
+    assert acked.status_code == 200, acked.text
+    assert acked.json()["acknowledged"]["by"] == VIEWER[0]
+    admin = bearer(accounts.admin_token)
+    assert httpx.delete(f"{server}/api/maintenance/1", headers=admin).status_code == 204
+    audit = httpx.get(f"{server}/api/alerts/audit", headers=admin).json()["audit"]
+    # A token is recorded as such: a user and a token may share a name.
+    assert [(a["actor"], a["action"]) for a in audit[:2]] == [
+        ("token:automation", "maintenance.delete"),
+        (VIEWER[0], "alert.acknowledge"),
+    ]
 
 
 def test_401_asks_for_credentials_and_403_names_the_missing_role(server: str, accounts: Accounts) -> None:

@@ -48,6 +48,15 @@ export interface Machine {
   system: SystemSummary;
   /** `push`: the machine sends its readings (POST /api/ingest); `last_scrape` is its last batch. */
   mode: 'pull' | 'push';
+  /** The maintenance window the machine is in (docs/alerts.md); absent from older servers. */
+  maintenance?: Maintenance | null;
+}
+
+export interface Maintenance {
+  window: number;
+  /** Unix seconds when this occurrence of the window ends. */
+  until: number;
+  reason: string;
 }
 
 export interface SnapshotMessage {

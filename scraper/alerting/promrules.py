@@ -1,0 +1,157 @@
+"""`millwatch rules export`: Prometheus alerting rules equivalent to the inventory's alerts, for a
+Prometheus that scrapes the exporters itself.
+
+Such a Prometheus knows a machine by its target labels (`instance` = host:port, `job`), not by the
+inventory's id; every exporter serves `machine_info{machine_id, name} 1`, so each rule joins its
+metric with `machine_info` on (instance, job) to carry `machine_id` and `name`, and selects the
+machines it applies to by `machine_id`. Machines sharing a limit and a `for:` share one rule.
+
+| millwatch status | rule |
+| --- | --- |
+| `alarm` / `warn` of a threshold | `metric ≥ alarm`; `warn ≤ metric < alarm` (as the map's colours) |
+| `sensor_fault` | `millwatch_serial_up == 0` |
+| `down` | `up == 0`, joined with the last `machine_info` of the past day (a down exporter serves none) |
+| `stale` | none: it means millwatch's own scraper stopped, which Prometheus cannot see |
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from scraper.alerting.rules import AlertRule, status_severity
+from scraper.inventory import Inventory, Machine
+
+INFO_JOIN = "on(instance, job) group_left(machine_id, name) machine_info"
+DOWN_INFO = "max by(instance, job, machine_id, name) (max_over_time(machine_info{selector}[1d]))"
+
+
+def _for_of(machine: Machine, level: str, metric: str | None) -> tuple[float, str] | None:
+    """The `for:` and severity with which `level` (of `metric`, or of the machine) notifies."""
+    chosen: AlertRule | None = None
+    for rule in machine.alerts:
+        if level not in rule.statuses:
+            continue
+        if rule.metric is not None and rule.metric != metric:
+            continue
+        # A rule on this very metric wins over a status rule of the machine.
+        if chosen is None or (rule.metric is not None and chosen.metric is None):
+            chosen = rule
+    if chosen is None:
+        return None
+    return chosen.for_seconds, chosen.severity or status_severity(level)
+
+
+def prometheus_rules(inventory: Inventory) -> dict[str, Any]:
+    """The rule file as a mapping (`groups:` → one group `millwatch`)."""
+    threshold_groups: dict[tuple[str, str, float, float | None, float, str], list[str]] = defaultdict(list)
+    status_groups: dict[tuple[str, float, str], list[str]] = defaultdict(list)
+    for machine in inventory.enabled_machines:
+        for metric, threshold in sorted(machine.thresholds.items()):
+            for level, limit, upper in (
+                ("alarm", threshold.alarm, None),
+                ("warn", threshold.warn, threshold.alarm),
+            ):
+                if limit is None:
+                    continue
+                found = _for_of(machine, level, metric)
+                if found is not None:
+                    threshold_groups[(metric, level, limit, upper, found[0], found[1])].append(machine.id)
+        for level in ("down", "sensor_fault"):
+            found = _for_of(machine, level, None)
+            if found is not None:
+                status_groups[(level, found[0], found[1])].append(machine.id)
+
+    rules: list[dict[str, Any]] = []
+    for (metric, level, limit, upper, seconds, severity), ids in sorted(
+        threshold_groups.items(), key=lambda item: (item[0][0], item[0][1], item[0][2], item[0][4])
+    ):
+        selector = _selector(ids)
+        joined = f"{metric} * {INFO_JOIN}{selector}"
+        expr = f"({joined}) >= {_number(limit)}"
+        if upper is not None:
+            expr = f"({expr}) < {_number(upper)}"
+        rules.append(
+            _rule(
+                f"Millwatch{_camel(metric)}{_camel(level)}",
+                expr,
+                seconds,
+                severity,
+                level,
+                summary=f"{{{{ $labels.machine_id }}}}: {metric} {{{{ $value }}}} ≥ {level} {_number(limit)}",
+                extra={"metric": metric, "limit": _number(limit)},
+            )
+        )
+    for (level, seconds, severity), ids in sorted(status_groups.items()):
+        selector = _selector(ids)
+        if level == "down":
+            info = DOWN_INFO.format(selector=selector)
+            expr = f"(up == 0) * on(instance, job) group_left(machine_id, name) {info}"
+            summary = "{{ $labels.machine_id }}: the exporter does not answer ({{ $labels.instance }})"
+        else:
+            expr = f"(millwatch_serial_up == 0) * {INFO_JOIN}{selector}"
+            summary = "{{ $labels.machine_id }}: the serial sensor is not reporting"
+        rules.append(_rule(f"Millwatch{_camel(level)}", expr, seconds, severity, level, summary=summary))
+    return {"groups": [{"name": "millwatch", "rules": rules}]}
+
+
+def render_rules(inventory: Inventory) -> str:
+    """The rule file as YAML text, with a header saying where it comes from."""
+    buffer = io.StringIO()
+    buffer.write(
+        "# Prometheus alerting rules generated by `millwatch rules export` from the inventory's\n"
+        "# thresholds and alerts (docs/alerts.md). Regenerate after editing machines.yaml.\n"
+    )
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    yaml.width = 4096
+    yaml.dump(prometheus_rules(inventory), buffer)
+    return buffer.getvalue()
+
+
+def _rule(
+    name: str,
+    expr: str,
+    seconds: float,
+    severity: str,
+    level: str,
+    *,
+    summary: str,
+    extra: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    rule: dict[str, Any] = {"alert": name, "expr": expr}
+    if seconds > 0:
+        rule["for"] = _duration(seconds)
+    rule["labels"] = {"severity": severity, "millwatch_status": level, **(extra or {})}
+    rule["annotations"] = {"summary": summary}
+    return rule
+
+
+def _selector(ids: Iterable[str]) -> str:
+    # Machine ids are [a-z0-9_-]: nothing to escape in a regular expression or a label value.
+    ordered = sorted(ids)
+    if len(ordered) == 1:
+        return f'{{machine_id="{ordered[0]}"}}'
+    return f'{{machine_id=~"{"|".join(ordered)}"}}'
+
+
+def _camel(text: str) -> str:
+    return "".join(part.capitalize() for part in re.split(r"[_\W]+", text) if part)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value == int(value) and abs(value) < 1e15 else repr(value)
+
+
+def _duration(seconds: float) -> str:
+    """Prometheus's duration: the largest unit that writes `seconds` exactly (90 → 90s, 120 → 2m)."""
+    milliseconds = round(seconds * 1000)
+    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if milliseconds % size == 0:
+            return f"{milliseconds // size}{unit}"
+    return f"{milliseconds}ms"
