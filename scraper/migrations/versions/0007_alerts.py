@@ -1,7 +1,7 @@
 """Alerts, their history, maintenance windows and the audit of acknowledgements (scraper/alerting).
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-30
 """
 
