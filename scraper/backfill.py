@@ -50,6 +50,9 @@ GAP_INTERVALS = 1.5
 PAGE_LIMIT = 5000
 MAX_READINGS = 500_000
 MAX_PAGE_BYTES = 4 * 2**20
+# A /history page (up to PAGE_LIMIT rows from the exporter's SQLite buffer) is far more work for an old
+# machine PC than /metrics: it gets at least this long, whatever the scrape timeout.
+MIN_PAGE_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -179,7 +182,7 @@ class Backfiller:
                     url,
                     headers,
                     since,
-                    machine.scrape_timeout_seconds,
+                    max(machine.scrape_timeout_seconds, MIN_PAGE_TIMEOUT_S),
                     same_host_redirects=machine.limits.follow_redirects == "same_host",
                 )
             rows, next_since = _rows(page)
