@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from support import database_url
 
 from scraper.store import Store
 from server.auth.principal import Role
@@ -15,8 +15,6 @@ from server.auth.schema import sessions, tokens, users
 from server.auth.store import AuthStore
 from server.auth.tokens import secret_hash
 from server.errors import AuthError, NameTaken, UnknownName
-
-POSTGRES_ENV = "MILLWATCH_TEST_POSTGRES_URL"
 
 
 class Clock:
@@ -29,18 +27,7 @@ class Clock:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'auth.db'}"
-    else:
-        url = os.environ.get(POSTGRES_ENV, "")
-        if not url:
-            pytest.skip(f"{POSTGRES_ENV} is not set: the PostgreSQL variant of this test did not run")
-        engine = sa.create_engine(url)
-        with engine.begin() as connection:  # this suite owns its test database: start empty
-            connection.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
-            connection.execute(sa.text("CREATE SCHEMA public"))
-        engine.dispose()
-    store = Store(url)
+    store = Store(database_url(request.param, tmp_path))
     store.migrate()
     yield store
     store.close()
