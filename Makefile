@@ -21,7 +21,7 @@ CENTRAL_CP := $(shell $(PYTHON) -c 'import sys; print("cp%d%d" % sys.version_inf
 BUNDLE_WHEEL_DIRS := $(BUNDLE_WHEELS)/linux_x86_64-$(CENTRAL_CP) $(BUNDLE_WHEELS)/win_amd64-cp39 \
 	$(BUNDLE_WHEELS)/linux_x86_64-cp39
 
-.PHONY: install demo test lint test-python test-web test-exporter-py39 bundle-wheels bench clean
+.PHONY: install demo test lint web-types check-web-types test-python test-web test-exporter-py39 bundle-wheels bench clean
 
 install: $(VENV)/.stamp-python server/static/index.html
 
@@ -46,6 +46,15 @@ lint: install
 	$(BIN)/ruff format --check exporter millwatch_common scraper server tests bench
 	$(BIN)/mypy
 	cd web && npx tsc --noEmit -p .
+	$(MAKE) --no-print-directory check-web-types
+
+# The page's types (web/src/api.gen.ts) are generated from the API's OpenAPI description
+# (server/api_models.py, scraper/view_model.py) by openapi-typescript; the file is checked in.
+web-types: install
+	$(BIN)/python -m server.openapi --typescript web/src/api.gen.ts
+
+check-web-types: install
+	$(BIN)/python -m server.openapi --typescript web/src/api.gen.ts --check
 
 test: install lint test-web test-python test-exporter-py39
 

@@ -35,7 +35,7 @@ from millwatch_common.yamltext import YAMLSyntaxError, load_roundtrip
 from scraper.alerting.rules import DEFAULT_RULES, METRIC_STATUSES, AlertRule
 from scraper.errors import InventoryError, InventoryUnreadable, Problem
 from scraper.limits import LimitsSpec, ScrapeLimits
-from scraper.state import Location, MachineView, Status, Threshold
+from scraper.state import Location, MachineView, Status, Threshold, plan_position_of
 
 DEFAULT_SCRAPE_INTERVAL = 15.0
 DEFAULT_SCRAPE_TIMEOUT = 5.0
@@ -362,6 +362,7 @@ class Machine(BaseModel):
             url=self.url,
             site=self.site,
             location=self.location,
+            plan_position=plan_position_of(self),
             labels=dict(self.labels),
             enabled=self.enabled,
             scrape_interval_seconds=self.push_interval_seconds if push else self.scrape_interval_seconds,

@@ -524,6 +524,7 @@ class ScraperService:
                 reason=previous.reason,
                 last_scrape=previous.last_scrape,
                 last_success_time=previous.last_success_time,
+                consecutive_failures=previous.consecutive_failures,
                 readings=dict(previous.readings),
                 system=previous.system,
             )

@@ -1,8 +1,9 @@
 """The fleet's current state: one `MachineView` per machine, and who is told when one changes.
 
 This is the contract between the scraper (which writes views) and the server (which reads
-them and pushes changes over the WebSocket). `MachineView.to_dict()` is the JSON shape of one
-machine in `GET /api/machines` and in the WebSocket messages; the web page relies on it.
+them and pushes changes over the WebSocket). `MachineView.to_dict()` writes the JSON shape of one
+machine in `GET /api/machines` and in the WebSocket messages, whose one definition is the pydantic
+model `scraper.view_model.Machine`; the web page's types are generated from it.
 """
 
 from __future__ import annotations
@@ -47,6 +48,14 @@ class Location:
 
 
 @dataclass(frozen=True)
+class PlanPosition:
+    """Where a machine is on its site's floor plan: fractions 0..1 of the image's width and height."""
+
+    x: float
+    y: float
+
+
+@dataclass(frozen=True)
 class Threshold:
     """A reading at or above `warn` is a warning, at or above `alarm` an alarm (None: no limit)."""
 
@@ -69,6 +78,9 @@ class LastScrape:
     time: float  # Unix seconds when the scrape started
     duration_seconds: float
     error: str | None = None  # the short text of the ScrapeError, None when it succeeded
+    samples: int | None = (
+        None  # samples the exporter sent (0 when it failed; push: the batch's); None: unknown
+    )
 
 
 @dataclass(frozen=True)
@@ -89,6 +101,7 @@ class MachineView:
     url: str
     site: str | None = None
     location: Location | None = None
+    plan_position: PlanPosition | None = None
     labels: dict[str, str] = field(default_factory=dict)
     enabled: bool = True
     scrape_interval_seconds: float = 15.0
@@ -96,6 +109,7 @@ class MachineView:
     reason: str | None = None
     last_scrape: LastScrape | None = None
     last_success_time: float | None = None
+    consecutive_failures: int = 0  # failed scrapes since the last successful one
     readings: dict[str, float] = field(default_factory=dict)
     thresholds: dict[str, Threshold] = field(default_factory=dict)
     system: SystemSummary = field(default_factory=SystemSummary)
@@ -115,6 +129,9 @@ class MachineView:
             "location": None
             if self.location is None
             else {"lat": self.location.lat, "lon": self.location.lon},
+            "plan_position": None
+            if self.plan_position is None
+            else {"x": self.plan_position.x, "y": self.plan_position.y},
             "labels": dict(self.labels),
             "enabled": self.enabled,
             "scrape_interval_seconds": self.scrape_interval_seconds,
@@ -126,8 +143,10 @@ class MachineView:
                 "time": self.last_scrape.time,
                 "duration_seconds": self.last_scrape.duration_seconds,
                 "error": self.last_scrape.error,
+                "samples": self.last_scrape.samples,
             },
             "last_success_time": self.last_success_time,
+            "consecutive_failures": self.consecutive_failures,
             "readings": dict(self.readings),
             "thresholds": {k: {"warn": t.warn, "alarm": t.alarm} for k, t in self.thresholds.items()},
             "system": {
@@ -152,57 +171,61 @@ class MachineView:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MachineView:
-        """The inverse of `to_dict` (for views read back from the store or the API).
+        """The inverse of `to_dict` (for views read back from the store or the API), read through the
+        model `scraper.view_model.Machine`: keys missing (a view stored by an older version) take
+        their defaults, unknown keys are ignored.
 
-        Raises KeyError for a missing required key ("id", "name", "url") and ValueError for an
-        unknown status; every other key is optional and takes its default.
+        Raises pydantic's ValidationError (a ValueError) naming the field of a missing "id", "name"
+        or "url" and of any value of the wrong type or an unknown status.
         """
-        location = data.get("location")
-        last = data.get("last_scrape")
-        system = data.get("system") or {}
-        maintenance = data.get("maintenance")
+        # Imported here: the model imports `Status` from this module.
+        from scraper.view_model import Machine
+
+        m = Machine.model_validate(data)
         return cls(
-            id=str(data["id"]),
-            name=str(data["name"]),
-            url=str(data["url"]),
-            site=data.get("site"),
-            location=None if location is None else Location(float(location["lat"]), float(location["lon"])),
-            labels={str(k): str(v) for k, v in (data.get("labels") or {}).items()},
-            enabled=bool(data.get("enabled", True)),
-            scrape_interval_seconds=float(data.get("scrape_interval_seconds", 15.0)),
-            status=Status(data.get("status", Status.UNKNOWN.value)),
-            reason=data.get("reason"),
+            id=m.id,
+            name=m.name,
+            url=m.url,
+            site=m.site,
+            location=None if m.location is None else Location(m.location.lat, m.location.lon),
+            plan_position=None
+            if m.plan_position is None
+            else PlanPosition(m.plan_position.x, m.plan_position.y),
+            labels=dict(m.labels),
+            enabled=m.enabled,
+            scrape_interval_seconds=m.scrape_interval_seconds,
+            status=m.status,
+            reason=m.reason,
             last_scrape=None
-            if last is None
+            if m.last_scrape is None
             else LastScrape(
-                time=float(last["time"]),
-                duration_seconds=float(last["duration_seconds"]),
-                error=last.get("error"),
+                time=m.last_scrape.time,
+                duration_seconds=m.last_scrape.duration_seconds,
+                error=m.last_scrape.error,
+                samples=m.last_scrape.samples,
             ),
-            last_success_time=_optional_float(data.get("last_success_time")),
-            readings={str(k): float(v) for k, v in (data.get("readings") or {}).items()},
-            thresholds={
-                str(k): Threshold(warn=_optional_float(t.get("warn")), alarm=_optional_float(t.get("alarm")))
-                for k, t in (data.get("thresholds") or {}).items()
-            },
-            system=SystemSummary(
-                uptime_seconds=_optional_float(system.get("uptime_seconds")),
-                cpu_usage_ratio=_optional_float(system.get("cpu_usage_ratio")),
-                memory_used_ratio=_optional_float(system.get("memory_used_ratio")),
-                disk_used_ratio=_optional_float(system.get("disk_used_ratio")),
-            ),
-            mode=str(data.get("mode", "pull")),
-            stale_after_seconds=_optional_float(data.get("stale_after_seconds")),
+            last_success_time=m.last_success_time,
+            consecutive_failures=m.consecutive_failures,
+            readings=dict(m.readings),
+            thresholds={k: Threshold(warn=t.warn, alarm=t.alarm) for k, t in m.thresholds.items()},
+            system=SystemSummary(**m.system.model_dump()),
+            mode=m.mode,
+            stale_after_seconds=m.stale_after_seconds,
             maintenance=None
-            if not maintenance
-            else Maintenance(
-                int(maintenance["window"]), float(maintenance["until"]), str(maintenance["reason"])
-            ),
+            if m.maintenance is None
+            else Maintenance(m.maintenance.window, m.maintenance.until, m.maintenance.reason),
         )
 
 
-def _optional_float(value: Any) -> float | None:
-    return None if value is None else float(value)
+def plan_position_of(machine: object) -> PlanPosition | None:
+    """The floor-plan position of an inventory machine (its `plan_position`, an object with `x` and
+    `y` or a mapping), or None when it has none."""
+    value: Any = getattr(machine, "plan_position", None)
+    if value is None or isinstance(value, PlanPosition):
+        return value
+    if isinstance(value, Mapping):
+        return PlanPosition(float(value["x"]), float(value["y"]))
+    return PlanPosition(float(value.x), float(value.y))
 
 
 Listener = Callable[[list[MachineView], list[str]], None]

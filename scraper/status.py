@@ -153,7 +153,7 @@ def evaluate(machine: Machine, samples: list[Sample], scraped_at: float, duratio
     return view.with_changes(
         status=status,
         reason=reason,
-        last_scrape=LastScrape(time=scraped_at, duration_seconds=duration, error=None),
+        last_scrape=LastScrape(time=scraped_at, duration_seconds=duration, error=None, samples=len(samples)),
         last_success_time=scraped_at,
         readings=readings_of(samples),
         system=system_summary(samples, scraped_at),
@@ -169,12 +169,14 @@ def evaluate_push(
     system: SystemSummary,
     received_at: float,
     duration: float,
+    samples: int | None = None,
 ) -> MachineView:
     """The view of a push machine after a batch received at `received_at`: the scrape rules.
 
     `readings` are the batch's newest value of each metric; a batch without readings (the
     machine had nothing new) keeps the previous ones. `serial_up` false is a sensor fault, as
-    `millwatch_serial_up 0` is for a scraped machine. `last_scrape` records the batch.
+    `millwatch_serial_up 0` is for a scraped machine. `last_scrape` records the batch (`samples`:
+    how many it carried).
     """
     view = machine.initial_view()
     if not machine.enabled:
@@ -185,7 +187,7 @@ def evaluate_push(
     return view.with_changes(
         status=status,
         reason=reason,
-        last_scrape=LastScrape(time=received_at, duration_seconds=duration, error=None),
+        last_scrape=LastScrape(time=received_at, duration_seconds=duration, error=None, samples=samples),
         last_success_time=received_at,
         readings=current,
         system=system,
@@ -214,12 +216,18 @@ def waiting_for_first_line(plain: dict[str, float], scraped_at: float) -> bool:
 def failed(previous: MachineView, error: ScrapeError, scraped_at: float, duration: float) -> MachineView:
     """The view after a failed scrape: `down` with the error's text, last readings and system kept.
 
-    A disabled machine stays `disabled` (only its last scrape is recorded).
+    A disabled machine stays `disabled` (only its last scrape is recorded). Failures in a row are
+    counted (`consecutive_failures`; a success sets it back to 0).
     """
-    last = LastScrape(time=scraped_at, duration_seconds=duration, error=str(error))
+    last = LastScrape(time=scraped_at, duration_seconds=duration, error=str(error), samples=0)
+    failures = previous.consecutive_failures + 1
     if not previous.enabled:
-        return previous.with_changes(status=Status.DISABLED, reason=None, last_scrape=last)
-    return previous.with_changes(status=Status.DOWN, reason=str(error), last_scrape=last)
+        return previous.with_changes(
+            status=Status.DISABLED, reason=None, last_scrape=last, consecutive_failures=failures
+        )
+    return previous.with_changes(
+        status=Status.DOWN, reason=str(error), last_scrape=last, consecutive_failures=failures
+    )
 
 
 def stale_after(view: MachineView, scrape_timeout_seconds: float | None = None) -> float:

@@ -72,6 +72,27 @@ def _labels_text_of(items: tuple[tuple[str, str], ...]) -> str:
     return schema.labels_json(dict(items))
 
 
+def history_resolution(step: float) -> tuple[float, str]:
+    """The step (seconds) `Store.history` uses for `step`, and its source: "raw", "minute" or "hour".
+
+    The coarsest source the step allows; a rollup's step is rounded down to whole buckets.
+    ValueError for a step <= 0.
+    """
+    step_ms, width = _history_resolution(step)
+    return step_ms / 1000, {None: "raw", 60_000: "minute", 3_600_000: "hour"}[width]
+
+
+def _history_resolution(step: float) -> tuple[int, int | None]:
+    # (step in ms, the rollup's bucket width in ms or None for the raw samples)
+    if not step > 0:
+        raise ValueError("step must be greater than 0")
+    step_ms = max(1, round(step * 1000))
+    for width in sorted(schema.ROLLUPS, reverse=True):
+        if step_ms >= width:
+            return step_ms - step_ms % width, width
+    return step_ms, None
+
+
 @dataclass(frozen=True)
 class HistoryPoint:
     """One step of a series' history: the bucket's start (Unix seconds) and its aggregates."""
@@ -508,16 +529,9 @@ class Store:
         A step is rounded down to a whole number of its source's buckets. Start and end select
         buckets (or samples) by their start time. Raises StoreError; ValueError for a step <= 0.
         """
-        if not step > 0:
-            raise ValueError("step must be greater than 0")
+        step_ms, width = _history_resolution(step)
+        source = schema.samples if width is None else schema.ROLLUPS[width]
         self.flush_rollups()
-        step_ms = max(1, round(step * 1000))
-        source: sa.Table = schema.samples
-        for width in sorted(schema.ROLLUPS, reverse=True):
-            if step_ms >= width:
-                source = schema.ROLLUPS[width]
-                step_ms -= step_ms % width
-                break
         series = schema.series
         series_id = (
             sa.select(series.c.id)

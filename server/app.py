@@ -25,6 +25,7 @@ from server.ingest import IngestService, InventorySource
 from server.live import LiveHub
 from server.machine_keys import KeyStore
 from server.metrics import ServerCollector, server_registry
+from server.openapi import install as install_openapi
 from server.routes import admin, alerts, auth, config, health, ingest, live, machines, metrics, sd
 from server.settings import Settings
 from server.static_files import WebPage
@@ -158,6 +159,7 @@ def create_app(
         openapi_url="/api/openapi.json",
     )
     app.state.millwatch = context
+    install_openapi(app)
     # Access is declared per router (server/deps.py): what is not listed here decides for itself —
     # /healthz is open, /metrics and the live WebSocket check inside, login is for everyone,
     # and POST /api/ingest takes only a machine's own key (server/ingest.py), never a user's.

@@ -217,6 +217,7 @@ class IngestService:
             system,
             received_at,
             time.perf_counter() - started,
+            samples=samples,
         )
         stored = 0
         if self._store is not None:

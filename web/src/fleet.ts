@@ -4,6 +4,8 @@ import type {
   LiveMessage,
   Location,
   Machine,
+  Maintenance,
+  PlanPosition,
   SnapshotMessage,
   SystemSummary,
   Threshold,
@@ -23,6 +25,13 @@ export interface FleetData {
 export const EMPTY_FLEET: FleetData = { machines: new Map(), lastUpdate: null, clockOffset: 0, snapshots: 0 };
 
 type Json = Record<string, unknown>;
+
+/*
+ * The server's messages follow the generated types (web/src/api.gen.ts), and a contract test holds
+ * its answers to the API's models. What is checked here is only what would break the page if a
+ * message were malformed anyway (a proxy, a newer or older server): numbers it computes or draws
+ * with must be finite, positions in range, strings strings; a bad field becomes its empty value.
+ */
 
 function isObject(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -44,11 +53,32 @@ function parseLocation(value: unknown): Location | null {
   return { lat, lon };
 }
 
+function parsePlanPosition(value: unknown): PlanPosition | null {
+  if (!isObject(value)) return null;
+  const x = finiteOrNull(value.x);
+  const y = finiteOrNull(value.y);
+  if (x === null || y === null || x < 0 || x > 1 || y < 0 || y > 1) return null;
+  return { x, y };
+}
+
 function parseLastScrape(value: unknown): LastScrape | null {
   if (!isObject(value)) return null;
   const time = finiteOrNull(value.time);
   if (time === null) return null;
-  return { time, duration_seconds: finiteOrNull(value.duration_seconds) ?? 0, error: stringOrNull(value.error) };
+  return {
+    time,
+    duration_seconds: finiteOrNull(value.duration_seconds) ?? 0,
+    error: stringOrNull(value.error),
+    samples: finiteOrNull(value.samples),
+  };
+}
+
+function parseMaintenance(value: unknown): Maintenance | null {
+  if (!isObject(value)) return null;
+  const window = finiteOrNull(value.window);
+  const until = finiteOrNull(value.until);
+  if (window === null || until === null) return null;
+  return { window, until, reason: stringOrNull(value.reason) ?? '' };
 }
 
 function parseSystem(value: unknown): SystemSummary {
@@ -61,30 +91,19 @@ function parseSystem(value: unknown): SystemSummary {
   };
 }
 
-function parseNumberMap(value: unknown): Record<string, number> {
-  const out: Record<string, number> = {};
+/** The entries of an object whose values pass `parse` (non-null), the others left out. */
+function parseRecord<T>(value: unknown, parse: (v: unknown) => T | null): Record<string, T> {
+  const out: Record<string, T> = {};
   if (!isObject(value)) return out;
   for (const [k, v] of Object.entries(value)) {
-    const n = finiteOrNull(v);
-    if (n !== null) out[k] = n;
+    const parsed = parse(v);
+    if (parsed !== null) out[k] = parsed;
   }
   return out;
 }
 
-function parseThresholds(value: unknown): Record<string, Threshold> {
-  const out: Record<string, Threshold> = {};
-  if (!isObject(value)) return out;
-  for (const [k, v] of Object.entries(value)) {
-    if (isObject(v)) out[k] = { warn: finiteOrNull(v.warn), alarm: finiteOrNull(v.alarm) };
-  }
-  return out;
-}
-
-function parseLabels(value: unknown): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (!isObject(value)) return out;
-  for (const [k, v] of Object.entries(value)) if (typeof v === 'string') out[k] = v;
-  return out;
+function parseThreshold(value: unknown): Threshold | null {
+  return isObject(value) ? { warn: finiteOrNull(value.warn), alarm: finiteOrNull(value.alarm) } : null;
 }
 
 /**
@@ -97,20 +116,24 @@ export function parseMachine(value: unknown): Machine | null {
   return {
     id: value.id,
     name: typeof value.name === 'string' && value.name !== '' ? value.name : value.id,
-    url: typeof value.url === 'string' ? value.url : '',
+    url: stringOrNull(value.url) ?? '',
     site: stringOrNull(value.site),
     location: parseLocation(value.location),
-    labels: parseLabels(value.labels),
+    plan_position: parsePlanPosition(value.plan_position),
+    labels: parseRecord(value.labels, stringOrNull),
     enabled: value.enabled !== false,
     scrape_interval_seconds: finiteOrNull(value.scrape_interval_seconds) ?? 15,
     status: isStatus(value.status) ? value.status : 'unknown',
     reason: stringOrNull(value.reason),
     last_scrape: parseLastScrape(value.last_scrape),
     last_success_time: finiteOrNull(value.last_success_time),
-    readings: parseNumberMap(value.readings),
-    thresholds: parseThresholds(value.thresholds),
+    consecutive_failures: finiteOrNull(value.consecutive_failures) ?? 0,
+    readings: parseRecord(value.readings, finiteOrNull),
+    thresholds: parseRecord(value.thresholds, parseThreshold),
     system: parseSystem(value.system),
     mode: value.mode === 'push' ? 'push' : 'pull',
+    stale_after_seconds: finiteOrNull(value.stale_after_seconds),
+    maintenance: parseMaintenance(value.maintenance),
   };
 }
 

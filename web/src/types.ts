@@ -1,77 +1,45 @@
 /**
- * The JSON shape of one machine, as `MachineView.to_dict()` in scraper/state.py produces it
- * for `GET /api/machines` and the `/api/live` WebSocket. Times are Unix seconds.
+ * The API's JSON shapes, for the rest of the page. They are generated from the server's OpenAPI
+ * description (server/api_models.py, scraper/view_model.py) into `api.gen.ts` by `make web-types`;
+ * `make lint` fails when that file is out of date, so the page and the server cannot drift.
+ * Times are Unix seconds.
  */
+import type { components } from './api.gen';
 
-export const STATUSES = ['up', 'warn', 'alarm', 'sensor_fault', 'down', 'stale', 'disabled', 'unknown'] as const;
+type Schemas = components['schemas'];
 
-export type Status = (typeof STATUSES)[number];
+export type Status = Schemas['Status'];
+export type Location = Schemas['Location'];
+export type PlanPosition = Schemas['PlanPosition'];
+export type Threshold = Schemas['Threshold'];
+export type LastScrape = Schemas['LastScrape'];
+export type SystemSummary = Schemas['SystemSummary'];
+export type Maintenance = Schemas['Maintenance'];
+/** One machine, as `GET /api/machines` and the `/api/live` WebSocket send it. */
+export type Machine = Schemas['Machine'];
+export type MachineList = Schemas['MachineList'];
+export type StatusCounts = Schemas['StatusCounts'];
+export type MachineDetail = Schemas['MachineDetail'];
+export type ScrapeHealth = Schemas['ScrapeHealth'];
+export type History = Schemas['History'];
+export type HistoryPoint = Schemas['HistoryPoint'];
 
-export interface Location {
-  lat: number;
-  lon: number;
-}
+/** Every status, in the server's order; the check below fails to compile when one is missing. */
+export const STATUSES = ['up', 'warn', 'alarm', 'sensor_fault', 'down', 'stale', 'disabled', 'unknown'] as const satisfies readonly Status[];
+type Missing = Exclude<Status, (typeof STATUSES)[number]>;
+const everyStatusListed: [Missing] extends [never] ? true : Missing = true;
+void everyStatusListed;
 
-export interface Threshold {
-  warn: number | null;
-  alarm: number | null;
-}
-
-export interface LastScrape {
-  time: number;
-  duration_seconds: number;
-  error: string | null;
-}
-
-export interface SystemSummary {
-  uptime_seconds: number | null;
-  cpu_usage_ratio: number | null;
-  memory_used_ratio: number | null;
-  disk_used_ratio: number | null;
-}
-
-export interface Machine {
-  id: string;
-  name: string;
-  url: string;
-  site: string | null;
-  location: Location | null;
-  labels: Record<string, string>;
-  enabled: boolean;
-  scrape_interval_seconds: number;
-  status: Status;
-  reason: string | null;
-  last_scrape: LastScrape | null;
-  last_success_time: number | null;
-  readings: Record<string, number>;
-  thresholds: Record<string, Threshold>;
-  system: SystemSummary;
-  /** `push`: the machine sends its readings (POST /api/ingest); `last_scrape` is its last batch. */
-  mode: 'pull' | 'push';
-  /** The maintenance window the machine is in (docs/alerts.md); absent from older servers. */
-  maintenance?: Maintenance | null;
-}
-
-export interface Maintenance {
-  window: number;
-  /** Unix seconds when this occurrence of the window ends. */
-  until: number;
-  reason: string;
-}
-
-export interface SnapshotMessage {
-  type: 'snapshot';
-  machines: Machine[];
+/**
+ * The live messages as the page holds them after `parseLiveMessage` (web/src/fleet.ts): the wire's
+ * (`SnapshotMessage`, `UpdateMessage` of the API's schemas), except that a missing or odd `time`
+ * is null and `ping_interval` is kept only when it is a positive number.
+ */
+export type SnapshotMessage = Omit<Schemas['SnapshotMessage'], 'time' | 'ping_interval'> & {
   time: number | null;
-  /** Seconds between the server's pings, when it said (a positive number). */
   ping_interval?: number;
-}
+};
 
-export interface UpdateMessage {
-  type: 'update';
-  machines: Machine[];
-  removed: string[];
-  time: number | null;
-}
+export type UpdateMessage = Omit<Schemas['UpdateMessage'], 'time'> & { time: number | null };
 
 export type LiveMessage = SnapshotMessage | UpdateMessage;

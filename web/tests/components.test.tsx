@@ -112,7 +112,7 @@ describe('MachinePopup', () => {
       reason: 'machine_temperature_celsius 83.1 ≥ warn 80',
       readings: { machine_temperature_celsius: 83.1, machine_pressure_bar: 1.02, machine_vibration: 0.3 },
       thresholds: { machine_temperature_celsius: { warn: 80, alarm: 95 } },
-      last_scrape: { time: 1764136800, duration_seconds: 0.01, error: null },
+      last_scrape: { time: 1764136800, duration_seconds: 0.01, error: null, samples: 40 },
       system: { uptime_seconds: 93600, cpu_usage_ratio: 0.12, memory_used_ratio: 0.4, disk_used_ratio: 0.7 },
     });
     const { container } = render(<MachinePopup machine={m} clockOffset={0} />);
@@ -148,7 +148,7 @@ describe('MachinePopup', () => {
       url: '',
       status: 'stale',
       reason: 'no data pushed for over 45s',
-      last_scrape: { time: 1764136940, duration_seconds: 0.01, error: null },
+      last_scrape: { time: 1764136940, duration_seconds: 0.01, error: null, samples: 3 },
     });
     render(<MachinePopup machine={m} clockOffset={0} />);
     expect(screen.getByText('Last push')).toBeTruthy();
@@ -161,7 +161,7 @@ describe('MachinePopup', () => {
     const m = machine('m1', {
       status: 'down',
       reason: 'connection refused',
-      last_scrape: { time: 1764136990, duration_seconds: 5, error: 'connection refused' },
+      last_scrape: { time: 1764136990, duration_seconds: 5, error: 'connection refused', samples: 0 },
       last_success_time: 1764136400,
     });
     render(<MachinePopup machine={m} clockOffset={0} />);

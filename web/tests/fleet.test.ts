@@ -9,17 +9,21 @@ const CONTRACT_EXAMPLE = {
   url: 'http://127.0.0.1:9817/metrics',
   site: 'Berlin',
   location: { lat: 52.52, lon: 13.405 },
+  plan_position: { x: 0.25, y: 0.75 },
   labels: { line: 'casting' },
   enabled: true,
   scrape_interval_seconds: 15.0,
   status: 'warn',
   reason: 'machine_temperature_celsius 83.1 ≥ warn 80',
-  last_scrape: { time: 1764136800.1, duration_seconds: 0.012, error: null },
+  last_scrape: { time: 1764136800.1, duration_seconds: 0.012, error: null, samples: 57 },
   last_success_time: 1764136800.1,
+  consecutive_failures: 0,
   readings: { machine_temperature_celsius: 83.1, machine_pressure_bar: 1.02 },
   thresholds: { machine_temperature_celsius: { warn: 80, alarm: 95 } },
   system: { uptime_seconds: 86400, cpu_usage_ratio: 0.12, memory_used_ratio: 0.4, disk_used_ratio: 0.7 },
   mode: 'pull',
+  stale_after_seconds: null,
+  maintenance: { window: 3, until: 1764140400, reason: 'relining' },
 };
 
 describe('parseMachine', () => {
@@ -42,6 +46,9 @@ describe('parseMachine', () => {
       readings: { machine_speed_rpm: 'fast', machine_pressure_bar: 1.5 },
       thresholds: { machine_pressure_bar: { warn: '2', alarm: 3 } },
       last_scrape: { duration_seconds: 1 },
+      plan_position: { x: 1.5, y: 0.5 },
+      maintenance: { window: 'x' },
+      consecutive_failures: 'many',
     });
     expect(m).not.toBeNull();
     expect(m!.name).toBe('m1');
@@ -51,6 +58,9 @@ describe('parseMachine', () => {
     expect(m!.thresholds).toEqual({ machine_pressure_bar: { warn: null, alarm: 3 } });
     expect(m!.last_scrape).toBeNull();
     expect(m!.system.cpu_usage_ratio).toBeNull();
+    expect(m!.plan_position).toBeNull();
+    expect(m!.maintenance).toBeNull();
+    expect(m!.consecutive_failures).toBe(0);
   });
 });
 

@@ -1,6 +1,6 @@
 import type { Machine, Status } from '../src/types';
 
-/** A machine in the JSON shape of `MachineView.to_dict()`, with `overrides` applied. */
+/** A machine in the API's JSON shape (the generated `Machine`), with `overrides` applied. */
 export function machine(id: string, overrides: Partial<Machine> = {}): Machine {
   return {
     id,
@@ -8,17 +8,21 @@ export function machine(id: string, overrides: Partial<Machine> = {}): Machine {
     url: `http://127.0.0.1:9817/metrics`,
     site: 'Berlin',
     location: { lat: 52.52, lon: 13.405 },
+    plan_position: null,
     labels: {},
     enabled: true,
     scrape_interval_seconds: 15,
     status: 'up' as Status,
     reason: null,
-    last_scrape: { time: 1764136800, duration_seconds: 0.012, error: null },
+    last_scrape: { time: 1764136800, duration_seconds: 0.012, error: null, samples: 42 },
     last_success_time: 1764136800,
+    consecutive_failures: 0,
     readings: {},
     thresholds: {},
     system: { uptime_seconds: null, cpu_usage_ratio: null, memory_used_ratio: null, disk_used_ratio: null },
     mode: 'pull',
+    stale_after_seconds: null,
+    maintenance: null,
     ...overrides,
   };
 }

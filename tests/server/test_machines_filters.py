@@ -1,0 +1,140 @@
+"""`GET /api/machines` filters and counts, and `GET /api/machines/{id}`'s scrape health."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from server_helpers import make_view
+
+from scraper.errors import ScrapeError
+from scraper.inventory import Machine
+from scraper.state import FleetState, LastScrape, Location, PlanPosition, Status
+from scraper.status import evaluate, failed
+
+
+def _fleet(state: FleetState) -> None:
+    state.put(
+        [
+            make_view(
+                "press_14", name="Press 14", site="Berlin", labels={"line": "stamping"}, status=Status.ALARM
+            ),
+            make_view(
+                "press_15", name="Press 15", site="Berlin", labels={"line": "stamping"}, status=Status.UP
+            ),
+            make_view("oven_01", name="Oven One", site="Lyon", labels={"line": "paint", "hall": "B"}),
+            make_view("mill_07", name="Mill 7", site="Lyon", labels={"line": "casting"}, status=Status.DOWN),
+            make_view("lathe_x", name="Lathe", site=None, labels={}, status=Status.UNKNOWN),
+        ]
+    )
+
+
+def _ids(base: str, params: list[tuple[str, str]] | None = None) -> list[str]:
+    answer = httpx.get(f"{base}/api/machines", params=params)
+    assert answer.status_code == 200, answer.text
+    return [m["id"] for m in answer.json()["machines"]]
+
+
+def test_filters_by_status_site_label_and_text(state: FleetState, serve) -> None:
+    _fleet(state)
+    base = serve(state)
+
+    assert _ids(base, [("status", "alarm"), ("status", "down")]) == ["mill_07", "press_14"]
+    assert _ids(base, [("site", "lyon")]) == ["mill_07", "oven_01"]
+    assert _ids(base, [("label", "line=stamping")]) == ["press_14", "press_15"]
+    # Two values of one key: either; two keys: both.
+    assert _ids(base, [("label", "line=paint"), ("label", "line=casting")]) == ["mill_07", "oven_01"]
+    assert _ids(base, [("label", "line=paint"), ("label", "hall=B")]) == ["oven_01"]
+    assert _ids(base, [("label", "line=paint"), ("label", "hall=A")]) == []
+    # Text: name, id, site and label values, any case.
+    assert _ids(base, [("q", "PRESS 14")]) == ["press_14"]
+    assert _ids(base, [("q", "mill_0")]) == ["mill_07"]
+    assert _ids(base, [("q", "berlin")]) == ["press_14", "press_15"]
+    assert _ids(base, [("q", "Paint")]) == ["oven_01"]
+    # Filters combine.
+    assert _ids(base, [("site", "Berlin"), ("status", "up")]) == ["press_15"]
+    assert _ids(base, [("q", "  ")]) == ["lathe_x", "mill_07", "oven_01", "press_14", "press_15"]
+
+
+def test_counts_of_the_fleet_and_of_the_matched_machines(state: FleetState, serve) -> None:
+    _fleet(state)
+    base = serve(state)
+
+    counts = httpx.get(f"{base}/api/machines", params={"site": "Berlin"}).json()["counts"]
+
+    assert counts["total"] == 5 and counts["matched_total"] == 2
+    assert counts["fleet"] == {
+        "up": 2, "warn": 0, "alarm": 1, "sensor_fault": 0, "down": 1, "stale": 0, "disabled": 0, "unknown": 1,
+    }  # fmt: skip
+    assert counts["matched"] == {
+        "up": 1, "warn": 0, "alarm": 1, "sensor_fault": 0, "down": 0, "stale": 0, "disabled": 0, "unknown": 0,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ([("status", "purple")], "status"),
+        ([("label", "no-equals-sign")], "label"),
+        ([("label", "=value")], "label"),
+        ([("q", "x" * 201)], "q"),
+        ([("site", "s" * 201)], "site"),
+        ([("label", f"k=v{i}") for i in range(21)], "label"),
+        ([("label", "k=" + "v" * 300)], "label"),
+    ],
+)
+def test_bad_filters_are_422_naming_the_parameter(state: FleetState, serve, params, field) -> None:
+    _fleet(state)
+    answer = httpx.get(f"{serve(state)}/api/machines", params=params)
+
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"][:2] == ["query", field]
+
+
+def test_detail_has_the_scrape_health_and_the_metrics_with_history(state: FleetState, serve) -> None:
+    view = make_view(
+        "press_14",
+        status=Status.DOWN,
+        reason="connection refused",
+        last_scrape=LastScrape(
+            time=1764136800.5, duration_seconds=0.25, error="connection refused", samples=0
+        ),
+        last_success_time=1764136700.0,
+        consecutive_failures=3,
+        plan_position=PlanPosition(0.25, 0.5),
+    )
+    state.put([view])
+
+    body = httpx.get(f"{serve(state)}/api/machines/press_14").json()
+
+    assert body["health"] == {
+        "last_scrape_time": 1764136800.5,
+        "last_duration_seconds": 0.25,
+        "samples_scraped": 0,
+        "last_error": "connection refused",
+        "last_success_time": 1764136700.0,
+        "consecutive_failures": 3,
+        "interval_seconds": 15.0,
+    }
+    assert body["plan_position"] == {"x": 0.25, "y": 0.5}
+    assert body["history_metrics"] == [
+        "machine_pressure_bar",
+        "machine_temperature_celsius",
+        "scrape_duration_seconds",
+        "scrape_samples_scraped",
+        "up",
+    ]
+
+
+def test_failures_in_a_row_are_counted_and_a_success_resets_them() -> None:
+    from scraper.exposition import Sample
+
+    machine = Machine(id="m1", name="M1", url="http://127.0.0.1:9/metrics", location=Location(1, 2))
+    view = machine.initial_view()
+    for n in (1, 2, 3):
+        view = failed(view, ScrapeError("connection refused"), 100.0 + n, 0.1)
+        assert view.consecutive_failures == n
+        assert view.last_scrape is not None and view.last_scrape.samples == 0
+    samples = [Sample("machine_temperature_celsius", {}, 60.0), Sample("up_time", {}, 1.0)]
+    ok = evaluate(machine, samples, 200.0, 0.05)
+    assert ok.consecutive_failures == 0
+    assert ok.last_scrape == LastScrape(time=200.0, duration_seconds=0.05, error=None, samples=2)
