@@ -49,7 +49,9 @@ def test_all_readings_below_their_limits_is_up_with_no_reason() -> None:
         "machine_pressure_bar": 1,
         "machine_speed_rpm": 1480,
     }
-    assert view.last_scrape == LastScrape(time=T0, duration_seconds=0.012, error=None)
+    # 5 samples: three readings, millwatch_serial_up, machine_info
+    assert view.last_scrape == LastScrape(time=T0, duration_seconds=0.012, error=None, samples=5)
+    assert view.consecutive_failures == 0
     assert view.last_success_time == T0
     assert view.name == "Press 01" and view.scrape_interval_seconds == 15.0
 
@@ -185,7 +187,10 @@ def test_failed_scrape_is_down_with_the_error_text_and_keeps_last_readings() -> 
     after = failed(before, ScrapeTimeout(5.0), T0 + 15, 5.0)
     assert after.status is Status.DOWN
     assert after.reason == "timeout after 5s"
-    assert after.last_scrape == LastScrape(time=T0 + 15, duration_seconds=5.0, error="timeout after 5s")
+    assert after.last_scrape == LastScrape(
+        time=T0 + 15, duration_seconds=5.0, error="timeout after 5s", samples=0
+    )
+    assert after.consecutive_failures == 1
     assert after.readings == before.readings
     assert after.system == before.system
     assert after.last_success_time == T0
