@@ -70,6 +70,31 @@ def test_a_machine_view_writes_exactly_the_model_and_reads_back() -> None:
         assert MachineView.from_dict(json.loads(json.dumps(data))) == view
 
 
+def test_a_view_stored_by_an_older_version_reads_with_defaults() -> None:
+    old = make_view("press_14").to_dict()
+    for key in ("plan_position", "consecutive_failures", "maintenance", "stale_after_seconds"):
+        del old[key]
+    del old["last_scrape"]["samples"]
+
+    view = MachineView.from_dict(old)
+
+    assert view.plan_position is None and view.consecutive_failures == 0
+    assert view.last_scrape is not None and view.last_scrape.samples is None
+    conforms(Machine, view.to_dict())
+
+
+def test_the_floor_plan_position_comes_from_the_inventory_entry() -> None:
+    class Placed(InventoryMachine):
+        plan_position: dict[str, float] | None = None
+
+    placed = Placed(id="m1", name="M1", url="http://127.0.0.1:9/m", plan_position={"x": 0.2, "y": 0.9})
+    unplaced = InventoryMachine(id="m2", name="M2", url="http://127.0.0.1:9/m")
+
+    assert placed.initial_view().plan_position == PlanPosition(0.2, 0.9)
+    assert placed.initial_view().to_dict()["plan_position"] == {"x": 0.2, "y": 0.9}
+    assert unplaced.initial_view().plan_position is None
+
+
 def test_reading_a_bad_view_names_the_field() -> None:
     with pytest.raises(ValueError, match="status"):
         MachineView.from_dict({"id": "m", "name": "m", "url": "", "status": "purple"})
