@@ -42,6 +42,21 @@ def test_scraper_results_reach_api_live_clients_health_and_metrics(
                 return True
 
             wait_until(down, what="the machine to be scraped and found down")
+
+            def failing_in_a_row() -> bool:
+                health = get_json(f"{base}/api/machines/lathe_01")["health"]
+                assert health["consecutive_failures"] >= 2 and health["samples_scraped"] == 0, health
+                assert health["last_error"] and health["last_success_time"] is None, health
+                return True
+
+            wait_until(failing_in_a_row, what="two failed scrapes in the machine's health")
+
+            def outage_in_history() -> bool:
+                points = get_json(f"{base}/api/machines/lathe_01/history?metric=up&step=1")["points"]
+                assert points and all(p["max"] == 0 for p in points), points
+                return True
+
+            wait_until(outage_in_history, what="the failed scrapes' `up 0` in the history")
             # The live client heard about it too, in an update.
             while True:
                 message = json.loads(ws.recv(timeout=10))
