@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
@@ -16,6 +16,7 @@ from server.http_metrics import HttpMetrics
 from server.ingest import IngestService
 from server.live import LiveHub
 from server.settings import Settings
+from server.view_json import ViewJson
 
 if TYPE_CHECKING:  # a type only: the server alone (--no-scrape) never loads the scraper service
     from scraper.alerting.engine import AlertEngine
@@ -45,3 +46,5 @@ class ServerContext:
     startup_error: BaseException | None = None
     # The alert engine (None when alerts are off or there is no database); set by the lifespan.
     alerts: AlertEngine | None = None
+    # Machines' JSON text, encoded once per view (GET /api/machines).
+    view_json: ViewJson = field(default_factory=ViewJson)

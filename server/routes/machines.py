@@ -21,7 +21,7 @@ from scraper.errors import StoreError
 from scraper.state import MachineView, Status
 from scraper.store import HistoryPoint
 from server.api_models import History, MachineDetail, MachineList, count_statuses
-from server.deps import StateDep, StoreDep
+from server.deps import ContextDep, StateDep, StoreDep
 from server.history import (
     HistoryQuery,
     csv_filename,
@@ -31,7 +31,7 @@ from server.history import (
     invalid,
     plan,
 )
-from server.jsonout import json_response
+from server.jsonout import dumps, json_response
 
 router = APIRouter(prefix="/api", tags=["machines"])
 
@@ -74,6 +74,7 @@ def _matcher(
 @router.get("/machines", response_model=MachineList)
 def list_machines(
     state: StateDep,
+    context: ContextDep,
     status: Annotated[
         list[Status] | None, Query(max_length=len(Status), description="any of these statuses (repeatable)")
     ] = None,
@@ -103,18 +104,16 @@ def list_machines(
     matches = _matcher(status, site, label, q)
     views = state.snapshot()
     matched = [v for v in views if matches(v)]
-    return json_response(
-        {
-            "machines": [v.to_dict() for v in matched],
-            "counts": {
-                "fleet": count_statuses([v.status for v in views]),
-                "matched": count_statuses([v.status for v in matched]),
-                "total": len(views),
-                "matched_total": len(matched),
-            },
-            "time": time.time(),
-        }
-    )
+    counts = {
+        "fleet": count_statuses([v.status for v in views]),
+        "matched": count_statuses([v.status for v in matched]),
+        "total": len(views),
+        "matched_total": len(matched),
+    }
+    texts = context.view_json
+    body = f'{{"machines":{texts.array(matched)},"counts":{dumps(counts)},"time":{dumps(time.time())}}}'
+    texts.keep_only(views)
+    return Response(body, media_type="application/json")
 
 
 def _view(state: StateDep, machine_id: str) -> MachineView:

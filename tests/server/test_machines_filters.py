@@ -138,3 +138,40 @@ def test_failures_in_a_row_are_counted_and_a_success_resets_them() -> None:
     ok = evaluate(machine, samples, 200.0, 0.05)
     assert ok.consecutive_failures == 0
     assert ok.last_scrape == LastScrape(time=200.0, duration_seconds=0.05, error=None, samples=2)
+
+
+def test_the_list_shows_each_change_though_unchanged_machines_are_encoded_once(
+    state: FleetState, serve
+) -> None:
+    _fleet(state)
+    base = serve(state)
+    before = httpx.get(f"{base}/api/machines").json()
+
+    press = state.get("press_15")
+    assert press is not None
+    state.put([press.with_changes(status=Status.WARN, reason="machine_temperature_celsius 81 ≥ warn 80")])
+    state.replace_all([v for v in state.snapshot() if v.id != "lathe_x"])
+    after = httpx.get(f"{base}/api/machines").json()
+
+    changed = {m["id"]: m for m in after["machines"]}
+    assert changed["press_15"]["status"] == "warn" and "lathe_x" not in changed
+    assert [m for m in before["machines"] if m["id"] not in ("press_15", "lathe_x")] == [
+        m for m in after["machines"] if m["id"] != "press_15"
+    ]
+    assert after["counts"]["fleet"]["warn"] == 1 and after["counts"]["total"] == 4
+
+
+def test_view_texts_are_kept_per_view_and_forgotten_with_their_machine() -> None:
+    from server.jsonout import dumps
+    from server.view_json import ViewJson
+
+    texts = ViewJson()
+    view = make_view("m1")
+    first = texts.text(view)
+    assert texts.text(view) is first and first == dumps(view.to_dict())
+    changed = view.with_changes(status=Status.DOWN)
+    assert '"status":"down"' in texts.text(changed)
+    others = [make_view(f"x{i}") for i in range(1500)]
+    texts.array(others)
+    texts.keep_only([changed])
+    assert texts.text(changed) is texts.text(changed) and len(texts._texts) == 1
