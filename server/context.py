@@ -18,6 +18,7 @@ from server.live import LiveHub
 from server.settings import Settings
 
 if TYPE_CHECKING:  # a type only: the server alone (--no-scrape) never loads the scraper service
+    from scraper.alerting.config_watcher import NotificationsWatcher
     from scraper.alerting.engine import AlertEngine
     from scraper.service import ScraperService
 
@@ -45,3 +46,5 @@ class ServerContext:
     startup_error: BaseException | None = None
     # The alert engine (None when alerts are off or there is no database); set by the lifespan.
     alerts: AlertEngine | None = None
+    # Follows notifications.yaml for the engine's notifier (None without an engine).
+    notifications_watcher: NotificationsWatcher | None = None
