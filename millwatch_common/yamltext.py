@@ -67,14 +67,19 @@ def line_of(document: Any, loc: Sequence[str | int]) -> int | None:
     of `load_roundtrip` (None when not even the first part is there)."""
     node, line = document, None
     for part in loc:
-        if isinstance(node, CommentedMap) and part in node:
-            line = node.lc.key(part)[0] + 1
-            node = node[part]
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
-            line = node.lc.item(part)[0] + 1
-            node = node[part]
-        else:
+        try:
+            if isinstance(node, CommentedMap) and part in node:
+                where = node.lc.key(part)
+            elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
+                where = node.lc.item(part)
+            else:
+                break
+        except KeyError:  # a key that a merge (`<<: *base`) brought has no line of its own here
             break
+        if where is None:
+            break
+        line = where[0] + 1
+        node = node[part]
     return line
 
 
