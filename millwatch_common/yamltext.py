@@ -15,9 +15,11 @@ recursive structure) is refused too, and nesting is bounded by `MAX_DEPTH`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.composer import Composer
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import AliasEvent
@@ -58,6 +60,50 @@ def load_roundtrip(text: str) -> Any:
         line = text[:position].count("\n") + 1 if isinstance(position, int) else None
         first = str(exc).splitlines()[0] if str(exc) else "invalid YAML"
         raise YAMLSyntaxError(_syntax(first), line) from exc
+
+
+def line_of(document: Any, loc: Sequence[str | int]) -> int | None:
+    """The 1-based line of the deepest part of `loc` (keys and list indexes) present in a document
+    of `load_roundtrip` (None when not even the first part is there)."""
+    node, line = document, None
+    for part in loc:
+        try:
+            if isinstance(node, CommentedMap) and part in node:
+                where = node.lc.key(part)
+            elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
+                where = node.lc.item(part)
+            else:
+                break
+        except KeyError:  # a key that a merge (`<<: *base`) brought has no line of its own here
+            break
+        if where is None:
+            break
+        line = where[0] + 1
+        node = node[part]
+    return line
+
+
+def path_text(loc: Sequence[str | int]) -> str:
+    """`loc` as people read it in an error message: `machines[3].location.lat`."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def plain(node: Any) -> Any:
+    """A round-trip document as plain dicts, lists and scalars (ruamel's scalar subclasses too), for
+    validation by pydantic."""
+    if isinstance(node, Mapping):
+        return {plain(k): plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [plain(v) for v in node]
+    if isinstance(node, bool) or node is None:
+        return node
+    for kind in (int, float, str):
+        if isinstance(node, kind):
+            return kind(node)
+    return node
 
 
 def _syntax(message: str) -> str:

@@ -31,11 +31,12 @@ from millwatch_common import durations as common_durations
 from millwatch_common.names import LABEL_NAME as _LABEL_NAME
 from millwatch_common.names import MACHINE_ID as _MACHINE_ID
 from millwatch_common.names import METRIC_NAME as _METRIC_NAME
-from millwatch_common.yamltext import YAMLSyntaxError, load_roundtrip
+from millwatch_common.yamltext import YAMLSyntaxError
 from scraper.alerting.rules import DEFAULT_RULES, METRIC_STATUSES, AlertRule
 from scraper.errors import InventoryError, InventoryUnreadable, Problem
 from scraper.limits import LimitsSpec, ScrapeLimits
 from scraper.state import Location, MachineView, Status, Threshold, plan_position_of
+from scraper.yaml_fast import load_with_lines
 
 DEFAULT_SCRAPE_INTERVAL = 15.0
 DEFAULT_SCRAPE_TIMEOUT = 5.0
@@ -462,7 +463,7 @@ def check_command(path: str | Path, out: TextIO | None = None, err: TextIO | Non
 
 def _parse_yaml(text: str, name: str) -> Any:
     try:
-        return load_roundtrip(text)
+        return load_with_lines(text)
     except YAMLSyntaxError as e:
         raise InventoryError([Problem(name, e.line, "", e.message)]) from e
 

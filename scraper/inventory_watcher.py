@@ -15,25 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scraper.errors import InventoryError
+from scraper.file_signature import FileSignature, signature
 from scraper.inventory import Inventory, Machine, load_inventory
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class FileSignature:
-    mtime_ns: int
-    size: int
-    inode: int
-
-
-def signature(path: Path) -> FileSignature | None:
-    """What changes when the file is written (None: it cannot be read now)."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return FileSignature(stat.st_mtime_ns, stat.st_size, stat.st_ino)
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,22 @@ class AlertsCollector(Collector):
             counter.add_metric([], value)
             yield counter
 
+        watcher = self._context.notifications_watcher
+        reloaded = GaugeMetricFamily(
+            "millwatch_notifications_config_last_reload_successful",
+            "1 when notifications.yaml as it is on disk is in force; 0 while a changed file is refused.",
+        )
+        reloaded.add_metric([], 1 if watcher is None or watcher.last_reload_successful else 0)
+        yield reloaded
+        reloads = CounterMetricFamily(
+            "millwatch_notifications_config_reloads",
+            "Reloads of notifications.yaml after a change, by result.",
+            labels=["result"],
+        )
+        reloads.add_metric(["success"], watcher.reloads_total if watcher else 0)
+        reloads.add_metric(["failure"], watcher.reload_failures_total if watcher else 0)
+        yield reloads
+
         stats = list(engine.notifier.stats.values()) if engine is not None else []
         families = {
             "sent": CounterMetricFamily(

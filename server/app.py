@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI
 
+from scraper.alerting.config_watcher import NotificationsWatcher
 from scraper.state import FleetState
 from scraper.store import Store
 from server.alert_metrics import AlertsCollector
@@ -120,6 +121,10 @@ def create_app(
                     context.startup_error = e
                     raise
                 context.alerts = engine
+                context.notifications_watcher = NotificationsWatcher(
+                    settings.notifications_path, engine.notifier
+                )
+                await context.notifications_watcher.start()
             if scraper is not None:
                 try:
                     await scraper.start()
@@ -141,6 +146,9 @@ def create_app(
                 context.scraper_running = False
                 await scraper.stop()
                 log.info("scraper stopped")
+            if context.notifications_watcher is not None:
+                await context.notifications_watcher.stop()
+                context.notifications_watcher = None
             if context.alerts is not None:
                 await context.alerts.stop()
                 context.alerts.store.close()

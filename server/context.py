@@ -19,6 +19,7 @@ from server.settings import Settings
 from server.view_json import ViewJson
 
 if TYPE_CHECKING:  # a type only: the server alone (--no-scrape) never loads the scraper service
+    from scraper.alerting.config_watcher import NotificationsWatcher
     from scraper.alerting.engine import AlertEngine
     from scraper.service import ScraperService
 
@@ -48,3 +49,5 @@ class ServerContext:
     alerts: AlertEngine | None = None
     # Machines' JSON text, encoded once per view (GET /api/machines).
     view_json: ViewJson = field(default_factory=ViewJson)
+    # Follows notifications.yaml for the engine's notifier (None without an engine).
+    notifications_watcher: NotificationsWatcher | None = None

@@ -19,7 +19,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -27,6 +26,7 @@ from pydantic import ValidationError
 from millwatch_common.push_wire import MAX_BODY_BYTES, MAX_CLOCK_AHEAD_SECONDS
 from scraper.errors import InventoryError, StoreError
 from scraper.exposition import Sample
+from scraper.file_signature import FileSignature, signature
 from scraper.inventory import PUSH, Inventory, Machine, load_inventory
 from scraper.state import FleetState, SystemSummary
 from scraper.status import evaluate_push, format_age
@@ -49,12 +49,6 @@ class IngestRefused(Exception):
         super().__init__(f"{status} {reason}: {detail}")
 
 
-@dataclass
-class _Signature:
-    mtime_ns: int
-    size: int
-
-
 class InventorySource:
     """The current inventory: the scraper's when this process scrapes, else the file, reloaded on change.
 
@@ -66,20 +60,18 @@ class InventorySource:
         self._scraper_inventory = scraper_inventory
         self._lock = threading.Lock()
         self._inventory: Inventory | None = None
-        self._signature: _Signature | None = None
+        self._signature: FileSignature | None = None
 
     def current(self) -> Inventory | None:
         """The inventory to check machines against (None: none could be loaded yet). Blocking I/O."""
         if self._scraper_inventory is not None:
             return self._scraper_inventory()
-        try:
-            stat = self._path.stat()
-        except OSError:
+        now_signature = signature(self._path)
+        if now_signature is None:
             return self._inventory
-        signature = _Signature(stat.st_mtime_ns, stat.st_size)
         with self._lock:
-            if signature != self._signature:
-                self._signature = signature
+            if now_signature != self._signature:
+                self._signature = now_signature
                 try:
                     self._inventory = load_inventory(self._path)
                 except InventoryError as e:

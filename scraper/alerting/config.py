@@ -11,16 +11,15 @@ from __future__ import annotations
 import math
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TextIO
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from millwatch_common import durations
 from millwatch_common.names import LABEL_NAME
-from millwatch_common.yamltext import YAMLSyntaxError, load_roundtrip
+from millwatch_common.yamltext import YAMLSyntaxError, line_of, load_roundtrip, path_text, plain
 from scraper.alerting.errors import NotificationsError
 from scraper.errors import Problem
 
@@ -207,19 +206,19 @@ def parse_notifications(
         return Notifications(folder=folder or Path.cwd())
     problems: list[Problem] = []
     try:
-        spec = NotificationsFile.model_validate(_plain(document)).notifications
+        spec = NotificationsFile.model_validate(plain(document)).notifications
     except ValidationError as e:
         for error in e.errors(include_url=False):
             loc = [p for p in error["loc"] if p != "[key]"]
             # The discriminated union names the chosen kind in the path: drop it.
             loc = [p for i, p in enumerate(loc) if not (i > 0 and loc[i - 1] in _channel_names(document))]
-            problems.append(Problem(name, _line_of(document, loc), _path_text(loc), _message(error)))
+            problems.append(Problem(name, line_of(document, loc), path_text(loc), _message(error)))
         raise NotificationsError(problems) from e
     for key in spec.channels:
         if not LABEL_NAME.fullmatch(key.replace("-", "_")):
             where: list[str | int] = ["notifications", "channels", key]
             problems.append(
-                Problem(name, _line_of(document, where), _path_text(where), f"a name uses {_NAME_CHARS}")
+                Problem(name, line_of(document, where), path_text(where), f"a name uses {_NAME_CHARS}")
             )
     for index, route in enumerate(spec.routes):
         for position, channel in enumerate(route.channels):
@@ -229,8 +228,8 @@ def parse_notifications(
                 problems.append(
                     Problem(
                         name,
-                        _line_of(document, at),
-                        _path_text(at),
+                        line_of(document, at),
+                        path_text(at),
                         f"no channel {channel!r} (known: {known})",
                     )
                 )
@@ -285,38 +284,4 @@ def _message(error: Mapping[str, Any]) -> str:
     if kind != "value_error" and not isinstance(value, dict | list) and value is not None:
         shown = repr(value)
         text += f" (got {shown[:60]})"
-    return text
-
-
-def _plain(node: Any) -> Any:
-    if isinstance(node, Mapping):
-        return {_plain(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    if isinstance(node, bool) or node is None:
-        return node
-    for kind in (int, float, str):
-        if isinstance(node, kind):
-            return kind(node)
-    return node
-
-
-def _line_of(document: Any, loc: Sequence[str | int]) -> int | None:
-    node, line = document, None
-    for part in loc:
-        if isinstance(node, CommentedMap) and part in node:
-            line = node.lc.key(part)[0] + 1
-            node = node[part]
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
-            line = node.lc.item(part)[0] + 1
-            node = node[part]
-        else:
-            break
-    return line
-
-
-def _path_text(loc: Sequence[str | int]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text

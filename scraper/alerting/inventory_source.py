@@ -5,11 +5,11 @@ scraper does."""
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
 from scraper.errors import InventoryError
+from scraper.file_signature import FileSignature, signature
 from scraper.inventory import Inventory, load_inventory
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ class InventoryFile:
     def __init__(self, path: Path) -> None:
         self._path = Path(path)
         self._inventory: Inventory | None = None
-        self._signature: tuple[float, int, int] | None = None
+        self._signature: FileSignature | None = None
         self._checked = float("-inf")
 
     def __call__(self) -> Inventory | None:
@@ -31,13 +31,11 @@ class InventoryFile:
         if now - self._checked < CHECK_INTERVAL_SECONDS:
             return self._inventory
         self._checked = now
-        try:
-            stat = os.stat(self._path)
-        except OSError:
+        now_signature = signature(self._path)
+        if now_signature is None:
             return self._inventory
-        signature = (stat.st_mtime, stat.st_size, stat.st_ino)
-        if signature != self._signature:
-            self._signature = signature
+        if now_signature != self._signature:
+            self._signature = now_signature
             try:
                 self._inventory = load_inventory(self._path)
             except InventoryError as e:

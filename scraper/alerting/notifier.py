@@ -11,6 +11,7 @@ broken channel delays only itself, and never the scraper or the other channels.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 QUEUE_SIZE = 100
 MAX_GROUP_ITEMS = 1000
 MAX_BACKOFF = 300.0
+RETIRE_SECONDS = 30.0  # how long a channel removed by a reload may take to send what it holds
 
 
 @dataclass
@@ -81,15 +83,50 @@ class Notifier:
         self._queues: dict[str, asyncio.Queue[Message]] = {}
         self._groups: dict[tuple[str, str | None], _Group] = {}
         self._timers: dict[tuple[str, str | None], asyncio.TimerHandle] = {}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._retiring: set[asyncio.Task[None]] = set()  # removed channels sending what they hold
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         for name in self.settings.channels:
-            queue: asyncio.Queue[Message] = asyncio.Queue(maxsize=self._queue_size)
-            self._queues[name] = queue
-            self._tasks.append(asyncio.create_task(self._worker(name, queue), name=f"notify-{name}"))
+            self._open(name)
+
+    def _open(self, name: str) -> None:
+        queue: asyncio.Queue[Message] = asyncio.Queue(maxsize=self._queue_size)
+        self._queues[name] = queue
+        self._tasks[name] = asyncio.create_task(self._worker(name, queue), name=f"notify-{name}")
+
+    async def reload(self, settings: Notifications) -> None:
+        """Take new settings (notifications.yaml changed) without losing what is on its way.
+
+        Channels kept by name keep their queue, their waiting groups and their counters, and send
+        their next message with the new settings. New channels start. A removed channel sends
+        what it already holds (its waiting groups at once), then stops. Routes apply to the
+        alerts submitted from now on.
+        """
+        removed = [name for name in self._tasks if name not in settings.channels]
+        self.settings = settings
+        for name in removed:
+            for key in [k for k in self._timers if k[0] == name]:
+                self._flush(key)
+            queue, task = self._queues.pop(name), self._tasks.pop(name)
+            retiring = asyncio.create_task(self._retire(name, queue, task), name=f"notify-retire-{name}")
+            self._retiring.add(retiring)
+            retiring.add_done_callback(self._retiring.discard)
+        for name, channel in settings.channels.items():
+            if name not in self.stats or self.stats[name].type != channel.type:
+                self.stats[name] = ChannelStats(name, channel.type)
+            if name not in self._tasks and self._loop is not None:
+                self._open(name)
+
+    async def _retire(self, name: str, queue: asyncio.Queue[Message], task: asyncio.Task[None]) -> None:
+        deadline = time.monotonic() + RETIRE_SECONDS
+        while not queue.empty() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await _cancel(task)
+        if name not in self.settings.channels:
+            self.stats.pop(name, None)
 
     async def stop(self) -> None:
         """Send the groups still waiting, give the channels a moment, then stop their tasks."""
@@ -98,10 +135,10 @@ class Notifier:
         deadline = time.monotonic() + 3.0
         while any(not q.empty() for q in self._queues.values()) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for task in [*self._tasks.values(), *self._retiring]:
+            await _cancel(task)
         self._tasks.clear()
+        self._queues.clear()
 
     def submit(self, kind: str, alert: AlertRecord) -> list[str]:
         """Queue `alert` (`firing`, `repeat` or `resolved`) for the channels its routes pick; returns them.
@@ -141,9 +178,12 @@ class Notifier:
 
     async def _worker(self, name: str, queue: asyncio.Queue[Message]) -> None:
         channel = self.settings.channels[name]
-        stats = self.stats[name]
         while True:
             message = await queue.get()
+            # The settings in force now (a reload may have changed them); a removed channel sends
+            # what it still holds with its last settings.
+            channel = self.settings.channels.get(name, channel)
+            stats = self.stats.setdefault(name, ChannelStats(name, channel.type))
             ids = [i.alert.id for i in message.items]
             delay = self.settings.retry_backoff
             for attempt in range(channel.retries + 1):
@@ -172,3 +212,9 @@ class Notifier:
             await asyncio.to_thread(self._store.record_event, ids, self._clock(), kind, detail)
         except StoreError as e:
             log.warning("alert history not written (%s): %s", kind, e)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

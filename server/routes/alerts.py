@@ -126,10 +126,24 @@ async def list_alerts(
 
 
 @router.get("/alerts/channels")
-def list_channels(engine: EngineDep) -> Response:
-    """Each notification channel: type, messages sent, failures, last error (never its secrets)."""
+def list_channels(engine: EngineDep, context: ContextDep) -> Response:
+    """Each notification channel: type, messages sent, failures, last error (never its secrets); and
+    whether notifications.yaml as it is on disk is in force (its problems are in the server's log)."""
     stats = engine.notifier.stats
-    return json_response({"channels": [stats[name].to_dict() for name in sorted(stats)], "time": time.time()})
+    watcher = context.notifications_watcher
+    config = (
+        {
+            "file": watcher.path.name,
+            "last_reload_successful": watcher.last_reload_successful,
+            "last_reload_time": watcher.last_reload_time,
+            "reload_failures_total": watcher.reload_failures_total,
+        }
+        if watcher is not None
+        else None
+    )
+    return json_response(
+        {"channels": [stats[name].to_dict() for name in sorted(stats)], "config": config, "time": time.time()}
+    )
 
 
 @router.get("/alerts/audit", dependencies=[Depends(require_admin)])

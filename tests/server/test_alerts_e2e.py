@@ -71,7 +71,12 @@ class Furnace:
 
 @contextlib.contextmanager
 def monitored_furnace(
-    folder: Path, monkeypatch: pytest.MonkeyPatch, static_dir: Path, **notify: Any
+    folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    static_dir: Path,
+    *,
+    hook_channel: bool = True,
+    **notify: Any,
 ) -> Iterator[Furnace]:
     """The furnace's exporter, the app with scraper and alerts, and the two receivers.
 
@@ -84,7 +89,9 @@ def monitored_furnace(
         exporter_on_sensor(MACHINE, "normal", folder) as (sensor, url),
     ):
         (folder / "smtp.password").write_text(SMTP_PASSWORD + "\n")
-        (folder / "notifications.yaml").write_text(notifications_yaml(box, hook, **notify))
+        (folder / "notifications.yaml").write_text(
+            notifications_yaml(box, hook if hook_channel else None, **notify)
+        )
         inventory = folder / "machines.yaml"
         inventory.write_text(_inventory(url))
         store = Store(f"sqlite:///{folder / 'millwatch.db'}")
@@ -285,3 +292,57 @@ def test_a_machine_in_a_maintenance_window_sends_nothing_and_shows_it(
         )
         assert get_json(f"{base}/api/machines/{MACHINE}")["maintenance"] is None
         assert [w["id"] for w in get_json(f"{base}/api/maintenance")["windows"]] == []
+
+
+def test_a_channel_added_to_notifications_yaml_while_serving_delivers_and_a_broken_edit_keeps_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, static_dir: Path
+) -> None:
+    """No restart to add a channel; a broken file is refused, shown, and what is in force keeps working."""
+    with monitored_furnace(tmp_path, monkeypatch, static_dir, hook_channel=False) as furnace:
+        base, box, hook = furnace.base, furnace.box, furnace.hook
+        notifications = tmp_path / "notifications.yaml"
+
+        def channels() -> dict[str, Any]:
+            return get_json(f"{base}/api/alerts/channels")
+
+        assert [c["name"] for c in channels()["channels"]] == ["mail"]
+        notifications.write_text(notifications_yaml(box, hook))
+        wait_until(
+            lambda: [c["name"] for c in channels()["channels"]] == ["hook", "mail"],
+            timeout=30,
+            what="the webhook channel taken from the changed file",
+        )
+        assert channels()["config"]["last_reload_successful"] is True
+
+        furnace.sensor.scenario = "overheat"
+        wait_until(
+            lambda: len(hook.raw()) == 1 and len(box.received()) == 1, timeout=30, what="both channels"
+        )
+        assert hook.received()[0][1]["status"] == "firing"
+
+        # A broken edit: refused, reported, and the channels in force still deliver.
+        notifications.write_text(notifications_yaml(box, hook).replace("type: webhook", "type: pager"))
+        wait_until(
+            lambda: channels()["config"]["last_reload_successful"] is False,
+            timeout=30,
+            what="the broken file refused",
+        )
+        metrics = httpx.get(f"{base}/metrics").text
+        assert "millwatch_notifications_config_last_reload_successful 0.0" in metrics
+        assert 'millwatch_notifications_config_reloads_total{result="failure"} 1.0' in metrics
+        furnace.sensor.scenario = "normal"
+        wait_until(
+            lambda: len(hook.raw()) == 2, timeout=30, what="the resolved message over the kept webhook"
+        )
+        assert hook.received()[1][1]["status"] == "resolved"
+
+        # Removing a channel stops it; the counters of the one kept go on.
+        wait_until(lambda: len(box.received()) == 2, timeout=30, what="the resolved mail")
+        notifications.write_text(notifications_yaml(box, None))
+        wait_until(
+            lambda: [c["name"] for c in channels()["channels"]] == ["mail"],
+            timeout=30,
+            what="the webhook channel removed",
+        )
+        assert channels()["channels"][0]["sent_total"] == 2, channels()
+        assert channels()["config"]["last_reload_successful"] is True
