@@ -82,7 +82,8 @@ def test_values_and_lines_are_ruamels(name: str) -> None:
 
 
 def test_the_files_shipped_are_read_alike() -> None:
-    for name in ("machines.yaml", "integrations/notifications.example.yaml", "exporter/exporter.example.yaml"):
+    shipped = ("machines.yaml", "integrations/notifications.example.yaml", "exporter/exporter.example.yaml")
+    for name in shipped:
         _assert_read_alike((REPO / name).read_text(encoding="utf-8"))
 
 
