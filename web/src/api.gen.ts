@@ -156,7 +156,8 @@ export interface paths {
         };
         /**
          * List Channels
-         * @description Each notification channel: type, messages sent, failures, last error (never its secrets).
+         * @description Each notification channel: type, messages sent, failures, last error (never its secrets); and
+         *     whether notifications.yaml as it is on disk is in force (its problems are in the server's log).
          */
         get: operations["list_channels_api_alerts_channels_get"];
         put?: never;
