@@ -355,10 +355,10 @@ def splice(
         last = all_spans[-1]
         # Entries separated by a blank line (as the last one is from the one before) get one too.
         gap = [nl] if last.start > 0 and not lines[last.start - 1].strip() else []
-        rendered = []
-        for entry in appended:
-            rendered += gap + [line + nl for line in render(entry, last.dash_col, last.key_col, layout)]
-        lines[last.end : last.end] = rendered
+        added: list[str] = []
+        for new in appended:
+            added += gap + [line + nl for line in render(new, last.dash_col, last.key_col, layout)]
+        lines[last.end : last.end] = added
     for index in sorted(replaced, reverse=True):
         span = all_spans[index]
         entry = replaced[index]
