@@ -381,3 +381,23 @@ def test_a_file_that_is_not_yaml_is_reported_and_not_edited(editing: Editing) ->
         )
         assert patch.status_code == 409
     assert editing.path.read_text() == broken
+
+
+def test_of_admins_writing_at_once_against_one_etag_exactly_one_wins(editing: Editing) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    etag = editing.etag()
+
+    def change(n: int) -> int:
+        with editing.admin() as admin:
+            answer = admin.patch(
+                "/api/inventory/machines/press_01",
+                json={"name": f"Press by admin {n}"},
+                headers={"If-Match": etag},
+            )
+            return answer.status_code
+
+    with ThreadPoolExecutor(6) as pool:
+        statuses = sorted(pool.map(change, range(6)))
+    assert statuses == [200, 412, 412, 412, 412, 412]
+    assert editing.path.read_text().count("Press by admin") == 1
