@@ -377,6 +377,10 @@ class InventoryEditor:
             if new_document is None:
                 new_document = self._validate(new_text, steps)
             new_data = new_text.encode("utf-8")
+            if self._read_bytes() != data:
+                # Saved on disk while this edit was being made (an editor does not take our lock):
+                # theirs stays, this one is refused like any stale change.
+                raise PreconditionFailed(etag_of(self._read_bytes()), None)
             with journal.recording(steps.changes):
                 write_atomically(self.path, new_data)
             new_etag = etag_of(new_data)

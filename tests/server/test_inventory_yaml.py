@@ -215,3 +215,23 @@ def test_another_process_holding_the_lock_makes_an_edit_wait_then_give_up(tmp_pa
         holder.join()
     editor.create({"id": "drill_04", "url": "http://127.0.0.1:9/metrics"}, etag(editor), Recorder())
     assert "drill_04" in editor.path.read_text()
+
+
+def test_a_save_on_disk_during_an_edit_wins_and_the_edit_is_refused(tmp_path: Path, monkeypatch) -> None:
+    from server import inventory_yaml
+    from server.inventory_edit import PreconditionFailed
+
+    editor = editor_on(tmp_path, COMMENTED)
+    theirs = COMMENTED.replace("Lathe 02", "Lathe 02 (saved in vim)")
+    real_splice = inventory_yaml.splice
+
+    def splice_while_someone_saves(*args: Any, **kwargs: Any) -> Any:
+        editor.path.write_text(theirs)  # a person saves the file in an editor at this moment
+        return real_splice(*args, **kwargs)
+
+    monkeypatch.setattr(inventory_yaml, "splice", splice_while_someone_saves)
+    recorder = Recorder()
+    with pytest.raises(PreconditionFailed):
+        editor.patch("press_01", {"enabled": False}, etag(editor), recorder)
+    assert editor.path.read_text() == theirs
+    assert recorder.changes == []
