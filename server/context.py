@@ -9,11 +9,14 @@ from prometheus_client import CollectorRegistry
 
 from scraper.state import FleetState
 from scraper.store import Store
+from server.audit import AuditLog
 from server.auth.ratelimit import LoginLimiter
 from server.auth.store import AuthStore
+from server.floor_plans import PlanStore
 from server.follower import StoreFollower
 from server.http_metrics import HttpMetrics
 from server.ingest import IngestService
+from server.inventory_edit import InventoryEditor
 from server.live import LiveHub
 from server.settings import Settings
 from server.view_json import ViewJson
@@ -51,3 +54,8 @@ class ServerContext:
     view_json: ViewJson = field(default_factory=ViewJson)
     # Follows notifications.yaml for the engine's notifier (None without an engine).
     notifications_watcher: NotificationsWatcher | None = None
+    # The inventory editor (/api/inventory), floor plans (/api/sites) and the audit of both
+    # (None without a database: changes that cannot be audited are not made).
+    inventory_editor: InventoryEditor | None = None
+    plans: PlanStore | None = None
+    audit: AuditLog | None = None

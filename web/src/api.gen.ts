@@ -272,6 +272,42 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/sites": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Sites */
+        get: operations["list_sites_api_sites_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sites/{site}/plan": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Plan */
+        get: operations["get_plan_api_sites__site__plan_get"];
+        /** Put Plan */
+        put: operations["put_plan_api_sites__site__plan_put"];
+        post?: never;
+        /** Delete Plan */
+        delete: operations["delete_plan_api_sites__site__plan_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/users": {
         parameters: {
             query?: never;
@@ -375,6 +411,85 @@ export interface paths {
          * @description Revoke an API token at once; 404 when there is none of that name.
          */
         delete: operations["revoke_token_api_admin_tokens__name__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/inventory/machines": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Machines */
+        get: operations["list_machines_api_inventory_machines_get"];
+        put?: never;
+        /** Create Machine */
+        post: operations["create_machine_api_inventory_machines_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/inventory/machines/{machine_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Machine
+         * @description The machine's entry as written (secrets masked); the ETag header is the whole file's.
+         */
+        get: operations["get_machine_api_inventory_machines__machine_id__get"];
+        /** Replace Machine */
+        put: operations["replace_machine_api_inventory_machines__machine_id__put"];
+        post?: never;
+        /** Delete Machine */
+        delete: operations["delete_machine_api_inventory_machines__machine_id__delete"];
+        options?: never;
+        head?: never;
+        /** Patch Machine */
+        patch: operations["patch_machine_api_inventory_machines__machine_id__patch"];
+        trace?: never;
+    };
+    "/api/inventory/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import Machines
+         * @description Add or replace machines by id from a YAML (`application/yaml`) or CSV (`text/csv`) body, all or
+         *     nothing; 422 names the row and field of each problem. At most 2 MiB and 20,000 machines.
+         */
+        post: operations["import_machines_api_inventory_import_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Audit */
+        get: operations["audit_api_audit_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -512,6 +627,81 @@ export interface components {
              */
             reason: string;
         };
+        /** AuditEntry */
+        AuditEntry: {
+            /**
+             * Id
+             * @description `inventory:N` or `alerts:N`
+             */
+            id: string;
+            /**
+             * Source
+             * @description inventory (machines, floor plans) or alerts
+             */
+            source: string;
+            /** Time */
+            time: number;
+            /**
+             * Actor
+             * @description the user's login, or token:NAME
+             */
+            actor: string;
+            /** Action */
+            action: string;
+            /** Target */
+            target: string;
+            /** Machine */
+            machine: string | null;
+            /**
+             * Detail
+             * @description inventory: a unified diff of the entry, secrets masked
+             */
+            detail: string | null;
+        };
+        /** AuditList */
+        AuditList: {
+            /** Audit */
+            audit: components["schemas"]["AuditEntry"][];
+            /**
+             * Next Before
+             * @description pass as `before` for the next (older) page
+             */
+            next_before: number | null;
+        };
+        /**
+         * Conflict
+         * @description 412: the file changed since the ETag sent; `current` is the machine's entry now (null: none).
+         */
+        Conflict: {
+            /** Detail */
+            detail: string;
+            /** Etag */
+            etag: string;
+            /** Current */
+            current: {
+                [key: string]: unknown;
+            } | null;
+        };
+        /**
+         * FieldProblemModel
+         * @description Why a change was refused, placed by `loc`: the path within the machine's entry
+         *     (`["location", "lat"]`), or `["inventory", ...]` for a place elsewhere in the file.
+         */
+        FieldProblemModel: {
+            /** Loc */
+            loc: (string | number)[];
+            /** Msg */
+            msg: string;
+            /** Machine */
+            machine?: string | null;
+            /**
+             * Row
+             * @description bulk import: the row (CSV line, YAML item from 1)
+             */
+            row?: number | null;
+            /** Line */
+            line?: number | null;
+        };
         /**
          * FleetCounts
          * @description Counts per status of the whole fleet and of the machines the filters matched.
@@ -590,6 +780,15 @@ export interface components {
              */
             count: number;
         };
+        /** ImportResult */
+        ImportResult: {
+            /** Created */
+            created: string[];
+            /** Updated */
+            updated: string[];
+            /** Etag */
+            etag: string;
+        };
         /**
          * IngestAnswer
          * @description What the server answers to an accepted batch; `sequence` is the acknowledgement.
@@ -609,6 +808,23 @@ export interface components {
             stored: number;
             /** Duplicates */
             duplicates: number;
+        };
+        /**
+         * InventoryMachines
+         * @description `GET /api/inventory/machines`: every entry in file order; `etag` is also the ETag header.
+         */
+        InventoryMachines: {
+            /** Machines */
+            machines: {
+                [key: string]: unknown;
+            }[];
+            /** Etag */
+            etag: string;
+            /**
+             * Problems
+             * @description what is wrong with the file on disk now (empty when valid)
+             */
+            problems?: components["schemas"]["FieldProblemModel"][];
         };
         /**
          * LastScrape
@@ -824,6 +1040,18 @@ export interface components {
             time: number;
         };
         /**
+         * MachineWritten
+         * @description The answer of a change: the machine's entry as now written, and the file's new ETag.
+         */
+        MachineWritten: {
+            /** Machine */
+            machine: {
+                [key: string]: unknown;
+            };
+            /** Etag */
+            etag: string;
+        };
+        /**
          * Maintenance
          * @description The maintenance window the machine is in (docs/alerts.md).
          */
@@ -859,6 +1087,15 @@ export interface components {
             role: components["schemas"]["Role"];
             /** Password */
             password: string;
+        };
+        /** PlanModel */
+        PlanModel: {
+            /** Width */
+            width: number;
+            /** Height */
+            height: number;
+            /** Etag */
+            etag: string;
         };
         /**
          * PlanPosition
@@ -907,6 +1144,26 @@ export interface components {
             consecutive_failures: number;
             /** Interval Seconds */
             interval_seconds: number;
+        };
+        /** SiteList */
+        SiteList: {
+            /** Sites */
+            sites: components["schemas"]["SiteModel"][];
+        };
+        /** SiteModel */
+        SiteModel: {
+            /** Name */
+            name: string;
+            /** Machines */
+            machines: number;
+            /**
+             * Counts
+             * @description machines per status (up, warn, alarm, ...)
+             */
+            counts: {
+                [key: string]: number;
+            };
+            plan: components["schemas"]["PlanModel"] | null;
         };
         /**
          * Status
@@ -999,6 +1256,14 @@ export interface components {
             input?: unknown;
             /** Context */
             ctx?: Record<string, never>;
+        };
+        /**
+         * ValidationRefusal
+         * @description 422: every problem of the change.
+         */
+        ValidationRefusal: {
+            /** Detail */
+            detail: components["schemas"]["FieldProblemModel"][];
         };
         /**
          * WindowBody
@@ -1612,6 +1877,156 @@ export interface operations {
             };
         };
     };
+    list_sites_api_sites_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SiteList"];
+                };
+            };
+        };
+    };
+    get_plan_api_sites__site__plan_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                site: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description no such site, or it has no plan */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    put_plan_api_sites__site__plan_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                site: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "image/png": string;
+                "image/jpeg": string;
+                "image/webp": string;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlanModel"];
+                };
+            };
+            /** @description no such site */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description larger than 5 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description not PNG, JPEG or WebP (SVG never) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the image cannot be read, or is too large in pixels */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    delete_plan_api_sites__site__plan_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                site: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description no plan for this site */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_users_api_admin_users_get: {
         parameters: {
             query?: never;
@@ -1797,6 +2212,436 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_machines_api_inventory_machines_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InventoryMachines"];
+                };
+            };
+        };
+    };
+    create_machine_api_inventory_machines_post: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the ETag of your last read, quoted: "E" */
+                "If-Match": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MachineWritten"];
+                };
+            };
+            /** @description no machine with this id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the id is taken, or the file on disk cannot be parsed */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description If-Match does not name the current file */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Conflict"];
+                };
+            };
+            /** @description the result would not pass `millwatch check` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationRefusal"];
+                };
+            };
+            /** @description If-Match missing */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    get_machine_api_inventory_machines__machine_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                machine_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description no machine with this id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    replace_machine_api_inventory_machines__machine_id__put: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the ETag of your last read, quoted: "E" */
+                "If-Match": string;
+            };
+            path: {
+                machine_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MachineWritten"];
+                };
+            };
+            /** @description no machine with this id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the id is taken, or the file on disk cannot be parsed */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description If-Match does not name the current file */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Conflict"];
+                };
+            };
+            /** @description the result would not pass `millwatch check` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationRefusal"];
+                };
+            };
+            /** @description If-Match missing */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    delete_machine_api_inventory_machines__machine_id__delete: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the ETag of your last read, quoted: "E" */
+                "If-Match": string;
+            };
+            path: {
+                machine_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description no machine with this id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the id is taken, or the file on disk cannot be parsed */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description If-Match does not name the current file */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Conflict"];
+                };
+            };
+            /** @description the result would not pass `millwatch check` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationRefusal"];
+                };
+            };
+            /** @description If-Match missing */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    patch_machine_api_inventory_machines__machine_id__patch: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the ETag of your last read, quoted: "E" */
+                "If-Match": string;
+            };
+            path: {
+                machine_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/merge-patch+json": {
+                    [key: string]: unknown;
+                };
+                "application/json": {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MachineWritten"];
+                };
+            };
+            /** @description no machine with this id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the id is taken, or the file on disk cannot be parsed */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description If-Match does not name the current file */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Conflict"];
+                };
+            };
+            /** @description the result would not pass `millwatch check` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationRefusal"];
+                };
+            };
+            /** @description If-Match missing */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    import_machines_api_inventory_import_post: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the ETag of your last read, quoted: "E" */
+                "If-Match": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/yaml": string;
+                "text/csv": string;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportResult"];
+                };
+            };
+            /** @description no machine with this id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the id is taken, or the file on disk cannot be parsed */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description If-Match does not name the current file */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Conflict"];
+                };
+            };
+            /** @description the result would not pass `millwatch check` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationRefusal"];
+                };
+            };
+            /** @description If-Match missing */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    audit_api_audit_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+                before?: number | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditList"];
+                };
             };
             /** @description Validation Error */
             422: {
