@@ -25,17 +25,19 @@ from __future__ import annotations
 import logging
 import selectors
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # `ssl` is imported only when TLS is configured: 1.1 MB of RSS otherwise
+    import ssl
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[socket.socket, Any, bytes], bool]
-AnySocket = Union[socket.socket, ssl.SSLSocket]
+AnySocket = socket.socket  # or an ssl.SSLSocket (a subclass) when TLS is configured
 
 _HANDSHAKE, _HEAD, _IDLE, _BUSY, _CLOSING = "handshake", "head", "idle", "busy", "closing"
 _RECV_BYTES = 65536
@@ -112,6 +114,12 @@ class BoundedServer:
         self.counters = ServerCounters()
         self._handle = handle
         self._tls = tls
+        # A non-blocking read or write that must be retried later; with TLS also the handshake's.
+        self._again: tuple[type[BaseException], ...] = (BlockingIOError, InterruptedError)
+        if tls is not None:
+            import ssl
+
+            self._again += (ssl.SSLWantReadError, ssl.SSLWantWriteError)
         self._name = name
         self._clock = clock
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -267,6 +275,8 @@ class BoundedServer:
             self._read(connection)
 
     def _handshake(self, connection: _Connection) -> None:
+        import ssl  # loaded already: only a server with TLS has connections in the handshake state
+
         sock = connection.sock
         assert isinstance(sock, ssl.SSLSocket)
         try:
@@ -277,7 +287,7 @@ class BoundedServer:
         except ssl.SSLWantWriteError:
             self._want(connection, write=True)
             return
-        except (ssl.SSLError, OSError) as exc:
+        except OSError as exc:  # ssl.SSLError included
             self.counters.handshake_failures += 1
             log.debug("TLS handshake with %s failed: %s", connection.address, exc)
             self._close(connection)
@@ -298,9 +308,9 @@ class BoundedServer:
         while True:
             try:
                 data = sock.recv(_RECV_BYTES)
-            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            except self._again:
                 break
-            except (ssl.SSLError, OSError):
+            except OSError:  # ssl.SSLError included
                 self._close(connection)
                 return
             if not data:
@@ -310,7 +320,7 @@ class BoundedServer:
                 connection.state = _HEAD
                 connection.deadline = self._clock() + self.limits.header_read_timeout
             connection.buffer += data
-            if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            if self._tls is not None and sock.pending():  # type: ignore[attr-defined]
                 continue  # decrypted bytes the selector cannot see
             if len(connection.buffer) > limit or _head_end(connection.buffer) >= 0:
                 break
@@ -422,24 +432,26 @@ class BoundedServer:
 
     def _on_closing(self, connection: _Connection, mask: int) -> None:
         sock = connection.sock
-        if isinstance(sock, ssl.SSLSocket) and connection.buffer and not _handshake_done(sock):
+        if self._tls is not None and connection.buffer and not _handshake_done(sock):
+            import ssl  # loaded with the TLS context
+
             try:
-                sock.do_handshake()
+                sock.do_handshake()  # type: ignore[attr-defined]
             except ssl.SSLWantReadError:
                 self._selector.modify(sock, selectors.EVENT_READ, connection)
                 return
             except ssl.SSLWantWriteError:
                 self._selector.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE, connection)
                 return
-            except (ssl.SSLError, OSError):
+            except OSError:  # ssl.SSLError included
                 self._close(connection)
                 return
         if connection.buffer:
             try:
                 sent = sock.send(connection.buffer)
-            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            except self._again:
                 return
-            except (ssl.SSLError, OSError):
+            except OSError:  # ssl.SSLError included
                 self._close(connection)
                 return
             del connection.buffer[:sent]
@@ -457,9 +469,9 @@ class BoundedServer:
             return
         try:
             data = sock.recv(_RECV_BYTES)
-        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        except self._again:
             return
-        except (ssl.SSLError, OSError):
+        except OSError:  # ssl.SSLError included
             data = b""
         if not data:
             self._close(connection)
@@ -524,9 +536,9 @@ def _head_end(buffer: bytearray) -> int:
     return min(ends) if ends else -1
 
 
-def _handshake_done(sock: ssl.SSLSocket) -> bool:
+def _handshake_done(sock: socket.socket) -> bool:
     try:
-        return sock.version() is not None
+        return sock.version() is not None  # type: ignore[attr-defined]
     except (ValueError, OSError):
         return False
 

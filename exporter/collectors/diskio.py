@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client.metrics_core import CounterMetricFamily, Metric
+from exporter.exposition import CounterMetricFamily, Metric
 
 _EXCLUDED_DEVICES = re.compile(r"^(z?ram|loop|fd)\d+$")
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client.metrics_core import CounterMetricFamily, Metric
+from exporter.exposition import CounterMetricFamily, Metric
 
 LOOPBACK = re.compile(r"^(lo\d*|Loopback Pseudo-Interface.*)$", re.IGNORECASE)
 

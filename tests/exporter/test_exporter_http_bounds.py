@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 from exporter_helpers import RawPty, base_url, http_get, samples
-from prometheus_client.registry import CollectorRegistry
 from web_helpers import StartApp, poll
 
 from exporter.buffer import ReadingBuffer
+from exporter.exposition import Registry
 from exporter.http import ExporterHttpServer, HttpContext
 from exporter.webserver import Limits
 
@@ -77,7 +77,7 @@ def test_over_the_limit_is_503_at_once(tmp_path: Path) -> None:
         return "<html>done</html>"
 
     buffer = ReadingBuffer(str(tmp_path / "b.sqlite"), 3600)
-    context = HttpContext(registry=CollectorRegistry(), machine_id="m", buffer=buffer, status_page=slow_page)
+    context = HttpContext(registry=Registry(), machine_id="m", buffer=buffer, status_page=slow_page)
     server = ExporterHttpServer("127.0.0.1", 0, context, limits=Limits(max_connections=2))
     server.start()
     root = f"http://127.0.0.1:{server.port}"

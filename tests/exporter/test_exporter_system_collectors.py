@@ -15,13 +15,12 @@ from typing import Any
 
 import psutil
 from exporter_helpers import MakeSensor, samples, scrape, wait_until
-from prometheus_client import generate_latest
-from prometheus_client.registry import CollectorRegistry
 
 from exporter.app import ExporterApp
 from exporter.collectors.guard import GuardedCollector
 from exporter.collectors.system import system_collectors
 from exporter.config import CollectorsConfig, parse_config
+from exporter.exposition import Registry, render
 
 LinuxCpu = namedtuple("LinuxCpu", "user nice system idle iowait irq softirq steal guest guest_nice")
 WindowsCpu = namedtuple("WindowsCpu", "user system idle interrupt dpc")
@@ -145,9 +144,9 @@ class FakeWindowsPsutil(FakeLinuxPsutil):
 
 
 def collect(fake: Any, platform: str, switches: CollectorsConfig | None = None) -> dict[str, float]:
-    registry = CollectorRegistry()
+    registry = Registry()
     registry.register(GuardedCollector(system_collectors(switches, fake, platform)))
-    got = samples(generate_latest(registry).decode())
+    got = samples(render(registry.collect()).decode())
     return {k: v for k, v in got.items() if not k.startswith("millwatch_collector_duration_seconds")}
 
 
