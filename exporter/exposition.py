@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -36,7 +36,7 @@ class Sample(NamedTuple):
 class MetricFamily:
     """One metric family (HELP, TYPE and its samples) as collected at one scrape."""
 
-    __slots__ = ("name", "documentation", "type", "samples", "_labelnames", "_sample_name")
+    __slots__ = ("name", "documentation", "type", "_labelnames", "_sample_name", "_rows")
 
     def __init__(
         self, name: str, documentation: str, kind: str, labels: Sequence[str] | None, sample_name: str
@@ -44,18 +44,32 @@ class MetricFamily:
         self.name = name
         self.documentation = documentation
         self.type = kind
-        self.samples: list[Sample] = []
         self._labelnames = tuple(labels or ())
         self._sample_name = sample_name
+        # (rendered `name{labels} `, label values, value, timestamp) per sample
+        self._rows: list[tuple[str, tuple[str, ...], float, float | None]] = []
 
     def add_metric(self, labels: Sequence[str], value: float, timestamp: float | None = None) -> None:
         """One sample; `labels` are the values of the family's label names, in their order."""
-        self.samples.append(
-            Sample(self._sample_name, dict(zip(self._labelnames, labels)), float(value), timestamp)
-        )
+        values = tuple(labels)
+        key = (self._sample_name, self._labelnames, values)
+        head = _HEADS.get(key)
+        if head is None:
+            head = _sample_head(self._sample_name, dict(zip(self._labelnames, values)))
+            if len(_HEADS) >= _MAX_CACHED:
+                _HEADS.clear()
+            _HEADS[key] = head
+        self._rows.append((head, values, float(value), timestamp))
+
+    @property
+    def samples(self) -> list[Sample]:
+        return [
+            Sample(self._sample_name, dict(zip(self._labelnames, values)), value, timestamp)
+            for _, values, value, timestamp in self._rows
+        ]
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name!r}, {len(self.samples)} samples)"
+        return f"{type(self).__name__}({self.name!r}, {len(self._rows)} samples)"
 
 
 Metric = MetricFamily
@@ -137,39 +151,63 @@ def wants_openmetrics(accept: str) -> bool:
     return False
 
 
-def render(families: Iterable[MetricFamily], *, openmetrics: bool = False) -> bytes:
-    """The exposition of `families`: text 0.0.4, or OpenMetrics 1.0.0 (ending with `# EOF`)."""
+def render(families: Iterable[Any], *, openmetrics: bool = False) -> bytes:
+    """The exposition of `families`: text 0.0.4, or OpenMetrics 1.0.0 (ending with `# EOF`).
+
+    The families may also be prometheus-client's (anything with name, documentation, type and
+    samples): the tests compare the two writers on the same families.
+    """
     out: list[str] = []
     append = out.append
     for family in families:
-        name = family.name
-        kind = family.type
-        if openmetrics:
-            append(f"# HELP {name} {_escape(family.documentation)}\n# TYPE {name} {kind}\n")
+        key = (family.name, family.documentation, family.type, openmetrics)
+        header = _HEADERS.get(key)
+        if header is None:
+            header = _header(family.name, family.documentation, family.type, openmetrics)
+            if len(_HEADERS) >= _MAX_CACHED:
+                _HEADERS.clear()
+            _HEADERS[key] = header
+        append(header)
+        if isinstance(family, MetricFamily):
+            rows: Iterable[tuple[str, Any, float, float | None]] = family._rows
         else:
-            if kind == "counter":
-                name += "_total"
-            elif kind == "unknown":
-                kind = "untyped"
-            help_text = family.documentation.replace("\\", "\\\\").replace("\n", "\\n")
-            append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
-        for sample in family.samples:
-            labels = sample.labels
-            if labels:
-                label_text = ",".join(f'{k}="{_escape(labels[k])}"' for k in sorted(labels))
-                head = f"{sample.name}{{{label_text}}} "
-            else:
-                head = sample.name + " "
-            timestamp = sample.timestamp
+            rows = ((_sample_head(s.name, s.labels), None, s.value, s.timestamp) for s in family.samples)
+        for head, _, value, timestamp in rows:
             if timestamp is None:
-                append(head + go_float(sample.value) + "\n")
+                append(head + go_float(value) + "\n")
             elif openmetrics:
-                append(f"{head}{go_float(sample.value)} {timestamp}\n")
+                append(f"{head}{go_float(value)} {timestamp}\n")
             else:
-                append(f"{head}{go_float(sample.value)} {int(float(timestamp) * 1000):d}\n")
+                append(f"{head}{go_float(value)} {int(float(timestamp) * 1000):d}\n")
     if openmetrics:
         append("# EOF\n")
     return "".join(out).encode("utf-8")
+
+
+# What stays the same from scrape to scrape is written once: a family's HELP and TYPE lines, and
+# each sample's name and labels (mount points, interfaces, reasons). Bounded: cleared when full.
+_MAX_CACHED = 4096
+_HEADERS: dict[tuple[str, str, str, bool], str] = {}
+_HEADS: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
+
+
+def _header(name: str, documentation: str, kind: str, openmetrics: bool) -> str:
+    if openmetrics:
+        return f"# HELP {name} {_escape(documentation)}\n# TYPE {name} {kind}\n"
+    if kind == "counter":
+        name += "_total"
+    elif kind == "unknown":
+        kind = "untyped"
+    help_text = documentation.replace("\\", "\\\\").replace("\n", "\\n")
+    return f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n"
+
+
+def _sample_head(name: str, labels: dict[str, str]) -> str:
+    """`name{label="value",...} ` with the labels sorted by name, as prometheus-client writes them."""
+    if not labels:
+        return name + " "
+    text = ",".join(f'{k}="{_escape(labels[k])}"' for k in sorted(labels))
+    return f"{name}{{{text}}} "
 
 
 def go_float(value: float) -> str:

@@ -40,7 +40,8 @@ class NetworkCollector:
             )
             for field, direction, what, help_text in _FIELDS
         ]
-        counters = self._psutil.net_io_counters(pernic=True) or {}
+        # nowrap=False: the kernel's counters as they are (see diskio.py)
+        counters = self._psutil.net_io_counters(pernic=True, nowrap=False) or {}
         for interface in sorted(counters):
             if LOOPBACK.match(interface):
                 continue
