@@ -233,6 +233,11 @@ class BoundedServer:
         self._open[id(connection)] = connection
         if self._tls is not None:
             self._handshake(connection)
+        else:
+            # A client sends its request right after connecting: it is often here already, and
+            # reading it now saves a turn of the selector (a wake-up that a loaded machine may
+            # serve late). Nothing there yet: the selector reports it when it comes.
+            self._read(connection)
 
     def _evict_one(self) -> bool:
         waiting = [c for c in self._open.values() if c.state != _BUSY]
