@@ -14,7 +14,8 @@ bounded whatever it does:
   per read, so a client trickling one byte a second is cut off.
 - a connection idle between requests is closed after `idle_timeout`.
 - a head is at most `max_head_bytes`; longer is `431`.
-- worker threads exist only while requests are answered: at most `max_connections` per server.
+- worker threads exist while requests are answered, at most `max_connections` per server; two
+  of them stay, blocked, for the next requests (up to 5 minutes), so a scrape starts no thread.
 
 The worker calls `handle(sock, client_address, head)`, which writes the whole answer on the
 socket (blocking, with `write_timeout`) and returns whether the connection may stay open.
@@ -23,6 +24,7 @@ socket (blocking, with `write_timeout`) and returns whether the connection may s
 from __future__ import annotations
 
 import logging
+import queue
 import selectors
 import socket
 import threading
@@ -44,6 +46,8 @@ _RECV_BYTES = 65536
 _MAX_ACCEPTS_PER_ROUND = 256
 _CLOSING_SECONDS = 1.0  # how long an answered-and-refused client gets to read its 503 before the close
 _LISTEN_BACKLOG = 128
+MAX_IDLE_WORKERS = 2
+IDLE_WORKER_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,9 @@ class _Connection:
         self.deadline = deadline
         self.since = now
         self.want_write = False
+
+
+_Job = tuple[_Connection, bytes]
 
 
 def _response(status: str, extra: str = "") -> bytes:
@@ -136,6 +143,8 @@ class BoundedServer:
         self._wake_w.setblocking(False)
         self._lock = threading.Lock()
         self._returned: list[tuple[_Connection, bool]] = []
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._idle_workers = 0  # workers waiting on _jobs, under _lock
         self._stopping = False
         self._open: dict[int, _Connection] = {}  # by id(); waiting and busy ones, owned by the reactor
         self._closing: dict[int, _Connection] = {}
@@ -159,6 +168,9 @@ class BoundedServer:
     def stop(self) -> None:
         with self._lock:
             self._stopping = True
+            for _ in range(self._idle_workers):
+                self._jobs.put(None)  # idle workers end now
+            self._idle_workers = 0
         self._wake()
         if self._thread is not None:
             self._thread.join(5.0)
@@ -351,9 +363,14 @@ class BoundedServer:
             self._forget(connection)
             _close_quietly(connection.sock)
             return
+        with self._lock:
+            if self._idle_workers > 0:  # a worker that answered before takes it: no thread to start
+                self._idle_workers -= 1
+                self._jobs.put((connection, head))
+                return
         worker = threading.Thread(
-            target=self._serve,
-            args=(connection, head),
+            target=self._work,
+            args=((connection, head),),
             name=f"{self._name} :{self.port} request",
             daemon=True,
         )
@@ -363,6 +380,34 @@ class BoundedServer:
             log.warning("cannot start a thread for the request from %s: %s", connection.address, exc)
             self._forget(connection)
             _close_quietly(connection.sock)
+
+    def _work(self, job: _Job | None) -> None:
+        """A worker: answers `job`, then waits as an idle worker for the next one (or ends).
+
+        Starting a thread per request made the reactor wait for the new thread to run and then
+        compete with it for the GIL in the middle of its answer; on a loaded machine each such
+        hand-over can wait for an OS time slice. At most MAX_IDLE_WORKERS wait, each for at most
+        IDLE_WORKER_SECONDS (blocked, no wake-ups), so workers still never outnumber the
+        connections being answered plus those few.
+        """
+        while job is not None:
+            self._serve(*job)
+            with self._lock:
+                if self._stopping or self._idle_workers >= MAX_IDLE_WORKERS:
+                    return
+                self._idle_workers += 1
+            job = self._next_job()
+
+    def _next_job(self) -> _Job | None:
+        while True:
+            try:
+                return self._jobs.get(timeout=IDLE_WORKER_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    # Jobs are put under this lock: an empty queue means none is meant for us.
+                    if self._jobs.empty():
+                        self._idle_workers -= 1
+                        return None
 
     def _serve(self, connection: _Connection, head: bytes) -> None:
         keep_alive = False

@@ -19,7 +19,7 @@ from web_helpers import StartApp, poll
 from exporter.buffer import ReadingBuffer
 from exporter.exposition import Registry
 from exporter.http import ExporterHttpServer, HttpContext
-from exporter.webserver import Limits
+from exporter.webserver import MAX_IDLE_WORKERS, Limits
 
 
 def _closed_by_server(sock: socket.socket) -> bool:
@@ -294,3 +294,16 @@ def test_head_answers_the_headers_of_get_without_the_body(start_app: StartApp) -
         next(line for line in head.split(b"\r\n") if line.startswith(b"Content-Length")).split(b":")[1]
     )
     assert head.startswith(b"HTTP/1.1 200 OK") and length > 1000 and body == b""
+
+
+def test_workers_are_reused_between_scrapes_and_end_with_the_server(start_app: StartApp) -> None:
+    app = start_app()
+
+    def request_threads() -> int:
+        return sum(t.name.endswith(f":{app.port} request") for t in threading.enumerate())
+
+    for _ in range(5):
+        assert http_get(app.url).status == 200
+    assert 1 <= request_threads() <= MAX_IDLE_WORKERS, "sequential scrapes share the waiting workers"
+    app.stop()
+    poll(lambda: request_threads() == 0, what="the idle workers to end with the server")
