@@ -170,6 +170,7 @@ NOT_LOADED = {
     "http.client",
     "urllib.request",
     "ssl",
+    "html",
     "hashlib",
     "hmac",
     "email",
@@ -194,3 +195,12 @@ def test_a_plain_exporter_serves_without_loading_ssl_http_server_or_prometheus_c
     found = json.loads(result.stdout)
     assert found["served"]
     assert not set(found["modules"]) & NOT_LOADED, sorted(set(found["modules"]) & NOT_LOADED)
+
+
+def test_the_status_page_escapes_as_html_escape_does() -> None:
+    import html
+
+    from exporter.status_page import escape
+
+    for text in ('<script>alert("x")</script>', "a & b's", "&amp;", "plain", "\x00<>"):
+        assert escape(text) == html.escape(text)
