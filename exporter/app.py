@@ -1,7 +1,7 @@
 """`ExporterApp`: one exporter — serial reader, reading buffer, collectors and HTTP server — wired together.
 
-Each app has its own `CollectorRegistry` (none of prometheus-client's default collectors, nothing
-global), so several apps run side by side in one process: the demo runs fifty.
+Each app has its own `Registry` (exporter/exposition.py: no default collectors, nothing global),
+so several apps run side by side in one process: the demo runs fifty.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from types import TracebackType
 from typing import Any
 
 import psutil
-from prometheus_client.registry import Collector, CollectorRegistry
 
 from exporter import __version__
 from exporter.buffer import ReadingBuffer
@@ -29,6 +28,7 @@ from exporter.collectors.summary import SystemSummary
 from exporter.collectors.system import system_collectors
 from exporter.config import ExporterConfig, ListenAddress, WebConfig
 from exporter.errors import BufferStoreError, ExporterError, TLSSetupError
+from exporter.exposition import Collector, Registry
 from exporter.http import ExporterHttpServer, HttpContext
 from exporter.push import PushClient, read_key
 from exporter.scrapes import ScrapeTracker
@@ -72,7 +72,7 @@ class ExporterApp:
         self._buffer_problem: str | None = None
         self.scrapes = ScrapeTracker(clock)
         self.reader = SerialReader(config.serial, self._on_reading, clock, channels=config.channels)
-        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry = Registry()
         collectors: dict[str, Collector] = {
             "info": InfoCollector(config.machine.id, config.machine.name, version),
             "serial": SerialCollector(self.reader, config.channels, clock),

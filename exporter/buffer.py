@@ -100,6 +100,7 @@ class ReadingBuffer:
         self._last_prune = 0.0
         self._evicted = 0
         self._rows = 0  # kept up to date by every write and delete: counting 250k rows per scrape is slow
+        self._page_size = 0  # read once: a database's page size does not change while it is open
         self._write_errors = 0
         self._last_error: str | None = None
         folder = os.path.dirname(os.path.abspath(path))
@@ -188,10 +189,11 @@ class ReadingBuffer:
         try:
             pages = int(db.execute("PRAGMA page_count").fetchone()[0])
             free = int(db.execute("PRAGMA freelist_count").fetchone()[0])
-            page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
+            if not self._page_size:
+                self._page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
         except sqlite3.Error as exc:
             raise BufferStoreError(self.path, "read", str(exc)) from exc
-        return (pages - free) * page_size
+        return (pages - free) * self._page_size
 
     def _enforce_cap(self) -> int:
         """Delete the oldest readings while the data is over `max_bytes`; returns how many went."""

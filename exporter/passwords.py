@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import os
 import re
 from dataclasses import dataclass
@@ -62,6 +60,9 @@ class PasswordHash:
                 return bool(bcrypt.checkpw(password, self.text.encode("ascii")))
             except ValueError:
                 return False
+        import hashlib  # here, not at the top: hashlib maps libcrypto (3.4 MB of RSS), needed only with auth
+        import hmac
+
         if self.algorithm == "scrypt":
             params, salt, expected = _scrypt_parts(self.text)
             got = hashlib.scrypt(
@@ -118,6 +119,8 @@ def hash_password(password: bytes, algorithm: str = "scrypt") -> str:
     """A new salted hash of `password` in one of the formats above."""
     if not password:
         raise ValueError("the password is empty")
+    import hashlib  # here, not at the top: see PasswordHash.verify
+
     if algorithm == "scrypt":
         salt = os.urandom(SALT_BYTES)
         n = 1 << SCRYPT_DEFAULT_LOG2_N

@@ -12,7 +12,6 @@ The page is a list of sections (`_sections`), each a small function of what it s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from html import escape
 
 from exporter.buffer import BufferHealth
 from exporter.config import ExporterConfig
@@ -260,3 +259,14 @@ def _readings(config: ExporterConfig, status: ReaderStatus, now: float) -> str:
 
 def _shorten(key: str) -> str:
     return key if len(key) <= KEY_WIDTH else key[: KEY_WIDTH - 1] + "\u2026"
+
+
+def escape(text: str) -> str:
+    """`html.escape(text)` without importing `html`: its entity table costs 0.5 MB of RSS."""
+    return (
+        text.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace('"', "&quot;")
+        .replace("'", "&#x27;")
+    )

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import os
 import threading
 import time
@@ -82,6 +80,9 @@ class Authenticator:
         scheme = scheme.lower()
         value = value.strip()
         token = self._credentials.bearer_token
+        # hashlib and hmac map libcrypto (3.4 MB of RSS): imported only once credentials are checked.
+        import hmac
+
         if scheme == "bearer" and token is not None:
             return hmac.compare_digest(value.encode("utf-8", "surrogateescape"), token)
         if scheme == "basic" and self._credentials.users:
@@ -96,6 +97,9 @@ class Authenticator:
         user_bytes, colon, password = decoded.partition(b":")
         if not colon:
             return False
+        import hashlib
+        import hmac
+
         cache_key = hmac.new(self._key, user_bytes + b"\0" + password, hashlib.sha256).digest()
         now = self._clock()
         with self._cache_lock:

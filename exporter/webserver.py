@@ -14,7 +14,8 @@ bounded whatever it does:
   per read, so a client trickling one byte a second is cut off.
 - a connection idle between requests is closed after `idle_timeout`.
 - a head is at most `max_head_bytes`; longer is `431`.
-- worker threads exist only while requests are answered: at most `max_connections` per server.
+- worker threads exist while requests are answered, at most `max_connections` per server; two
+  of them stay, blocked, for the next requests (up to 5 minutes), so a scrape starts no thread.
 
 The worker calls `handle(sock, client_address, head)`, which writes the whole answer on the
 socket (blocking, with `write_timeout`) and returns whether the connection may stay open.
@@ -23,25 +24,30 @@ socket (blocking, with `write_timeout`) and returns whether the connection may s
 from __future__ import annotations
 
 import logging
+import queue
 import selectors
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # `ssl` is imported only when TLS is configured: 1.1 MB of RSS otherwise
+    import ssl
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[socket.socket, Any, bytes], bool]
-AnySocket = Union[socket.socket, ssl.SSLSocket]
+AnySocket = socket.socket  # or an ssl.SSLSocket (a subclass) when TLS is configured
 
 _HANDSHAKE, _HEAD, _IDLE, _BUSY, _CLOSING = "handshake", "head", "idle", "busy", "closing"
 _RECV_BYTES = 65536
 _MAX_ACCEPTS_PER_ROUND = 256
 _CLOSING_SECONDS = 1.0  # how long an answered-and-refused client gets to read its 503 before the close
 _LISTEN_BACKLOG = 128
+MAX_IDLE_WORKERS = 2
+IDLE_WORKER_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,9 @@ class _Connection:
         self.want_write = False
 
 
+_Job = tuple[_Connection, bytes]
+
+
 def _response(status: str, extra: str = "") -> bytes:
     body = status.split(" ", 1)[1].lower().encode("ascii") + b"\n"
     return (
@@ -112,6 +121,12 @@ class BoundedServer:
         self.counters = ServerCounters()
         self._handle = handle
         self._tls = tls
+        # A non-blocking read or write that must be retried later; with TLS also the handshake's.
+        self._again: tuple[type[BaseException], ...] = (BlockingIOError, InterruptedError)
+        if tls is not None:
+            import ssl
+
+            self._again += (ssl.SSLWantReadError, ssl.SSLWantWriteError)
         self._name = name
         self._clock = clock
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -128,6 +143,8 @@ class BoundedServer:
         self._wake_w.setblocking(False)
         self._lock = threading.Lock()
         self._returned: list[tuple[_Connection, bool]] = []
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._idle_workers = 0  # workers waiting on _jobs, under _lock
         self._stopping = False
         self._open: dict[int, _Connection] = {}  # by id(); waiting and busy ones, owned by the reactor
         self._closing: dict[int, _Connection] = {}
@@ -151,6 +168,9 @@ class BoundedServer:
     def stop(self) -> None:
         with self._lock:
             self._stopping = True
+            for _ in range(self._idle_workers):
+                self._jobs.put(None)  # idle workers end now
+            self._idle_workers = 0
         self._wake()
         if self._thread is not None:
             self._thread.join(5.0)
@@ -225,6 +245,11 @@ class BoundedServer:
         self._open[id(connection)] = connection
         if self._tls is not None:
             self._handshake(connection)
+        else:
+            # A client sends its request right after connecting: it is often here already, and
+            # reading it now saves a turn of the selector (a wake-up that a loaded machine may
+            # serve late). Nothing there yet: the selector reports it when it comes.
+            self._read(connection)
 
     def _evict_one(self) -> bool:
         waiting = [c for c in self._open.values() if c.state != _BUSY]
@@ -267,6 +292,8 @@ class BoundedServer:
             self._read(connection)
 
     def _handshake(self, connection: _Connection) -> None:
+        import ssl  # loaded already: only a server with TLS has connections in the handshake state
+
         sock = connection.sock
         assert isinstance(sock, ssl.SSLSocket)
         try:
@@ -277,7 +304,7 @@ class BoundedServer:
         except ssl.SSLWantWriteError:
             self._want(connection, write=True)
             return
-        except (ssl.SSLError, OSError) as exc:
+        except OSError as exc:  # ssl.SSLError included
             self.counters.handshake_failures += 1
             log.debug("TLS handshake with %s failed: %s", connection.address, exc)
             self._close(connection)
@@ -298,9 +325,9 @@ class BoundedServer:
         while True:
             try:
                 data = sock.recv(_RECV_BYTES)
-            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            except self._again:
                 break
-            except (ssl.SSLError, OSError):
+            except OSError:  # ssl.SSLError included
                 self._close(connection)
                 return
             if not data:
@@ -310,7 +337,7 @@ class BoundedServer:
                 connection.state = _HEAD
                 connection.deadline = self._clock() + self.limits.header_read_timeout
             connection.buffer += data
-            if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            if self._tls is not None and sock.pending():  # type: ignore[attr-defined]
                 continue  # decrypted bytes the selector cannot see
             if len(connection.buffer) > limit or _head_end(connection.buffer) >= 0:
                 break
@@ -336,9 +363,14 @@ class BoundedServer:
             self._forget(connection)
             _close_quietly(connection.sock)
             return
+        with self._lock:
+            if self._idle_workers > 0:  # a worker that answered before takes it: no thread to start
+                self._idle_workers -= 1
+                self._jobs.put((connection, head))
+                return
         worker = threading.Thread(
-            target=self._serve,
-            args=(connection, head),
+            target=self._work,
+            args=((connection, head),),
             name=f"{self._name} :{self.port} request",
             daemon=True,
         )
@@ -348,6 +380,34 @@ class BoundedServer:
             log.warning("cannot start a thread for the request from %s: %s", connection.address, exc)
             self._forget(connection)
             _close_quietly(connection.sock)
+
+    def _work(self, job: _Job | None) -> None:
+        """A worker: answers `job`, then waits as an idle worker for the next one (or ends).
+
+        Starting a thread per request made the reactor wait for the new thread to run and then
+        compete with it for the GIL in the middle of its answer; on a loaded machine each such
+        hand-over can wait for an OS time slice. At most MAX_IDLE_WORKERS wait, each for at most
+        IDLE_WORKER_SECONDS (blocked, no wake-ups), so workers still never outnumber the
+        connections being answered plus those few.
+        """
+        while job is not None:
+            self._serve(*job)
+            with self._lock:
+                if self._stopping or self._idle_workers >= MAX_IDLE_WORKERS:
+                    return
+                self._idle_workers += 1
+            job = self._next_job()
+
+    def _next_job(self) -> _Job | None:
+        while True:
+            try:
+                return self._jobs.get(timeout=IDLE_WORKER_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    # Jobs are put under this lock: an empty queue means none is meant for us.
+                    if self._jobs.empty():
+                        self._idle_workers -= 1
+                        return None
 
     def _serve(self, connection: _Connection, head: bytes) -> None:
         keep_alive = False
@@ -422,24 +482,26 @@ class BoundedServer:
 
     def _on_closing(self, connection: _Connection, mask: int) -> None:
         sock = connection.sock
-        if isinstance(sock, ssl.SSLSocket) and connection.buffer and not _handshake_done(sock):
+        if self._tls is not None and connection.buffer and not _handshake_done(sock):
+            import ssl  # loaded with the TLS context
+
             try:
-                sock.do_handshake()
+                sock.do_handshake()  # type: ignore[attr-defined]
             except ssl.SSLWantReadError:
                 self._selector.modify(sock, selectors.EVENT_READ, connection)
                 return
             except ssl.SSLWantWriteError:
                 self._selector.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE, connection)
                 return
-            except (ssl.SSLError, OSError):
+            except OSError:  # ssl.SSLError included
                 self._close(connection)
                 return
         if connection.buffer:
             try:
                 sent = sock.send(connection.buffer)
-            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            except self._again:
                 return
-            except (ssl.SSLError, OSError):
+            except OSError:  # ssl.SSLError included
                 self._close(connection)
                 return
             del connection.buffer[:sent]
@@ -457,9 +519,9 @@ class BoundedServer:
             return
         try:
             data = sock.recv(_RECV_BYTES)
-        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        except self._again:
             return
-        except (ssl.SSLError, OSError):
+        except OSError:  # ssl.SSLError included
             data = b""
         if not data:
             self._close(connection)
@@ -524,9 +586,9 @@ def _head_end(buffer: bytearray) -> int:
     return min(ends) if ends else -1
 
 
-def _handshake_done(sock: ssl.SSLSocket) -> bool:
+def _handshake_done(sock: socket.socket) -> bool:
     try:
-        return sock.version() is not None
+        return sock.version() is not None  # type: ignore[attr-defined]
     except (ValueError, OSError):
         return False
 

@@ -1,4 +1,4 @@
-"""prometheus-client collectors: each yields its metric families at scrape time, nothing polls.
+"""Collectors: each yields its metric families (exporter/exposition.py) at scrape time, nothing polls.
 
 `serial.py` (the sensor readings and the reader's health), `buffer.py` (the local buffer's
 health), `info.py` (identity and build); the system collectors, one per module and each switchable

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
-
 from exporter.buffer import ReadingBuffer
+from exporter.exposition import CounterMetricFamily, GaugeMetricFamily, Metric
 
 
 class BufferCollector:

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from exporter.exposition import CounterMetricFamily, GaugeMetricFamily, Metric
 
 # CPU time fields that are already counted inside `user`/`nice` (Linux) and must not be added twice.
 _INCLUDED_ELSEWHERE = ("guest", "guest_nice")

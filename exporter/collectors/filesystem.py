@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from exporter.exposition import GaugeMetricFamily, Metric
 
 PSEUDO_FILE_SYSTEMS = frozenset(
     {
@@ -37,10 +39,26 @@ def is_real_file_system(partition: Any, platform: str) -> bool:
     return fstype not in PSEUDO_FILE_SYSTEMS and not _EXCLUDED_MOUNTS.match(str(partition.mountpoint))
 
 
+MOUNTS_REFRESH_SECONDS = 30.0
+
+
 class FilesystemCollector:
-    def __init__(self, psutil_module: Any, platform: str = sys.platform) -> None:
+    """Sizes are read at every scrape; the list of mount points at most every MOUNTS_REFRESH_SECONDS.
+
+    Listing the mounts (psutil reads /proc/filesystems and the mount table on Linux) cost more than
+    all the sizes together, for a list that changes when a disk is plugged in: such a disk shows
+    within 30 s, and one that goes away is skipped at once (its size cannot be read).
+    """
+
+    def __init__(
+        self, psutil_module: Any, platform: str = sys.platform, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._psutil = psutil_module
         self._platform = platform
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._mountpoints: list[str] = []
+        self._listed_at: float | None = None
 
     def collect(self) -> Iterable[Metric]:
         total = GaugeMetricFamily(
@@ -49,17 +67,26 @@ class FilesystemCollector:
         free = GaugeMetricFamily(
             "system_disk_free_bytes", "Free space on the file system, in bytes.", labels=["mountpoint"]
         )
-        seen: set[str] = set()
-        for partition in self._psutil.disk_partitions(all=False):
-            mountpoint = str(partition.mountpoint)
-            if mountpoint in seen or not is_real_file_system(partition, self._platform):
-                continue
+        for mountpoint in self._real_mountpoints():
             try:
                 usage = self._psutil.disk_usage(mountpoint)
             except (OSError, RuntimeError):
                 continue
-            seen.add(mountpoint)
             total.add_metric([mountpoint], float(usage.total))
             free.add_metric([mountpoint], float(usage.free))
         yield total
         yield free
+
+    def _real_mountpoints(self) -> list[str]:
+        now = self._clock()
+        with self._lock:
+            if self._listed_at is not None and now - self._listed_at < MOUNTS_REFRESH_SECONDS:
+                return self._mountpoints
+        mountpoints: list[str] = []
+        for partition in self._psutil.disk_partitions(all=False):
+            mountpoint = str(partition.mountpoint)
+            if mountpoint not in mountpoints and is_real_file_system(partition, self._platform):
+                mountpoints.append(mountpoint)
+        with self._lock:
+            self._mountpoints, self._listed_at = mountpoints, now
+        return mountpoints

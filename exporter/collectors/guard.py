@@ -11,8 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from exporter.exposition import Collector, GaugeMetricFamily, Metric
 
 log = logging.getLogger(__name__)
 

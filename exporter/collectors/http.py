@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
-
+from exporter.exposition import CounterMetricFamily, GaugeMetricFamily, Metric
 from exporter.webserver import ServerCounters
 
 

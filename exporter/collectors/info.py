@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from exporter.exposition import GaugeMetricFamily, Metric
 
 
 class InfoCollector:

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from exporter.exposition import GaugeMetricFamily, Metric
 
 
 class LoadAverageCollector:

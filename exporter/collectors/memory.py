@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from exporter.exposition import GaugeMetricFamily, Metric
 
 
 class MemoryCollector:

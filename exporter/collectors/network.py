@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client.metrics_core import CounterMetricFamily, Metric
+from exporter.exposition import CounterMetricFamily, Metric
 
 LOOPBACK = re.compile(r"^(lo\d*|Loopback Pseudo-Interface.*)$", re.IGNORECASE)
 
@@ -40,7 +40,8 @@ class NetworkCollector:
             )
             for field, direction, what, help_text in _FIELDS
         ]
-        counters = self._psutil.net_io_counters(pernic=True) or {}
+        # nowrap=False: the kernel's counters as they are (see diskio.py)
+        counters = self._psutil.net_io_counters(pernic=True, nowrap=False) or {}
         for interface in sorted(counters):
             if LOOPBACK.match(interface):
                 continue

@@ -11,20 +11,20 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from exporter.exposition import CounterMetricFamily, GaugeMetricFamily, Metric
 
 
 class ProcessCollector:
     def __init__(self, psutil_module: Any, pid: int | None = None, platform: str = sys.platform) -> None:
         self._process = psutil_module.Process(pid)
         self._windows = platform.startswith("win")
+        self._started = float(self._process.create_time())  # fixed for the life of the process
 
     def collect(self) -> Iterable[Metric]:
         process = self._process
         with process.oneshot():
             cpu = process.cpu_times()
             memory = process.memory_info()
-            started = process.create_time()
             threads = process.num_threads()
             handles = process.num_handles() if self._windows else process.num_fds()
         yield CounterMetricFamily(
@@ -43,7 +43,7 @@ class ProcessCollector:
             value=float(memory.vms),
         )
         yield GaugeMetricFamily(
-            "process_start_time_seconds", "Unix time when the exporter process started.", value=float(started)
+            "process_start_time_seconds", "Unix time when the exporter process started.", value=self._started
         )
         yield GaugeMetricFamily("process_threads", "Threads of the exporter process.", value=float(threads))
         if self._windows:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
-
+from exporter.exposition import CounterMetricFamily, GaugeMetricFamily, Metric
 from exporter.push import PushClient
 
 

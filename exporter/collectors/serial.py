@@ -10,9 +10,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
-
 from exporter.config import ChannelConfig
+from exporter.exposition import CounterMetricFamily, GaugeMetricFamily, Metric
 from exporter.serial_reader import REASONS, ReaderStatus
 
 

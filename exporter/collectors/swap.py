@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from exporter.exposition import CounterMetricFamily, GaugeMetricFamily, Metric
 
 
 class SwapCollector:

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import Any
 
 import psutil
-from prometheus_client.registry import Collector
 
 from exporter.collectors.boot import BootTimeCollector
 from exporter.collectors.cpu import CpuCollector
@@ -25,6 +24,7 @@ from exporter.collectors.network import NetworkCollector
 from exporter.collectors.process import ProcessCollector
 from exporter.collectors.swap import SwapCollector
 from exporter.config import CollectorsConfig
+from exporter.exposition import Collector
 
 
 def system_collectors(

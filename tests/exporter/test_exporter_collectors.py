@@ -6,22 +6,20 @@ from collections.abc import Iterable
 from typing import Any
 
 from exporter_helpers import samples
-from prometheus_client import generate_latest
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
-from prometheus_client.registry import CollectorRegistry
 
 from exporter.collectors.guard import GuardedCollector
 from exporter.collectors.info import InfoCollector
 from exporter.collectors.serial import SerialCollector
 from exporter.config import DEFAULT_CHANNELS, ChannelConfig
+from exporter.exposition import GaugeMetricFamily, Metric, Registry, render
 from exporter.serial_reader import REASONS, ReaderStatus, is_fresh
 
 
 def exposition(*collectors: Any) -> dict[str, float]:
-    registry = CollectorRegistry()
+    registry = Registry()
     for collector in collectors:
         registry.register(collector)
-    return samples(generate_latest(registry).decode())
+    return samples(render(registry.collect()).decode())
 
 
 class FakeReader:

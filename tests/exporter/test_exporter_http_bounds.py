@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 from exporter_helpers import RawPty, base_url, http_get, samples
-from prometheus_client.registry import CollectorRegistry
 from web_helpers import StartApp, poll
 
 from exporter.buffer import ReadingBuffer
+from exporter.exposition import Registry
 from exporter.http import ExporterHttpServer, HttpContext
-from exporter.webserver import Limits
+from exporter.webserver import MAX_IDLE_WORKERS, Limits
 
 
 def _closed_by_server(sock: socket.socket) -> bool:
@@ -77,7 +77,7 @@ def test_over_the_limit_is_503_at_once(tmp_path: Path) -> None:
         return "<html>done</html>"
 
     buffer = ReadingBuffer(str(tmp_path / "b.sqlite"), 3600)
-    context = HttpContext(registry=CollectorRegistry(), machine_id="m", buffer=buffer, status_page=slow_page)
+    context = HttpContext(registry=Registry(), machine_id="m", buffer=buffer, status_page=slow_page)
     server = ExporterHttpServer("127.0.0.1", 0, context, limits=Limits(max_connections=2))
     server.start()
     root = f"http://127.0.0.1:{server.port}"
@@ -234,3 +234,76 @@ def test_junk_heads_are_answered_or_dropped_and_the_server_lives_on(start_app: S
     assert b"<html" not in answer.lower(), "one plain line, no HTML page"
     assert b"millwatch_serial_up" not in answer
     assert http_get(app.url).status == 200
+
+
+def _exchange(port: int, request: bytes) -> tuple[bytes, bool]:
+    """Send `request`, read until the answer ends; returns (answer, whether the server closed)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            head, _, body = answer.partition(b"\r\n\r\n")
+            length = [
+                int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.startswith(b"Content-Length")
+            ]
+            if length and (len(body) >= length[0] or request.startswith(b"HEAD")):
+                break
+            chunk = sock.recv(65536)
+            if not chunk:
+                return answer, True
+            answer += chunk
+        readable, _, _ = select.select([sock], [], [], 2.0)
+        return answer, bool(readable) and _closed_by_server(sock)
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "closed"),
+    [
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", b"200 OK", False),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"200 OK", True),
+        (b"GET /healthz HTTP/1.0\r\n\r\n", b"200 OK", True),
+        (b"GET /healthz\r\n\r\n", b"200 OK", True),  # HTTP/0.9 form, answered as 1.1
+        (b"GET //healthz HTTP/1.1\r\nHost: x\r\n\r\n", b"200 OK", False),
+        (b"GET /healthz HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", b"200 OK", True),  # unread body
+        (b"BREW /metrics HTTP/1.1\r\nHost: x\r\n\r\n", b"405 Method Not Allowed", True),
+        (b"POST /healthz\r\n\r\n", b"400 Bad Request", True),
+        (b"GET /healthz HTTP/1.x\r\n\r\n", b"400 Bad Request", True),
+        (b"GET /healthz HTTP/2.0\r\n\r\n", b"505 HTTP Version Not Supported", True),
+        (b"GET /a /b HTTP/1.1 extra\r\n\r\n", b"400 Bad Request", True),
+    ],
+)
+def test_the_request_head_decides_the_answer_and_keep_alive(
+    start_app: StartApp, request_bytes: bytes, status: bytes, closed: bool
+) -> None:
+    app = start_app()
+    answer, was_closed = _exchange(app.port, request_bytes)
+    assert answer.startswith(b"HTTP/1.1 " + status + b"\r\n"), answer[:200]
+    head = answer.partition(b"\r\n\r\n")[0].decode("latin-1")
+    assert "\r\nServer: millwatch-exporter/" in head
+    date = next(line for line in head.split("\r\n") if line.startswith("Date: "))
+    assert time.strptime(date[6:], "%a, %d %b %Y %H:%M:%S GMT")
+    assert was_closed is closed
+
+
+def test_head_answers_the_headers_of_get_without_the_body(start_app: StartApp) -> None:
+    app = start_app()
+    answer, _ = _exchange(app.port, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    length = int(
+        next(line for line in head.split(b"\r\n") if line.startswith(b"Content-Length")).split(b":")[1]
+    )
+    assert head.startswith(b"HTTP/1.1 200 OK") and length > 1000 and body == b""
+
+
+def test_workers_are_reused_between_scrapes_and_end_with_the_server(start_app: StartApp) -> None:
+    app = start_app()
+
+    def request_threads() -> int:
+        return sum(t.name.endswith(f":{app.port} request") for t in threading.enumerate())
+
+    for _ in range(5):
+        assert http_get(app.url).status == 200
+    assert 1 <= request_threads() <= MAX_IDLE_WORKERS, "sequential scrapes share the waiting workers"
+    app.stop()
+    poll(lambda: request_threads() == 0, what="the idle workers to end with the server")

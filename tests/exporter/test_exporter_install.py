@@ -1,4 +1,4 @@
-"""The exporter's install needs only its four dependencies and the standard library.
+"""The exporter's install needs only its three dependencies and the standard library.
 
 `make test` runs tests/exporter a second time under Python 3.9, in a venv holding only the
 exporter's wheel (from the offline bundle) and its dependencies: there this test proves that every
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 # Third-party top-level packages the exporter may load: its base dependencies.
-ALLOWED = {"prometheus_client", "serial", "psutil", "ruamel", "_ruamel_yaml"}
+ALLOWED = {"serial", "psutil", "ruamel", "_ruamel_yaml"}
 CENTRAL = {"scraper", "server", "fastapi", "pydantic", "sqlalchemy", "httpx", "apscheduler", "uvicorn"}
 
 PROBE = """

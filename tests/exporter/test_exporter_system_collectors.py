@@ -15,13 +15,12 @@ from typing import Any
 
 import psutil
 from exporter_helpers import MakeSensor, samples, scrape, wait_until
-from prometheus_client import generate_latest
-from prometheus_client.registry import CollectorRegistry
 
 from exporter.app import ExporterApp
 from exporter.collectors.guard import GuardedCollector
 from exporter.collectors.system import system_collectors
 from exporter.config import CollectorsConfig, parse_config
+from exporter.exposition import Registry, render
 
 LinuxCpu = namedtuple("LinuxCpu", "user nice system idle iowait irq softirq steal guest guest_nice")
 WindowsCpu = namedtuple("WindowsCpu", "user system idle interrupt dpc")
@@ -110,10 +109,10 @@ class FakeLinuxPsutil:
             raise OSError(5, "Input/output error")
         return Usage(100_000, 40_000, 60_000, 40.0)
 
-    def disk_io_counters(self, perdisk: bool = False) -> dict[str, Any]:
+    def disk_io_counters(self, perdisk: bool = False, nowrap: bool = True) -> dict[str, Any]:
         return {"sda": LinuxDiskIO(10, 20, 4096, 8192, 1, 2, 1500), "loop0": LinuxDiskIO(1, 1, 1, 1, 1, 1, 1)}
 
-    def net_io_counters(self, pernic: bool = False) -> dict[str, NetIO]:
+    def net_io_counters(self, pernic: bool = False, nowrap: bool = True) -> dict[str, NetIO]:
         return {"eth0": NetIO(2_000, 3_000, 20, 30, 1, 2, 3, 4), "lo": NetIO(10, 10, 1, 1, 0, 0, 0, 0)}
 
 
@@ -134,10 +133,10 @@ class FakeWindowsPsutil(FakeLinuxPsutil):
     def swap_memory(self) -> Swap:
         return Swap(4_000, 1_000, 3_000, 25.0, 0, 0)
 
-    def disk_io_counters(self, perdisk: bool = False) -> dict[str, Any]:
+    def disk_io_counters(self, perdisk: bool = False, nowrap: bool = True) -> dict[str, Any]:
         return {"PhysicalDrive0": WindowsDiskIO(10, 20, 4096, 8192, 1, 2)}
 
-    def net_io_counters(self, pernic: bool = False) -> dict[str, NetIO]:
+    def net_io_counters(self, pernic: bool = False, nowrap: bool = True) -> dict[str, NetIO]:
         return {
             "Ethernet": NetIO(2_000, 3_000, 20, 30, 1, 2, 3, 4),
             "Loopback Pseudo-Interface 1": NetIO(10, 10, 1, 1, 0, 0, 0, 0),
@@ -145,9 +144,9 @@ class FakeWindowsPsutil(FakeLinuxPsutil):
 
 
 def collect(fake: Any, platform: str, switches: CollectorsConfig | None = None) -> dict[str, float]:
-    registry = CollectorRegistry()
+    registry = Registry()
     registry.register(GuardedCollector(system_collectors(switches, fake, platform)))
-    got = samples(generate_latest(registry).decode())
+    got = samples(render(registry.collect()).decode())
     return {k: v for k, v in got.items() if not k.startswith("millwatch_collector_duration_seconds")}
 
 

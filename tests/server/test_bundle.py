@@ -37,7 +37,7 @@ WHEELS = ROOT / ".cache" / "bundle-wheels"
 PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 LINUX_WHEELS = WHEELS / f"linux_x86_64-cp{sys.version_info.major}{sys.version_info.minor}"
 WINDOWS_WHEELS = WHEELS / "win_amd64-cp39"
-EXPORTER_DEPENDENCIES = {"prometheus-client", "psutil", "pyserial", "ruamel-yaml"}
+EXPORTER_DEPENDENCIES = {"psutil", "pyserial", "ruamel-yaml"}
 # The flags of `millwatch-exporter init` that INSTALL.bat and install.sh use (the init command's contract).
 INIT_FLAGS = [
     "--output",
