@@ -12,6 +12,8 @@ export interface AlertsPanelProps {
   fetchFn?: FetchLike;
   /** The page session's CSRF token, sent with the acknowledgement. */
   csrfToken?: string;
+  /** False for anonymous read and wall mode: the list only, no Acknowledge button. */
+  canAcknowledge?: boolean;
 }
 
 const SEVERITY_LABEL = { critical: 'Critical', warning: 'Warning', info: 'Info' } as const;
@@ -20,7 +22,7 @@ const SEVERITY_LABEL = { critical: 'Critical', warning: 'Warning', info: 'Info' 
  * The open alerts: severity in words (never colour alone), machine, reason, since when, and who
  * acknowledged it and why; a firing alert can be acknowledged with a reason.
  */
-export function AlertsPanel({ alerts, clockOffset, onAcknowledged, fetchFn, csrfToken }: AlertsPanelProps) {
+export function AlertsPanel({ alerts, clockOffset, onAcknowledged, fetchFn, csrfToken, canAcknowledge = true }: AlertsPanelProps) {
   const now = useNow(1000) / 1000 + clockOffset;
   return (
     <section className="mw-alerts" aria-label="Open alerts">
@@ -30,7 +32,15 @@ export function AlertsPanel({ alerts, clockOffset, onAcknowledged, fetchFn, csrf
       ) : (
         <ul className="mw-alerts-list">
           {alerts.map((alert) => (
-            <AlertRow key={alert.id} alert={alert} now={now} onAcknowledged={onAcknowledged} fetchFn={fetchFn} csrfToken={csrfToken} />
+            <AlertRow
+              key={alert.id}
+              alert={alert}
+              now={now}
+              onAcknowledged={onAcknowledged}
+              fetchFn={fetchFn}
+              csrfToken={csrfToken}
+              canAcknowledge={canAcknowledge}
+            />
           ))}
         </ul>
       )}
@@ -44,9 +54,10 @@ interface AlertRowProps {
   onAcknowledged: (alert: Alert) => void;
   fetchFn?: FetchLike;
   csrfToken?: string;
+  canAcknowledge: boolean;
 }
 
-function AlertRow({ alert, now, onAcknowledged, fetchFn, csrfToken }: AlertRowProps) {
+function AlertRow({ alert, now, onAcknowledged, fetchFn, csrfToken, canAcknowledge }: AlertRowProps) {
   const [open, setOpen] = useState(false);
   const [reason, setReason] = useState('');
   const [busy, setBusy] = useState(false);
@@ -82,7 +93,7 @@ function AlertRow({ alert, now, onAcknowledged, fetchFn, csrfToken }: AlertRowPr
         <p className="mw-alert-ack" data-testid={`alert-${alert.id}-ack`}>
           Acknowledged by {alert.acknowledged.by} {formatAgo(alert.acknowledged.at, now)}: {alert.acknowledged.reason}
         </p>
-      ) : open ? (
+      ) : !canAcknowledge ? null : open ? (
         <form onSubmit={(event) => void submit(event)} className="mw-alert-form">
           <label>
             Reason

@@ -12,7 +12,7 @@ function limitText(metric: string, level: 'warn' | 'alarm', threshold: Threshold
   return `${level} ${unit === null ? value : `${value} ${unit}`}`;
 }
 
-function ReadingRow({ metric, value, threshold }: { metric: string; value: number; threshold: Threshold | undefined }) {
+export function ReadingRow({ metric, value, threshold }: { metric: string; value: number; threshold: Threshold | undefined }) {
   const crossed = thresholdCrossed(value, threshold);
   const limits = threshold === undefined ? [] : (['warn', 'alarm'] as const);
   return (
