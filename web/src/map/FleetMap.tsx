@@ -202,7 +202,14 @@ export function FleetMap({ fleet, shown, selectedId, onSelect, request = null, t
     if (request.kind === 'machine') {
       const location = machinesRef.current.get(request.id)?.location;
       if (!location) return;
-      panOnOpenRef.current = true;
+      // Once there, the popup (opened already) is panned fully into view, as a click would.
+      map.once('moveend', () => {
+        const popup = popupRef.current;
+        if (popup === null || !map.hasLayer(popup)) return;
+        popup.options.autoPan = true;
+        popup.update();
+        popup.options.autoPan = false;
+      });
       map.setView([location.lat, location.lon], Math.max(map.getZoom(), FOCUS_ZOOM));
     } else if (request.points.length > 0) {
       map.fitBounds(L.latLngBounds(request.points.map(([lat, lon]) => [lat, lon] as L.LatLngTuple)), {
