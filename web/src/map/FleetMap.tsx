@@ -43,6 +43,10 @@ function selectionKey(selection: Selection): string {
   return selection.kind === 'machine' ? `m:${selection.id}` : `s:${selection.lat},${selection.lon}`;
 }
 
+function summaryWidth(): number {
+  return document.querySelector<HTMLElement>('.mw-summary')?.offsetWidth ?? 0;
+}
+
 function viewOf(map: L.Map): { zoom: number; lat: number; lon: number } {
   const c = map.getCenter();
   return { zoom: map.getZoom(), lat: c.lat, lon: c.lng };
@@ -92,7 +96,16 @@ export function FleetMap({ fleet, shown, selectedId, onSelect, request = null, t
     map.attributionControl.setPrefix('Leaflet').addAttribution(BASEMAP_ATTRIBUTION);
     mapRef.current = map;
 
-    const popup = L.popup({ className: 'mw-popup', minWidth: 260, maxWidth: 440, autoPan: false });
+    const popup = L.popup({
+      className: 'mw-popup',
+      // Narrow: the detail panel beside the map has everything else.
+      minWidth: 200,
+      maxWidth: 300,
+      autoPan: false,
+      // Panned into view, a popup keeps clear of the summary panel at the top right.
+      autoPanPaddingTopLeft: L.point(20, 20),
+      autoPanPaddingBottomRight: L.point(summaryWidth() + 30, 20),
+    });
     popup.setContent(popupNode);
     popup.on('remove', () => {
       openKeyRef.current = '';
@@ -134,6 +147,12 @@ export function FleetMap({ fleet, shown, selectedId, onSelect, request = null, t
     // Back and forward between entries the page pushed (pushState fires no hashchange).
     window.addEventListener('popstate', onHashChange);
 
+    // The list and the detail panel change the map's width; Leaflet only watches the window.
+    // The centre stays where it was, so the view in the URL stays true.
+    const resizes =
+      typeof ResizeObserver === 'undefined' ? null : new ResizeObserver(() => map.invalidateSize({ pan: true }));
+    resizes?.observe(container);
+
     let alive = true;
     let basemap: WorldBasemap | null = null;
     loadWorld()
@@ -146,6 +165,7 @@ export function FleetMap({ fleet, shown, selectedId, onSelect, request = null, t
 
     return () => {
       alive = false;
+      resizes?.disconnect();
       basemap?.destroy();
       window.removeEventListener('hashchange', onHashChange);
       window.removeEventListener('popstate', onHashChange);
@@ -206,11 +226,16 @@ export function FleetMap({ fleet, shown, selectedId, onSelect, request = null, t
       map.once('moveend', () => {
         const popup = popupRef.current;
         if (popup === null || !map.hasLayer(popup)) return;
+        popup.options.autoPanPaddingBottomRight = L.point(summaryWidth() + 30, 20);
         popup.options.autoPan = true;
         popup.update();
         popup.options.autoPan = false;
       });
-      map.setView([location.lat, location.lon], Math.max(map.getZoom(), FOCUS_ZOOM));
+      // The machine left of the summary panel and low enough for its popup above it.
+      const zoom = Math.max(map.getZoom(), FOCUS_ZOOM);
+      const at = map.project([location.lat, location.lon], zoom);
+      const shift = L.point((summaryWidth() + 30) / 2, -Math.min(160, map.getSize().y / 4));
+      map.setView(map.unproject(at.add(shift), zoom), zoom);
     } else if (request.points.length > 0) {
       map.fitBounds(L.latLngBounds(request.points.map(([lat, lon]) => [lat, lon] as L.LatLngTuple)), {
         padding: [60, 60],
@@ -256,6 +281,7 @@ export function FleetMap({ fleet, shown, selectedId, onSelect, request = null, t
       openKeyRef.current = key;
       // Bounded so that, panned into view on opening, it stays readable as its text changes.
       popup.options.maxHeight = Math.max(200, Math.round(map.getSize().y * 0.7));
+      popup.options.autoPanPaddingBottomRight = L.point(summaryWidth() + 30, 20);
       popup.options.autoPan = panOnOpenRef.current;
       panOnOpenRef.current = false;
       popup.update();
@@ -275,7 +301,7 @@ export function FleetMap({ fleet, shown, selectedId, onSelect, request = null, t
       <div ref={containerRef} className="mw-map" role="region" aria-label="Map of the fleet" />
       {selectedMachine !== undefined &&
         createPortal(
-          <MachinePopup machine={selectedMachine} clockOffset={fleet.clockOffset} onLayout={relayout} />,
+          <MachinePopup machine={selectedMachine} clockOffset={fleet.clockOffset} onLayout={relayout} compact />,
           popupNode,
         )}
       {selection?.kind === 'stack' &&
