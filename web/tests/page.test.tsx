@@ -329,6 +329,11 @@ describe('alerts beside the map', () => {
     expect(screen.getByTestId('alert-7-ack').textContent).toContain('Acknowledged by ada');
     const post = server.calls.find((c) => c.url === '/api/alerts/7/ack')!;
     expect((post.init?.headers as Record<string, string>)['X-CSRF-Token']).toBe('csrf-123');
+    // The machine's id in the alert selects it.
+    fireEvent.click(screen.getByTestId('detail-close'));
+    await waitUntil(() => detail() === null, 2000, 'the panel closed');
+    fireEvent.click(within(screen.getByTestId('alert-7')).getByRole('button', { name: 'pune' }));
+    await waitUntil(() => detail()?.getAttribute('data-machine-id') === 'pune', 2000, 'pune selected from its alert');
   });
 
   it('offers no Acknowledge button to anonymous read', async () => {

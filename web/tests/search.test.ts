@@ -43,3 +43,26 @@ describe('search', () => {
     expect(visibleMachines(FLEET, ['up'], 'pune')).toEqual([]);
   });
 });
+
+describe('sorting many machines', () => {
+  it('orders names as people count, without accents or case deciding', () => {
+    const names = ['press 10', 'Press 9', 'Öfen 1', 'oven 2', 'press 009b'];
+    const sorted = visibleMachines(
+      names.map((name, i) => machine(`m${i}`, { name })),
+      [],
+      '',
+    ).map((m) => m.name);
+    expect(sorted).toEqual(['Öfen 1', 'oven 2', 'Press 9', 'press 009b', 'press 10']);
+  });
+
+  it('sorts 10,000 machines, worst first (speed is for bench/, not for a test)', () => {
+    const fleet = Array.from({ length: 10_000 }, (_, i) =>
+      machine(`m${i}`, { name: `Machine ${(i * 7919) % 10_000}`, status: i % 10 === 0 ? 'warn' : 'up' }),
+    );
+    const sorted = visibleMachines(fleet, [], 'machine');
+    expect(sorted).toHaveLength(10_000);
+    expect(sorted.slice(0, 1000).every((m) => m.status === 'warn')).toBe(true);
+    expect(sorted[0]!.name).toBe('Machine 0');
+    expect(sorted[1000]!.name).toBe('Machine 1');
+  });
+});

@@ -14,6 +14,8 @@ export interface AlertsPanelProps {
   csrfToken?: string;
   /** False for anonymous read and wall mode: the list only, no Acknowledge button. */
   canAcknowledge?: boolean;
+  /** Makes the machine's id a button that selects the machine (map and detail panel). */
+  onMachine?: (machineId: string) => void;
 }
 
 const SEVERITY_LABEL = { critical: 'Critical', warning: 'Warning', info: 'Info' } as const;
@@ -22,7 +24,15 @@ const SEVERITY_LABEL = { critical: 'Critical', warning: 'Warning', info: 'Info' 
  * The open alerts: severity in words (never colour alone), machine, reason, since when, and who
  * acknowledged it and why; a firing alert can be acknowledged with a reason.
  */
-export function AlertsPanel({ alerts, clockOffset, onAcknowledged, fetchFn, csrfToken, canAcknowledge = true }: AlertsPanelProps) {
+export function AlertsPanel({
+  alerts,
+  clockOffset,
+  onAcknowledged,
+  fetchFn,
+  csrfToken,
+  canAcknowledge = true,
+  onMachine,
+}: AlertsPanelProps) {
   const now = useNow(1000) / 1000 + clockOffset;
   return (
     <section className="mw-alerts" aria-label="Open alerts">
@@ -40,6 +50,7 @@ export function AlertsPanel({ alerts, clockOffset, onAcknowledged, fetchFn, csrf
               fetchFn={fetchFn}
               csrfToken={csrfToken}
               canAcknowledge={canAcknowledge}
+              onMachine={onMachine}
             />
           ))}
         </ul>
@@ -55,9 +66,10 @@ interface AlertRowProps {
   fetchFn?: FetchLike;
   csrfToken?: string;
   canAcknowledge: boolean;
+  onMachine?: (machineId: string) => void;
 }
 
-function AlertRow({ alert, now, onAcknowledged, fetchFn, csrfToken, canAcknowledge }: AlertRowProps) {
+function AlertRow({ alert, now, onAcknowledged, fetchFn, csrfToken, canAcknowledge, onMachine }: AlertRowProps) {
   const [open, setOpen] = useState(false);
   const [reason, setReason] = useState('');
   const [busy, setBusy] = useState(false);
@@ -84,7 +96,14 @@ function AlertRow({ alert, now, onAcknowledged, fetchFn, csrfToken, canAcknowled
   return (
     <li className={`mw-alert mw-severity-${alert.severity}`} data-testid={`alert-${alert.id}`}>
       <p className="mw-alert-head">
-        <strong>{SEVERITY_LABEL[alert.severity]}</strong> · {alert.machine_id}
+        <strong>{SEVERITY_LABEL[alert.severity]}</strong> ·{' '}
+        {onMachine === undefined ? (
+          alert.machine_id
+        ) : (
+          <button type="button" className="mw-link" onClick={() => onMachine(alert.machine_id)} title="Show this machine">
+            {alert.machine_id}
+          </button>
+        )}
         {alert.site !== null && <> · {alert.site}</>}
       </p>
       <p className="mw-alert-reason">{alert.reason}</p>

@@ -112,6 +112,7 @@ export function Sidebar(props: SidebarProps) {
             csrfToken={props.csrfToken}
             canAcknowledge={props.canAcknowledge}
             fetchFn={props.fetchFn}
+            onMachine={onSelect}
           />
         </div>
       )}
