@@ -77,11 +77,6 @@ function pad2(n: number): string {
   return n < 10 ? `0${n}` : String(n);
 }
 
-/** Local wall-clock time "HH:MM:SS" of a Unix time (independent of the browser's locale). */
-export function formatClock(unixSeconds: number): string {
-  const d = new Date(unixSeconds * 1000);
-  return `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`;
-}
 
 /**
  * Time of day in the viewer's locale and time zone (Intl): "14:03:07" or "2:03:07 PM".
