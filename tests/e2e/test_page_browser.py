@@ -180,6 +180,15 @@ def test_a_machine_named_like_markup_shows_as_text(inventory: Path, page: Page, 
         expect(marker).to_have_attribute("title", re.compile("^" + re.escape(f"{XSS}: Down")))
         assert page.locator('img[src="x"]').count() == 0
 
+        # The same server as a wall screen, by anonymous read: dark, nothing to type, touring sites.
+        page.goto(f"http://127.0.0.1:{port}/?wall=1&wall_cycle=5{VIEW}")
+        expect(page.locator(".mw-app.mw-wall")).to_have_count(1, timeout=20_000)
+        expect(page.get_by_test_id("wall-site")).to_contain_text("(1/3)", timeout=20_000)
+        expect(page.get_by_test_id("wall-site")).to_contain_text("(2/3)", timeout=20_000)
+        expect(page.get_by_test_id("search")).to_have_count(0)
+        expect(page.get_by_role("button", name="Log in")).to_have_count(0)
+        expect(row(page, "broken_press").locator(".mw-row-name")).to_have_text(XSS)
+
 
 def test_alerts_list_acknowledge_and_history_chart(inventory: Path, page: Page, tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'millwatch.db'}"
