@@ -77,8 +77,38 @@ function pad2(n: number): string {
   return n < 10 ? `0${n}` : String(n);
 }
 
-/** Local wall-clock time "HH:MM:SS" of a Unix time (independent of the browser's locale). */
-export function formatClock(unixSeconds: number): string {
+
+/**
+ * Time of day in the viewer's locale and time zone (Intl): "14:03:07" or "2:03:07 PM".
+ * `timeZone` is for tests; the page leaves it to the browser.
+ */
+export function formatLocalTime(unixSeconds: number, timeZone?: string): string {
+  if (!Number.isFinite(unixSeconds)) return '—';
+  return new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit', timeZone }).format(
+    new Date(unixSeconds * 1000),
+  );
+}
+
+/** Date and time in the viewer's locale and time zone, for times that may be days ago. */
+export function formatLocalDateTime(unixSeconds: number, timeZone?: string): string {
+  if (!Number.isFinite(unixSeconds)) return '—';
+  return new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium', timeZone }).format(
+    new Date(unixSeconds * 1000),
+  );
+}
+
+/** A Unix time as the value of an `<input type="datetime-local">` (local wall time, minutes). */
+export function toDatetimeLocal(unixSeconds: number): string {
   const d = new Date(unixSeconds * 1000);
-  return `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`;
+  return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())}T${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
+}
+
+/** The Unix time of a `datetime-local` value (read as local time), or null when it is not one. */
+export function fromDatetimeLocal(value: string): number | null {
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?$/.exec(value);
+  if (m === null) return null;
+  const [, y, mo, d, h, mi, s] = m;
+  const date = new Date(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s ?? '0'));
+  const t = date.getTime();
+  return Number.isFinite(t) ? t / 1000 : null;
 }

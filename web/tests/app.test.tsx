@@ -219,7 +219,8 @@ describe('the page', () => {
     });
     await waitUntil(() => popup.textContent?.includes('97 °C') === true, 2000, 'the popup to update');
     expect(popup.textContent).toContain('Alarm');
-    expect(window.location.hash).toBe(hash);
+    // The selection goes into the link; the update never moved the map.
+    expect(window.location.hash).toBe(`${hash}&sel=detroit`);
 
     fireEvent.click(screen.getByTestId('summary-alarm'));
     await waitUntil(() => markers().length === 1, 2000, 'only the alarm marker');

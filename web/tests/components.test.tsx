@@ -4,6 +4,7 @@ import { ConnectionBanner } from '../src/components/ConnectionBanner';
 import { MachinePopup } from '../src/components/MachinePopup';
 import { SummaryPanel } from '../src/components/SummaryPanel';
 import { countStatuses } from '../src/counts';
+import { formatLocalTime } from '../src/format';
 import type { Status } from '../src/types';
 import { machine } from './helpers';
 
@@ -12,7 +13,7 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-function summary(statuses: Status[], filter: Status | null = null, onFilter = vi.fn()) {
+function summary(statuses: Status[], filter: Status[] = [], onFilter = vi.fn()) {
   const counts = countStatuses(statuses.map((status) => ({ status })));
   return render(
     <SummaryPanel counts={counts} lastUpdate={null} clockOffset={0} unlocated={0} filter={filter} onFilter={onFilter} />,
@@ -41,20 +42,22 @@ describe('SummaryPanel', () => {
     ]);
   });
 
-  it('filters on click and clears on a second click', () => {
+  it('filters on click, adds a second status, and clears on a second click', () => {
     const onFilter = vi.fn();
-    const { rerender } = summary(['up', 'warn'], null, onFilter);
+    const { rerender } = summary(['up', 'warn'], [], onFilter);
     fireEvent.click(screen.getByTestId('summary-warn'));
-    expect(onFilter).toHaveBeenLastCalledWith('warn');
+    expect(onFilter).toHaveBeenLastCalledWith(['warn']);
     const counts = countStatuses([{ status: 'up' }, { status: 'warn' }]);
     rerender(
-      <SummaryPanel counts={counts} lastUpdate={null} clockOffset={0} unlocated={0} filter="warn" onFilter={onFilter} />,
+      <SummaryPanel counts={counts} lastUpdate={null} clockOffset={0} unlocated={0} filter={['warn']} onFilter={onFilter} />,
     );
     expect(screen.getByTestId('summary-warn').getAttribute('aria-pressed')).toBe('true');
     expect(screen.getByTestId('summary-up').getAttribute('aria-pressed')).toBe('false');
     expect(screen.getByTestId('summary-filter').textContent).toContain('Warning');
+    fireEvent.click(screen.getByTestId('summary-alarm'));
+    expect(onFilter).toHaveBeenLastCalledWith(['alarm', 'warn']);
     fireEvent.click(screen.getByTestId('summary-warn'));
-    expect(onFilter).toHaveBeenLastCalledWith(null);
+    expect(onFilter).toHaveBeenLastCalledWith([]);
   });
 
   it('shows the time of the last update and machines without a location', () => {
@@ -67,16 +70,19 @@ describe('SummaryPanel', () => {
         lastUpdate={t.getTime() / 1000}
         clockOffset={0}
         unlocated={2}
-        filter={null}
+        filter={[]}
         onFilter={() => {}}
       />,
     );
-    expect(screen.getByTestId('summary-updated').textContent).toBe('Updated 14:03:04 (12 s ago)');
+    // In the viewer's locale: "14:03:04" or "02:03:04 PM".
+    const clock = formatLocalTime(t.getTime() / 1000);
+    expect(clock).toMatch(/0?2:03:04|14:03:04/);
+    expect(screen.getByTestId('summary-updated').textContent).toBe(`Updated ${clock} (12 s ago)`);
     expect(screen.getByTestId('summary-unlocated').textContent).toContain('2 machines have no location');
     act(() => {
       vi.advanceTimersByTime(60_000);
     });
-    expect(screen.getByTestId('summary-updated').textContent).toBe('Updated 14:03:04 (1 min ago)');
+    expect(screen.getByTestId('summary-updated').textContent).toBe(`Updated ${clock} (1 min ago)`);
   });
 });
 
@@ -89,7 +95,8 @@ describe('ConnectionBanner', () => {
     const banner = screen.getByRole('alert');
     expect(banner.getAttribute('data-testid')).toBe('connection-banner');
     expect(banner.textContent).toContain('Connection lost — reconnecting…');
-    expect(banner.textContent).toContain('Next try in 4 s (at 09:00:04)');
+    expect(banner.textContent).toContain(`Next try in 4 s (at ${formatLocalTime(now / 1000 + 4)})`);
+    expect(formatLocalTime(now / 1000 + 4)).toMatch(/0?9:00:04/);
     act(() => {
       vi.advanceTimersByTime(3000);
     });

@@ -1,13 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import {
   formatAgo,
-  formatClock,
+  formatLocalDateTime,
+  formatLocalTime,
+  fromDatetimeLocal,
   formatDuration,
   formatNumber,
   formatPercent,
   formatReading,
   metricLabel,
   thresholdCrossed,
+  toDatetimeLocal,
   unitOf,
 } from '../src/format';
 
@@ -71,7 +74,20 @@ describe('times', () => {
     expect(formatPercent(0.123)).toBe('12%');
     expect(formatPercent(1)).toBe('100%');
     expect(formatPercent(null)).toBe('—');
-    const t = new Date(2025, 0, 2, 7, 5, 9).getTime() / 1000;
-    expect(formatClock(t)).toBe('07:05:09');
+    const t = Date.UTC(2025, 0, 2, 7, 5, 9) / 1000;
+    // In the viewer's locale and time zone (here pinned for the test).
+    expect(formatLocalTime(t, 'UTC')).toMatch(/^0?7:05:09/);
+    expect(formatLocalTime(t, 'Asia/Kolkata')).toMatch(/^(12:35:09|0?12:35:09 PM)/);
+    expect(formatLocalDateTime(t, 'UTC')).toContain('2025');
+    expect(formatLocalTime(Number.NaN)).toBe('—');
+  });
+
+  it('reads and writes datetime-local values in local time', () => {
+    const t = new Date(2026, 0, 2, 10, 30).getTime() / 1000;
+    expect(toDatetimeLocal(t)).toBe('2026-01-02T10:30');
+    expect(fromDatetimeLocal('2026-01-02T10:30')).toBe(t);
+    expect(fromDatetimeLocal('2026-01-02T10:30:15')).toBe(t + 15);
+    expect(fromDatetimeLocal('yesterday')).toBeNull();
+    expect(fromDatetimeLocal('')).toBeNull();
   });
 });

@@ -12,6 +12,10 @@ export interface AlertsPanelProps {
   fetchFn?: FetchLike;
   /** The page session's CSRF token, sent with the acknowledgement. */
   csrfToken?: string;
+  /** False for anonymous read and wall mode: the list only, no Acknowledge button. */
+  canAcknowledge?: boolean;
+  /** Makes the machine's id a button that selects the machine (map and detail panel). */
+  onMachine?: (machineId: string) => void;
 }
 
 const SEVERITY_LABEL = { critical: 'Critical', warning: 'Warning', info: 'Info' } as const;
@@ -20,7 +24,15 @@ const SEVERITY_LABEL = { critical: 'Critical', warning: 'Warning', info: 'Info' 
  * The open alerts: severity in words (never colour alone), machine, reason, since when, and who
  * acknowledged it and why; a firing alert can be acknowledged with a reason.
  */
-export function AlertsPanel({ alerts, clockOffset, onAcknowledged, fetchFn, csrfToken }: AlertsPanelProps) {
+export function AlertsPanel({
+  alerts,
+  clockOffset,
+  onAcknowledged,
+  fetchFn,
+  csrfToken,
+  canAcknowledge = true,
+  onMachine,
+}: AlertsPanelProps) {
   const now = useNow(1000) / 1000 + clockOffset;
   return (
     <section className="mw-alerts" aria-label="Open alerts">
@@ -30,7 +42,16 @@ export function AlertsPanel({ alerts, clockOffset, onAcknowledged, fetchFn, csrf
       ) : (
         <ul className="mw-alerts-list">
           {alerts.map((alert) => (
-            <AlertRow key={alert.id} alert={alert} now={now} onAcknowledged={onAcknowledged} fetchFn={fetchFn} csrfToken={csrfToken} />
+            <AlertRow
+              key={alert.id}
+              alert={alert}
+              now={now}
+              onAcknowledged={onAcknowledged}
+              fetchFn={fetchFn}
+              csrfToken={csrfToken}
+              canAcknowledge={canAcknowledge}
+              onMachine={onMachine}
+            />
           ))}
         </ul>
       )}
@@ -44,9 +65,11 @@ interface AlertRowProps {
   onAcknowledged: (alert: Alert) => void;
   fetchFn?: FetchLike;
   csrfToken?: string;
+  canAcknowledge: boolean;
+  onMachine?: (machineId: string) => void;
 }
 
-function AlertRow({ alert, now, onAcknowledged, fetchFn, csrfToken }: AlertRowProps) {
+function AlertRow({ alert, now, onAcknowledged, fetchFn, csrfToken, canAcknowledge, onMachine }: AlertRowProps) {
   const [open, setOpen] = useState(false);
   const [reason, setReason] = useState('');
   const [busy, setBusy] = useState(false);
@@ -73,7 +96,14 @@ function AlertRow({ alert, now, onAcknowledged, fetchFn, csrfToken }: AlertRowPr
   return (
     <li className={`mw-alert mw-severity-${alert.severity}`} data-testid={`alert-${alert.id}`}>
       <p className="mw-alert-head">
-        <strong>{SEVERITY_LABEL[alert.severity]}</strong> · {alert.machine_id}
+        <strong>{SEVERITY_LABEL[alert.severity]}</strong> ·{' '}
+        {onMachine === undefined ? (
+          alert.machine_id
+        ) : (
+          <button type="button" className="mw-link" onClick={() => onMachine(alert.machine_id)} title="Show this machine">
+            {alert.machine_id}
+          </button>
+        )}
         {alert.site !== null && <> · {alert.site}</>}
       </p>
       <p className="mw-alert-reason">{alert.reason}</p>
@@ -82,7 +112,7 @@ function AlertRow({ alert, now, onAcknowledged, fetchFn, csrfToken }: AlertRowPr
         <p className="mw-alert-ack" data-testid={`alert-${alert.id}-ack`}>
           Acknowledged by {alert.acknowledged.by} {formatAgo(alert.acknowledged.at, now)}: {alert.acknowledged.reason}
         </p>
-      ) : open ? (
+      ) : !canAcknowledge ? null : open ? (
         <form onSubmit={(event) => void submit(event)} className="mw-alert-form">
           <label>
             Reason

@@ -1,4 +1,4 @@
-import { formatClock } from '../format';
+import { formatLocalTime } from '../format';
 import { useNow } from '../hooks';
 import type { ConnectionState } from '../live';
 
@@ -11,7 +11,7 @@ export function ConnectionBanner({ connection }: { connection: ConnectionState }
   let next: string;
   if (connection.kind === 'waiting') {
     const seconds = Math.max(0, Math.ceil((connection.retryAt - now) / 1000));
-    next = `Next try in ${seconds} s (at ${formatClock(connection.retryAt / 1000)}).`;
+    next = `Next try in ${seconds} s (at ${formatLocalTime(connection.retryAt / 1000)}).`;
   } else {
     next = 'Trying now.';
   }

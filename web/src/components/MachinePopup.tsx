@@ -12,9 +12,19 @@ function limitText(metric: string, level: 'warn' | 'alarm', threshold: Threshold
   return `${level} ${unit === null ? value : `${value} ${unit}`}`;
 }
 
-function ReadingRow({ metric, value, threshold }: { metric: string; value: number; threshold: Threshold | undefined }) {
+export function ReadingRow({
+  metric,
+  value,
+  threshold,
+  showLimits = true,
+}: {
+  metric: string;
+  value: number;
+  threshold: Threshold | undefined;
+  showLimits?: boolean;
+}) {
   const crossed = thresholdCrossed(value, threshold);
-  const limits = threshold === undefined ? [] : (['warn', 'alarm'] as const);
+  const limits = threshold === undefined || !showLimits ? [] : (['warn', 'alarm'] as const);
   return (
     <tr className={crossed === null ? undefined : `mw-crossed-${crossed}`} data-metric={metric}>
       <th scope="row">{metricLabel(metric)}</th>
@@ -40,11 +50,14 @@ export function MachinePopup({
   machine,
   clockOffset,
   onLayout,
+  compact = false,
 }: {
   machine: Machine;
   clockOffset: number;
   /** Called after every render, so the popup around it can fit the new text. */
   onLayout?: () => void;
+  /** Name, status and readings only: the detail panel beside the map has the rest. */
+  compact?: boolean;
 }) {
   const now = useNow(1000) / 1000 + clockOffset;
   useLayoutEffect(() => onLayout?.());
@@ -69,13 +82,20 @@ export function MachinePopup({
         <table className="mw-readings">
           <tbody>
             {readings.map(([metric, value]) => (
-              <ReadingRow key={metric} metric={metric} value={value} threshold={machine.thresholds[metric]} />
+              <ReadingRow
+                key={metric}
+                metric={metric}
+                value={value}
+                threshold={machine.thresholds[metric]}
+                showLimits={!compact}
+              />
             ))}
           </tbody>
         </table>
       ) : (
         <p className="mw-popup-muted">No sensor readings.</p>
       )}
+      {!compact && (
       <dl className="mw-popup-facts">
         <dt>{machine.mode === 'push' ? 'Last push' : 'Last scrape'}</dt>
         <dd data-testid="popup-last-scrape">
@@ -111,6 +131,7 @@ export function MachinePopup({
           </>
         )}
       </dl>
+      )}
     </div>
   );
 }

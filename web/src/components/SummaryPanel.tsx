@@ -1,8 +1,9 @@
 import { type StatusCounts, totalOf } from '../counts';
-import { formatAgo, formatClock } from '../format';
+import { formatAgo, formatLocalTime } from '../format';
 import { useNow } from '../hooks';
 import { STATUS_META, STATUSES_BY_SEVERITY } from '../status';
 import type { Status } from '../types';
+import { toggleStatus } from '../viewState';
 import { StatusIcon } from './StatusIcon';
 
 export interface SummaryPanelProps {
@@ -13,13 +14,14 @@ export interface SummaryPanelProps {
   clockOffset: number;
   /** Machines that have no location and so no marker. */
   unlocated: number;
-  filter: Status | null;
-  onFilter: (status: Status | null) => void;
+  /** The statuses shown (empty: all). */
+  filter: readonly Status[];
+  onFilter: (statuses: Status[]) => void;
 }
 
 /**
- * Count per status (worst first), total and time of the last update. Clicking a status shows
- * only those machines on the map; clicking it again shows all.
+ * Count per status (worst first), total and time of the last update. Clicking a status adds it
+ * to the statuses shown (map and list show only those); clicking it again takes it out.
  */
 export function SummaryPanel({ counts, lastUpdate, clockOffset, unlocated, filter, onFilter }: SummaryPanelProps) {
   const now = useNow(1000) / 1000 + clockOffset;
@@ -29,7 +31,7 @@ export function SummaryPanel({ counts, lastUpdate, clockOffset, unlocated, filte
       <h2 className="mw-summary-title">Fleet status</h2>
       <ul className="mw-summary-list">
         {STATUSES_BY_SEVERITY.map((status) => {
-          const active = filter === status;
+          const active = filter.includes(status);
           const label = STATUS_META[status].label;
           return (
             <li key={status}>
@@ -38,8 +40,8 @@ export function SummaryPanel({ counts, lastUpdate, clockOffset, unlocated, filte
                 data-testid={`summary-${status}`}
                 className={`mw-summary-row mw-status-${status}${active ? ' mw-active' : ''}${counts[status] === 0 ? ' mw-zero' : ''}`}
                 aria-pressed={active}
-                title={active ? `Show all machines` : `Show only ${label.toLowerCase()} machines`}
-                onClick={() => onFilter(active ? null : status)}
+                title={active ? `Stop showing ${label.toLowerCase()} machines` : `Show ${label.toLowerCase()} machines`}
+                onClick={() => onFilter(toggleStatus(filter, status))}
               >
                 <StatusIcon status={status} size={22} />
                 <span className="mw-summary-label">{label}</span>{' '}
@@ -52,10 +54,10 @@ export function SummaryPanel({ counts, lastUpdate, clockOffset, unlocated, filte
       <p className="mw-summary-total" data-testid="summary-total">
         <span>Total</span> <strong>{total}</strong>
       </p>
-      {filter !== null && (
+      {filter.length > 0 && (
         <p className="mw-summary-filter" data-testid="summary-filter">
-          Map shows only: {STATUS_META[filter].label}.{' '}
-          <button type="button" className="mw-link" onClick={() => onFilter(null)}>
+          Shows only: {filter.map((s) => STATUS_META[s].label).join(', ')}.{' '}
+          <button type="button" className="mw-link" onClick={() => onFilter([])}>
             Show all
           </button>
         </p>
@@ -71,7 +73,7 @@ export function SummaryPanel({ counts, lastUpdate, clockOffset, unlocated, filte
           'Waiting for the first data from the server'
         ) : (
           <>
-            Updated <time dateTime={new Date(lastUpdate * 1000).toISOString()}>{formatClock(lastUpdate)}</time> (
+            Updated <time dateTime={new Date(lastUpdate * 1000).toISOString()}>{formatLocalTime(lastUpdate)}</time> (
             {formatAgo(lastUpdate, now)})
           </>
         )}

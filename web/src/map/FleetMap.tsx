@@ -4,7 +4,7 @@ import { createPortal } from 'react-dom';
 import { MachinePopup, StackList } from '../components/MachinePopup';
 import type { TileConfig } from '../config';
 import type { FleetData } from '../fleet';
-import type { Machine, Status } from '../types';
+import type { Machine } from '../types';
 import { formatViewHash, MAX_ZOOM, MIN_ZOOM, parseViewHash } from '../viewHash';
 import { BASEMAP_ATTRIBUTION, BASEMAP_PANE, loadWorld, WorldBasemap } from './basemap';
 import { FleetMarkers } from './markers';
@@ -14,13 +14,26 @@ type Selection =
   | { kind: 'stack'; ids: string[]; lat: number; lon: number }
   | null;
 
+/** A request to move the map, carried out once per `seq` (a new request, even to the same place). */
+export type MapRequest =
+  | { kind: 'machine'; id: string; seq: number }
+  | { kind: 'bounds'; points: readonly [number, number][]; seq: number };
+
 export interface FleetMapProps {
   fleet: FleetData;
-  /** Show only machines with this status (null: all). */
-  filter: Status | null;
+  /** The machines to draw (filtered and searched); `fleet` has them all. */
+  shown: readonly Machine[];
+  /** The selected machine (its popup is open), controlled by the page. */
+  selectedId: string | null;
+  onSelect: (id: string | null) => void;
+  /** Pan to a machine (chosen in the list) or fit some points (wall mode's site tour). */
+  request?: MapRequest | null;
   /** Optional online tiles from the server's configuration. */
   tiles: TileConfig | null;
 }
+
+/** A machine chosen in the list is shown at least this close (a town's streets). */
+const FOCUS_ZOOM = 10;
 
 const WORLD_VIEW = { lat: 25, lon: 10, zoom: 2 };
 const TRANSPARENT_PIXEL = 'data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7';
@@ -28,6 +41,10 @@ const TRANSPARENT_PIXEL = 'data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAE
 function selectionKey(selection: Selection): string {
   if (selection === null) return '';
   return selection.kind === 'machine' ? `m:${selection.id}` : `s:${selection.lat},${selection.lon}`;
+}
+
+function summaryWidth(): number {
+  return document.querySelector<HTMLElement>('.mw-summary')?.offsetWidth ?? 0;
 }
 
 function viewOf(map: L.Map): { zoom: number; lat: number; lon: number } {
@@ -40,7 +57,7 @@ function viewOf(map: L.Map): { zoom: number; lat: number; lon: number } {
  * selected machine. Its view comes from the URL hash (or, on the first snapshot only, from the
  * machines' extent) and is written back to the hash; data changes never move it.
  */
-export function FleetMap({ fleet, filter, tiles }: FleetMapProps) {
+export function FleetMap({ fleet, shown, selectedId, onSelect, request = null, tiles }: FleetMapProps) {
   const containerRef = useRef<HTMLDivElement>(null);
   const mapRef = useRef<L.Map | null>(null);
   const markersRef = useRef<FleetMarkers | null>(null);
@@ -48,7 +65,15 @@ export function FleetMap({ fleet, filter, tiles }: FleetMapProps) {
   const openKeyRef = useRef('');
   const viewDecidedRef = useRef(false);
   const [popupNode] = useState(() => document.createElement('div'));
-  const [selection, setSelection] = useState<Selection>(null);
+  const [stack, setStack] = useState<Selection>(null);
+  const selection: Selection = stack ?? (selectedId === null ? null : { kind: 'machine', id: selectedId });
+  const onSelectRef = useRef(onSelect);
+  onSelectRef.current = onSelect;
+  // The popup pans the map into view only when the operator opened it (a click, the list), never
+  // when a link or a reload reopens it: the link's centre and zoom win.
+  const panOnOpenRef = useRef(false);
+  // Set while the page closes the popup itself (the selection has no place on the map).
+  const closingRef = useRef(false);
 
   useEffect(() => {
     const container = containerRef.current;
@@ -71,17 +96,34 @@ export function FleetMap({ fleet, filter, tiles }: FleetMapProps) {
     map.attributionControl.setPrefix('Leaflet').addAttribution(BASEMAP_ATTRIBUTION);
     mapRef.current = map;
 
-    const popup = L.popup({ className: 'mw-popup', minWidth: 260, maxWidth: 440, autoPan: false });
+    const popup = L.popup({
+      className: 'mw-popup',
+      // Narrow: the detail panel beside the map has everything else.
+      minWidth: 200,
+      maxWidth: 300,
+      autoPan: false,
+      // Panned into view, a popup keeps clear of the summary panel at the top right.
+      autoPanPaddingTopLeft: L.point(20, 20),
+      autoPanPaddingBottomRight: L.point(summaryWidth() + 30, 20),
+    });
     popup.setContent(popupNode);
     popup.on('remove', () => {
       openKeyRef.current = '';
-      setSelection(null);
+      setStack(null);
+      if (!closingRef.current) onSelectRef.current(null);
     });
     popupRef.current = popup;
 
     markersRef.current = new FleetMarkers(map, {
-      onMachine: (id) => setSelection({ kind: 'machine', id }),
-      onStack: (ids, at) => setSelection({ kind: 'stack', ids, lat: at.lat, lon: at.lng }),
+      onMachine: (id) => {
+        panOnOpenRef.current = true;
+        setStack(null);
+        onSelectRef.current(id);
+      },
+      onStack: (ids, at) => {
+        panOnOpenRef.current = true;
+        setStack({ kind: 'stack', ids, lat: at.lat, lon: at.lng });
+      },
     });
 
     const writeHash = () => {
@@ -102,6 +144,14 @@ export function FleetMap({ fleet, filter, tiles }: FleetMapProps) {
       }
     };
     window.addEventListener('hashchange', onHashChange);
+    // Back and forward between entries the page pushed (pushState fires no hashchange).
+    window.addEventListener('popstate', onHashChange);
+
+    // The list and the detail panel change the map's width; Leaflet only watches the window.
+    // The centre stays where it was, so the view in the URL stays true.
+    const resizes =
+      typeof ResizeObserver === 'undefined' ? null : new ResizeObserver(() => map.invalidateSize({ pan: true }));
+    resizes?.observe(container);
 
     let alive = true;
     let basemap: WorldBasemap | null = null;
@@ -115,8 +165,10 @@ export function FleetMap({ fleet, filter, tiles }: FleetMapProps) {
 
     return () => {
       alive = false;
+      resizes?.disconnect();
       basemap?.destroy();
       window.removeEventListener('hashchange', onHashChange);
+      window.removeEventListener('popstate', onHashChange);
       markersRef.current?.destroy();
       markersRef.current = null;
       popupRef.current = null;
@@ -144,7 +196,7 @@ export function FleetMap({ fleet, filter, tiles }: FleetMapProps) {
     const markers = markersRef.current;
     if (map === null || markers === null) return;
     const all = [...fleet.machines.values()];
-    markers.setMachines(filter === null ? all : all.filter((m) => m.status === filter));
+    markers.setMachines([...shown]);
     // The one time the page moves the map by itself: the first snapshot, when the link had no view.
     if (!viewDecidedRef.current && fleet.snapshots > 0) {
       viewDecidedRef.current = true;
@@ -159,7 +211,38 @@ export function FleetMap({ fleet, filter, tiles }: FleetMapProps) {
         });
       }
     }
-  }, [fleet.machines, fleet.snapshots, filter]);
+  }, [fleet.machines, fleet.snapshots, shown]);
+
+  const machinesRef = useRef(fleet.machines);
+  machinesRef.current = fleet.machines;
+  useEffect(() => {
+    const map = mapRef.current;
+    if (map === null || request === null) return;
+    viewDecidedRef.current = true;
+    if (request.kind === 'machine') {
+      const location = machinesRef.current.get(request.id)?.location;
+      if (!location) return;
+      // Once there, the popup (opened already) is panned fully into view, as a click would.
+      map.once('moveend', () => {
+        const popup = popupRef.current;
+        if (popup === null || !map.hasLayer(popup)) return;
+        popup.options.autoPanPaddingBottomRight = L.point(summaryWidth() + 30, 20);
+        popup.options.autoPan = true;
+        popup.update();
+        popup.options.autoPan = false;
+      });
+      // The machine left of the summary panel and low enough for its popup above it.
+      const zoom = Math.max(map.getZoom(), FOCUS_ZOOM);
+      const at = map.project([location.lat, location.lon], zoom);
+      const shift = L.point((summaryWidth() + 30) / 2, -Math.min(160, map.getSize().y / 4));
+      map.setView(map.unproject(at.add(shift), zoom), zoom);
+    } else if (request.points.length > 0) {
+      map.fitBounds(L.latLngBounds(request.points.map(([lat, lon]) => [lat, lon] as L.LatLngTuple)), {
+        padding: [60, 60],
+        maxZoom: 16,
+      });
+    }
+  }, [request]);
 
   const selectedMachine = selection?.kind === 'machine' ? fleet.machines.get(selection.id) : undefined;
   const stackMachines =
@@ -178,9 +261,14 @@ export function FleetMap({ fleet, filter, tiles }: FleetMapProps) {
       at = L.latLng(selection.lat, selection.lon);
     }
     if (at === null) {
-      // Nothing (left) to show: the machine was removed, lost its location, or the popup was closed.
-      if (map.hasLayer(popup)) popup.close();
-      if (selection !== null) setSelection(null);
+      // Nothing (left) to show on the map: the machine was removed or has no location. The
+      // selection itself stays (the detail panel shows it); only the popup closes.
+      if (map.hasLayer(popup)) {
+        closingRef.current = true;
+        popup.close();
+        closingRef.current = false;
+      }
+      if (stack !== null) setStack(null);
       return;
     }
     const key = selectionKey(selection);
@@ -193,7 +281,9 @@ export function FleetMap({ fleet, filter, tiles }: FleetMapProps) {
       openKeyRef.current = key;
       // Bounded so that, panned into view on opening, it stays readable as its text changes.
       popup.options.maxHeight = Math.max(200, Math.round(map.getSize().y * 0.7));
-      popup.options.autoPan = true;
+      popup.options.autoPanPaddingBottomRight = L.point(summaryWidth() + 30, 20);
+      popup.options.autoPan = panOnOpenRef.current;
+      panOnOpenRef.current = false;
       popup.update();
       popup.options.autoPan = false;
     } else {
@@ -211,13 +301,20 @@ export function FleetMap({ fleet, filter, tiles }: FleetMapProps) {
       <div ref={containerRef} className="mw-map" role="region" aria-label="Map of the fleet" />
       {selectedMachine !== undefined &&
         createPortal(
-          <MachinePopup machine={selectedMachine} clockOffset={fleet.clockOffset} onLayout={relayout} />,
+          <MachinePopup machine={selectedMachine} clockOffset={fleet.clockOffset} onLayout={relayout} compact />,
           popupNode,
         )}
       {selection?.kind === 'stack' &&
         stackMachines.length > 0 &&
         createPortal(
-          <StackList machines={stackMachines} onPick={(id) => setSelection({ kind: 'machine', id })} />,
+          <StackList
+            machines={stackMachines}
+            onPick={(id) => {
+              panOnOpenRef.current = true;
+              setStack(null);
+              onSelect(id);
+            }}
+          />,
           popupNode,
         )}
     </>
