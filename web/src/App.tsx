@@ -1,8 +1,11 @@
+import type L from 'leaflet';
 import { type ReactNode, useEffect, useMemo, useState } from 'react';
+import type { Account } from './auth';
 import { ConnectionBanner } from './components/ConnectionBanner';
 import { SummaryPanel } from './components/SummaryPanel';
 import { fetchTileConfig, type TileConfig } from './config';
 import { countStatuses, totalOf } from './counts';
+import { usePageTools } from './editor/PageTools';
 import { useLiveFleet } from './hooks';
 import { browserDeps, type LiveDeps, liveUrl } from './live';
 import { FleetMap } from './map/FleetMap';
@@ -16,11 +19,15 @@ export interface AppProps {
   account?: ReactNode;
   /** Called when the live connection is refused for want of a login. */
   onAuthRequired?: () => void;
+  /** Who is signed in: admins get the inventory editor (editor/PageTools.tsx). */
+  session?: Account;
 }
 
 /** The whole page: header, full-window map, fleet summary and the connection notice. */
-export function App({ url = liveUrl(window.location), deps = browserDeps, account, onAuthRequired }: AppProps) {
+export function App({ url = liveUrl(window.location), deps = browserDeps, account, onAuthRequired, session }: AppProps) {
   const { fleet, connection, disconnected } = useLiveFleet(url, deps, onAuthRequired);
+  const [map, setMap] = useState<L.Map | null>(null);
+  const tools = usePageTools({ account: session, fleet, map });
   const [filter, setFilter] = useState<Status | null>(null);
   const [tiles, setTiles] = useState<TileConfig | null>(null);
 
@@ -53,10 +60,11 @@ export function App({ url = liveUrl(window.location), deps = browserDeps, accoun
         <p className="mw-header-total" data-testid="header-total">
           {fleet.snapshots > 0 ? `${total} ${total === 1 ? 'machine' : 'machines'}` : 'Connecting…'}
         </p>
+        {tools.buttons}
         {account}
       </header>
       <main className="mw-main">
-        <FleetMap fleet={fleet} filter={filter} tiles={tiles} />
+        <FleetMap fleet={fleet} filter={filter} tiles={tiles} onMap={setMap} />
         {disconnected && <ConnectionBanner connection={connection} />}
         <SummaryPanel
           counts={counts}
@@ -66,6 +74,7 @@ export function App({ url = liveUrl(window.location), deps = browserDeps, accoun
           filter={filter}
           onFilter={setFilter}
         />
+        {tools.panels}
       </main>
     </div>
   );

@@ -66,6 +66,7 @@ export function Root({ me = fetchMe, logout = logOut, ...appProps }: RootProps) 
     <App
       {...appProps}
       onAuthRequired={authRequired}
+      session={account}
       account={
         <AccountMenu
           account={account}

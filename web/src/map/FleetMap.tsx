@@ -20,6 +20,8 @@ export interface FleetMapProps {
   filter: Status | null;
   /** Optional online tiles from the server's configuration. */
   tiles: TileConfig | null;
+  /** Told the Leaflet map once it exists (null when it is gone), for tools that add their own layers. */
+  onMap?: (map: L.Map | null) => void;
 }
 
 const WORLD_VIEW = { lat: 25, lon: 10, zoom: 2 };
@@ -40,7 +42,7 @@ function viewOf(map: L.Map): { zoom: number; lat: number; lon: number } {
  * selected machine. Its view comes from the URL hash (or, on the first snapshot only, from the
  * machines' extent) and is written back to the hash; data changes never move it.
  */
-export function FleetMap({ fleet, filter, tiles }: FleetMapProps) {
+export function FleetMap({ fleet, filter, tiles, onMap }: FleetMapProps) {
   const containerRef = useRef<HTMLDivElement>(null);
   const mapRef = useRef<L.Map | null>(null);
   const markersRef = useRef<FleetMarkers | null>(null);
@@ -49,6 +51,8 @@ export function FleetMap({ fleet, filter, tiles }: FleetMapProps) {
   const viewDecidedRef = useRef(false);
   const [popupNode] = useState(() => document.createElement('div'));
   const [selection, setSelection] = useState<Selection>(null);
+  const onMapRef = useRef(onMap);
+  onMapRef.current = onMap;
 
   useEffect(() => {
     const container = containerRef.current;
@@ -102,6 +106,7 @@ export function FleetMap({ fleet, filter, tiles }: FleetMapProps) {
       }
     };
     window.addEventListener('hashchange', onHashChange);
+    onMapRef.current?.(map);
 
     let alive = true;
     let basemap: WorldBasemap | null = null;
@@ -115,6 +120,7 @@ export function FleetMap({ fleet, filter, tiles }: FleetMapProps) {
 
     return () => {
       alive = false;
+      onMapRef.current?.(null);
       basemap?.destroy();
       window.removeEventListener('hashchange', onHashChange);
       markersRef.current?.destroy();
