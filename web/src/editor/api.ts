@@ -232,5 +232,6 @@ function timeOf(value: unknown): number {
 
 /** Newest first, whatever order the server sent. */
 export function sortAudit(rows: AuditRow[]): AuditRow[] {
-  return [...rows].sort((a, b) => (Number.isNaN(b.time) ? -Infinity : b.time) - (Number.isNaN(a.time) ? -Infinity : a.time));
+  const key = (row: AuditRow) => (Number.isNaN(row.time) ? -Infinity : row.time);
+  return [...rows].sort((a, b) => (key(a) === key(b) ? 0 : key(a) < key(b) ? 1 : -1));
 }
