@@ -37,12 +37,14 @@ class YAMLSyntaxError(ValueError):
         self.line = line
 
 
-def load_roundtrip(text: str) -> Any:
+def load_roundtrip(text: str, *, preserve_quotes: bool = False) -> Any:
     """Parse `text` with ruamel's round-trip loader (mappings keep `.lc` line information).
 
+    `preserve_quotes` keeps each string's quoting for a later dump (the server's inventory editor).
     Raises YAMLSyntaxError with a message starting `YAML syntax error: `.
     """
     yaml = YAML(typ="rt")
+    yaml.preserve_quotes = preserve_quotes
     yaml.Composer = _BoundedComposer
     yaml.max_depth = MAX_DEPTH
     try:

@@ -25,7 +25,7 @@ ever contains a secret: credentials are named by their file or environment varia
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 def format_seconds(seconds: float) -> str:
@@ -125,6 +125,8 @@ class Problem:
     line: int | None
     path: str
     message: str
+    # The same place as `path`, as keys and list indexes (for the API's 422 answers); not compared.
+    loc: tuple[str | int, ...] = field(default=(), compare=False)
 
     def __str__(self) -> str:
         place = self.file if self.line is None else f"{self.file}:{self.line}"

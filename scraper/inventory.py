@@ -11,6 +11,7 @@ import math
 import sys
 import typing
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TextIO
 from urllib.parse import urlsplit
@@ -175,6 +176,13 @@ class LocationSpec(_Spec):
     lon: float = Field(ge=-180, le=180)
 
 
+class PlanPositionSpec(_Spec):
+    """Where the machine sits on its site's floor plan, as shares of the plan's width and height."""
+
+    x: float = Field(ge=0, le=1)
+    y: float = Field(ge=0, le=1)
+
+
 class BasicAuth(_Spec):
     """HTTP basic auth; the password is read at scrape time from its file or environment variable."""
 
@@ -276,6 +284,7 @@ class MachineSpec(_Spec, LimitsSpec):
     mode: Mode = PULL
     url: str | None = None
     location: LocationSpec | None = None
+    plan_position: PlanPositionSpec | None = None
     site: str | None = None
     labels: dict[str, LabelValue] = Field(default_factory=dict)
     auth: Auth | None = None
@@ -297,6 +306,15 @@ _FIELD_CHECKS: dict[str, typing.Callable[[str], str]] = {
 
 
 # --- resolved models -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanPosition:
+    """A point on a site's floor plan: `x` from the left edge, `y` from the top, each 0..1 of the
+    image's size, so a plan replaced by a larger scan of the same hall keeps its markers."""
+
+    x: float
+    y: float
 
 
 class Defaults(BaseModel):
@@ -328,6 +346,7 @@ class Machine(BaseModel):
     mode: Mode = PULL
     site: str | None = None
     location: Location | None = None
+    plan_position: PlanPosition | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     auth: Auth | None = None
     enabled: bool = True
@@ -427,7 +446,12 @@ def load_inventory(path: str | Path) -> Inventory:
 
 def parse_inventory(text: str, *, name: str = "machines.yaml", folder: Path | None = None) -> Inventory:
     """Validate inventory text (see `load_inventory`); `name` is the file name used in problems."""
-    document = _parse_yaml(text, name)
+    return check_document(_parse_yaml(text, name), name=name, folder=folder)
+
+
+def check_document(document: Any, *, name: str = "machines.yaml", folder: Path | None = None) -> Inventory:
+    """Validate an inventory already parsed by `millwatch_common.yamltext.load_roundtrip` (the
+    server's editor parses once for both its edit and this check); raises InventoryError."""
     checker = _Checker(name, document)
     inventory = checker.check(folder or Path.cwd())
     if checker.problems or inventory is None:
@@ -494,7 +518,7 @@ class _Checker:
         self.inherited_timeout = DEFAULT_SCRAPE_TIMEOUT
 
     def add(self, loc: Sequence[str | int], message: str) -> None:
-        self.problems.append(Problem(self.name, self.line_of(loc), _path_text(loc), message))
+        self.problems.append(Problem(self.name, self.line_of(loc), _path_text(loc), message, tuple(loc)))
 
     def line_of(self, loc: Sequence[str | int]) -> int | None:
         """The 1-based line of the deepest part of `loc` present in the document."""
@@ -682,6 +706,8 @@ class _Checker:
                         self.add([*loc, key], str(e))
         self._check_names(loc, raw)
         self._check_mode(loc, raw)
+        if isinstance(raw, Mapping) and raw.get("plan_position") is not None and raw.get("site") is None:
+            self.add([*loc, "plan_position"], "needs `site:`: a floor plan belongs to a site")
         spec: MachineSpec | None = self._validate(MachineSpec, loc, raw)
         if spec is None or defaults is None or len(self.problems) > before:
             return None
@@ -716,6 +742,9 @@ class _Checker:
             mode=spec.mode,
             site=spec.site,
             location=None if spec.location is None else Location(spec.location.lat, spec.location.lon),
+            plan_position=None
+            if spec.plan_position is None
+            else PlanPosition(spec.plan_position.x, spec.plan_position.y),
             labels=dict(spec.labels),
             auth=None if spec.auth is None else spec.auth.relative_to(folder),
             enabled=spec.enabled,

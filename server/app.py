@@ -14,18 +14,35 @@ from scraper.state import FleetState
 from scraper.store import Store
 from server.alert_metrics import AlertsCollector
 from server.alerting import build_alert_engine
+from server.audit import AuditLog
 from server.auth.ratelimit import LoginLimiter
 from server.auth.store import AuthStore
 from server.context import ServerContext
 from server.deps import require_admin, require_viewer
+from server.floor_plans import PlanStore
 from server.follower import StoreFollower
 from server.hosts import AllowedHostsMiddleware
 from server.http_metrics import HttpMetrics, RequestMetricsMiddleware
 from server.ingest import IngestService, InventorySource
+from server.inventory_edit import InventoryEditor
 from server.live import LiveHub
 from server.machine_keys import KeyStore
 from server.metrics import ServerCollector, server_registry
-from server.routes import admin, alerts, auth, config, health, ingest, live, machines, metrics, sd
+from server.routes import (
+    admin,
+    alerts,
+    audit,
+    auth,
+    config,
+    health,
+    ingest,
+    inventory,
+    live,
+    machines,
+    metrics,
+    sd,
+    sites,
+)
 from server.settings import Settings
 from server.static_files import WebPage
 from server.version import millwatch_version
@@ -73,10 +90,10 @@ def create_app(
     if store is not None:
         if keys is None:
             keys = KeyStore(settings.database_url)
-        inventory = InventorySource(
+        inventory_source = InventorySource(
             settings.inventory, (lambda: scraper.inventory) if scraper is not None else None
         )
-        ingest_service = IngestService(keys, store, state, inventory)
+        ingest_service = IngestService(keys, store, state, inventory_source)
     registry = server_registry(
         ServerCollector(
             state,
@@ -104,6 +121,12 @@ def create_app(
         http_metrics=http_metrics,
     )
     context.registry.register(AlertsCollector(context))
+    # The file the scraper of this process watches (a test's or `--inventory`), else the setting.
+    inventory_path = scraper.inventory_path if scraper is not None else settings.inventory
+    context.plans = PlanStore(settings.effective_data_dir(inventory_path) / "plans")
+    if store is not None:
+        context.audit = AuditLog(store)
+        context.inventory_editor = InventoryEditor(inventory_path)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -167,7 +190,11 @@ def create_app(
     app.include_router(sd.router, dependencies=viewer)
     # Reading alerts is a viewer's; acknowledging, windows and the audit ask more (routes/alerts.py).
     app.include_router(alerts.router, dependencies=viewer)
-    app.include_router(admin.router, dependencies=[Depends(require_admin)])
+    app.include_router(sites.router, dependencies=viewer)
+    admin_only = [Depends(require_admin)]
+    app.include_router(admin.router, dependencies=admin_only)
+    app.include_router(inventory.router, dependencies=admin_only)
+    app.include_router(audit.router, dependencies=admin_only)
     for router in (auth.router, live.router, health.router, metrics.router, ingest.router):
         app.include_router(router)
     # The last added is outermost: every request is timed, then its Host checked.

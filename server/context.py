@@ -9,11 +9,14 @@ from prometheus_client import CollectorRegistry
 
 from scraper.state import FleetState
 from scraper.store import Store
+from server.audit import AuditLog
 from server.auth.ratelimit import LoginLimiter
 from server.auth.store import AuthStore
+from server.floor_plans import PlanStore
 from server.follower import StoreFollower
 from server.http_metrics import HttpMetrics
 from server.ingest import IngestService
+from server.inventory_edit import InventoryEditor
 from server.live import LiveHub
 from server.settings import Settings
 
@@ -45,3 +48,8 @@ class ServerContext:
     startup_error: BaseException | None = None
     # The alert engine (None when alerts are off or there is no database); set by the lifespan.
     alerts: AlertEngine | None = None
+    # The inventory editor (/api/inventory), floor plans (/api/sites) and the audit of both
+    # (None without a database: changes that cannot be audited are not made).
+    inventory_editor: InventoryEditor | None = None
+    plans: PlanStore | None = None
+    audit: AuditLog | None = None

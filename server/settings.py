@@ -39,6 +39,11 @@ class Settings(BaseSettings):
         "a missing file means no channels)",
     )
     alerts: bool = Field(default=True, description="run the alert engine in this server process")
+    data_dir: Path | None = Field(
+        default=None,
+        description="folder of the server's own files (floor plans); default: millwatch-data beside "
+        "the SQLite database, or beside the inventory with PostgreSQL",
+    )
     host: str = Field(default="127.0.0.1", description="address the server listens on")
     port: int = Field(default=8000, ge=0, le=65535, description="TCP port (0: any free port)")
     scrape: bool = Field(default=True, description="run the scraper in the server process")
@@ -140,6 +145,18 @@ class Settings(BaseSettings):
     def _check_rate(cls, value: str) -> str:
         parse_rate(value)
         return value
+
+    def effective_data_dir(self, inventory: Path | None = None) -> Path:
+        """MILLWATCH_DATA_DIR, else `millwatch-data` beside the SQLite database file, else beside the
+        inventory (`inventory`, default the setting)."""
+        if self.data_dir is not None:
+            return self.data_dir
+        prefix = "sqlite:///"
+        if self.database_url.startswith(prefix):
+            database = self.database_url[len(prefix) :].split("?", 1)[0]
+            if database and database != ":memory:":
+                return Path(database).parent / "millwatch-data"
+        return (inventory or self.inventory).parent / "millwatch-data"
 
     @property
     def notifications_path(self) -> Path:
