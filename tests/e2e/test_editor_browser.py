@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Dialog, Page, expect, sync_playwright
 from support import MillwatchProcess, closed_port_url, run_millwatch
 
@@ -252,3 +253,61 @@ def test_a_viewer_never_sees_the_editor_and_is_refused_the_same_request(
     assert page.request.get(f"{server.base}/api/inventory/machines").status == 403
     assert page.request.get(f"{server.base}/api/audit").status == 403
     assert server.inventory.read_text() == server.original
+
+
+def test_admin_uploads_a_floor_plan_and_places_a_machine_on_it(
+    context: BrowserContext, browser: Browser, server: Server, tmp_path: Path
+) -> None:
+    plan = tmp_path / "hall.png"
+    Image.new("RGB", (800, 400), "white").save(plan)
+    page = context.new_page()
+    log_in(page, server, "ada")
+
+    # The plan of Berlin: none yet; a text file is refused by the page, the PNG is uploaded.
+    page.get_by_test_id("open-plans").click()
+    page.get_by_label("Site").select_option("Berlin")
+    expect(page.get_by_test_id("plans")).to_contain_text("Berlin has no floor plan yet.", timeout=20_000)
+    page.locator("#mw-plan-file").set_input_files(
+        {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not an image"}
+    )
+    page.get_by_role("button", name="Upload", exact=True).click()
+    expect(page.get_by_test_id("plans-notice")).to_have_text("A floor plan is a PNG, JPEG or WebP image.")
+    page.locator("#mw-plan-file").set_input_files(str(plan))
+    page.get_by_role("button", name="Upload", exact=True).click()
+    notice = page.get_by_test_id("plans-notice")
+    expect(notice).to_have_text("The floor plan of Berlin is uploaded.", timeout=20_000)
+    floor = page.get_by_test_id("floor-plan")
+    expect(floor.locator("img.leaflet-image-layer")).to_have_count(1)
+
+    # Ada places Press 14 by clicking the middle of the plan, and saves.
+    open_editor(page)
+    page.get_by_role("button", name="Edit Press 14 (press_14)").click()
+    page.get_by_role("button", name="Place on the floor plan of Berlin").click()
+    box = floor.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    expect(page.locator("#mw-ed-plan-x")).not_to_have_value("")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_test_id("editor-status")).to_have_text("Saved press_14.", timeout=20_000)
+    press = load_inventory(server.inventory).get("press_14")
+    assert press is not None and press.plan_position is not None
+    assert abs(press.plan_position.x - 0.5) < 0.05 and abs(press.plan_position.y - 0.5) < 0.05
+
+    # On the plan, the machine shows with its live status in words, its name as text.
+    marker = floor.locator('.mw-plan-marker[data-machine-id="press_14"]')
+    expect(marker).to_contain_text("Press 14", timeout=20_000)
+    expect(marker).to_contain_text(re.compile("Down|Unknown"))
+
+    # A viewer sees the same plan, without the admin's upload form.
+    viewer_context = browser.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        viewer = viewer_context.new_page()
+        log_in(viewer, server, "vic")
+        viewer.get_by_test_id("open-plans").click()
+        viewer.get_by_label("Site").select_option("Berlin")
+        image = viewer.get_by_test_id("floor-plan").locator("img.leaflet-image-layer")
+        expect(image).to_have_count(1, timeout=20_000)
+        expect(viewer.get_by_test_id("plans")).to_contain_text("Press 14")
+        expect(viewer.locator("#mw-plan-file")).to_have_count(0)
+    finally:
+        viewer_context.close()

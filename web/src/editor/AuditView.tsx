@@ -1,6 +1,8 @@
 import { useCallback, useEffect, useState } from 'react';
 import type { AuditRow, InventoryApi } from './api';
 
+const PAGE = 100;
+
 function when(ms: number): string {
   // In the viewer's own locale and time zone.
   return Number.isNaN(ms) ? '?' : new Date(ms).toLocaleString();
@@ -9,12 +11,25 @@ function when(ms: number): string {
 /** The audit log: who changed the inventory, when, and how (newest first). */
 export function AuditView({ api }: { api: InventoryApi }) {
   const [rows, setRows] = useState<AuditRow[] | null>(null);
+  const [older, setOlder] = useState<number | null>(null);
   const [error, setError] = useState<string | null>(null);
 
+  const fail = (e: unknown) => setError(e instanceof Error ? e.message : String(e));
   const load = useCallback(() => {
     setError(null);
-    api.audit().then(setRows, (e: unknown) => setError(e instanceof Error ? e.message : String(e)));
+    api.auditPage(PAGE).then((page) => {
+      setRows(page.rows);
+      setOlder(page.nextBefore);
+    }, fail);
   }, [api]);
+
+  const loadOlder = () => {
+    if (older === null) return;
+    api.auditPage(PAGE, older).then((page) => {
+      setRows((r) => [...(r ?? []), ...page.rows]);
+      setOlder(page.nextBefore);
+    }, fail);
+  };
 
   useEffect(load, [load]);
 
@@ -58,6 +73,11 @@ export function AuditView({ api }: { api: InventoryApi }) {
             ))}
           </tbody>
         </table>
+      )}
+      {older !== null && (
+        <button type="button" onClick={loadOlder}>
+          Show older changes
+        </button>
       )}
     </section>
   );

@@ -1,4 +1,4 @@
-import { act, cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
+import { act, cleanup, configure, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Account } from '../auth';
 import { EMPTY_FLEET, type FleetData } from '../fleet';
@@ -13,6 +13,8 @@ const PRESS: InventoryEntry = { id: 'press_14', name: 'Press 14', url: 'http://1
 const EVIL: InventoryEntry = { id: 'evil', name: XSS, url: 'http://10.0.0.66:9817/metrics' };
 
 afterEach(cleanup);
+// A loaded 2-core CI host: conditions get seconds, never a fixed sleep.
+configure({ asyncUtilTimeout: 5000 });
 
 function renderEditor(machines: InventoryEntry[] = [PRESS, EVIL]) {
   const server = new FakeInventoryServer(machines);
@@ -30,7 +32,7 @@ function field(label: string | RegExp): HTMLInputElement {
   return screen.getByLabelText(label) as HTMLInputElement;
 }
 
-describe('the inventory editor', () => {
+describe('the inventory editor', { timeout: 30_000 }, () => {
   it('shows a machine named like markup as text, never as markup', async () => {
     renderEditor();
     const list = await screen.findByTestId('editor-list');
@@ -44,7 +46,10 @@ describe('the inventory editor', () => {
   it("adds a machine; the server's 422 is shown beside the field it is about", async () => {
     const server = renderEditor();
     server.validate = (e) => (typeof e.url === 'string' && e.url.startsWith('http') ? [] : [{ loc: ['url'], msg: 'must start with http:// or https://' }]);
-    fireEvent.click(await screen.findByRole('button', { name: 'Add machine' }));
+    // The button waits for the inventory (and its version) to be read.
+    const add = await screen.findByRole('button', { name: 'Add machine' });
+    await waitFor(() => expect((add as HTMLButtonElement).disabled).toBe(false));
+    fireEvent.click(add);
     await screen.findByTestId('machine-form');
     fireEvent.change(field('Id'), { target: { value: 'lathe_2' } });
     fireEvent.change(field('URL'), { target: { value: 'ftp://10.0.0.2' } });
@@ -148,7 +153,7 @@ function Tools({ account, fleet }: { account: Account; fleet: FleetData }) {
   );
 }
 
-describe('who sees the editor', () => {
+describe('who sees the editor', { timeout: 30_000 }, () => {
   it('a viewer has no editor button; an admin has one that opens the editor', async () => {
     const fetchCalls: string[] = [];
     const realFetch = globalThis.fetch;

@@ -126,4 +126,26 @@ describe('import and audit', () => {
     expect(rows[2]!.diff).toContain('"name"');
     expect(sortAudit([{ time: Number.NaN, actor: '', action: '', target: 'z', diff: '' }, rows[0]!]).map((r) => r.target)).toEqual(['c', 'z']);
   });
+
+  it("reads the server's audit entries (diff in `detail`, the machine in `machine`) and pages back", async () => {
+    const paths: string[] = [];
+    const api = new InventoryApi({
+      fetchFn: async (path) => {
+        paths.push(path);
+        return new Response(
+          JSON.stringify({
+            audit: [
+              { id: 'inventory:2', source: 'inventory', time: 1764136900.5, actor: 'ada', action: 'machine.update', target: 'machines.yaml', machine: 'press_14', detail: '-name: A\n+name: B' },
+            ],
+            next_before: 1764136900.5,
+          }),
+        );
+      },
+    });
+    const page = await api.auditPage(1);
+    expect(page.rows).toEqual([{ time: 1764136900500, actor: 'ada', action: 'machine.update', target: 'press_14', diff: '-name: A\n+name: B' }]);
+    expect(page.nextBefore).toBe(1764136900.5);
+    await api.auditPage(1, page.nextBefore);
+    expect(paths).toEqual(['/api/audit?limit=1', '/api/audit?limit=1&before=1764136900.5']);
+  });
 });

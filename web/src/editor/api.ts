@@ -170,11 +170,18 @@ export class InventoryApi {
 
   /** The newest audit rows (who changed what, when). Throws `ApiError`. */
   async audit(limit = 200): Promise<AuditRow[]> {
-    const response = await this.get(`/api/audit?limit=${limit}`);
+    return (await this.auditPage(limit)).rows;
+  }
+
+  /** One page of the audit, newest first; `nextBefore` asks for the older page (null: no more). */
+  async auditPage(limit = 200, before: number | null = null): Promise<AuditPage> {
+    const query = before === null ? `limit=${limit}` : `limit=${limit}&before=${before}`;
+    const response = await this.get(`/api/audit?${query}`);
     const body = await bodyOf(response);
     if (!response.ok) throw new ApiError(response.status, detailText(body, response.status));
     const rows = isRecord(body) && Array.isArray(body.audit) ? body.audit : [];
-    return sortAudit(rows.map(auditRow).filter((r): r is AuditRow => r !== null));
+    const next = isRecord(body) && typeof body.next_before === 'number' ? body.next_before : null;
+    return { rows: sortAudit(rows.map(auditRow).filter((r): r is AuditRow => r !== null)), nextBefore: next };
   }
 
   private get(path: string): Promise<Response> {
@@ -213,12 +220,20 @@ export interface AuditRow {
   diff: string;
 }
 
+export interface AuditPage {
+  rows: AuditRow[];
+  nextBefore: number | null;
+}
+
 function auditRow(value: unknown): AuditRow | null {
   if (!isRecord(value)) return null;
   const time = timeOf(value.time);
-  const text = (v: unknown) => (typeof v === 'string' ? v : v === null || v === undefined ? '' : JSON.stringify(v));
-  const diff = typeof value.diff === 'string' ? value.diff : JSON.stringify(value.diff ?? '', null, 2);
-  return { time, actor: text(value.actor), action: text(value.action), target: text(value.target), diff };
+  const text = (v: unknown) => (typeof v === 'string' ? v : v === null || v === undefined ? '' : JSON.stringify(v, null, 2));
+  // The server names the change `detail` (a unified diff) and the machine `machine`; `diff` and
+  // `target` are the older names.
+  const target = typeof value.machine === 'string' && value.machine !== '' ? value.machine : text(value.target);
+  const diff = text(value.detail ?? value.diff);
+  return { time, actor: text(value.actor), action: text(value.action), target, diff };
 }
 
 function timeOf(value: unknown): number {

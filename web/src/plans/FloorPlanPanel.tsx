@@ -67,7 +67,10 @@ export function FloorPlanPanel({ api, fleet, isAdmin, site, onSite, onClose, inv
   const markers: PlanMarker[] = useMemo(() => {
     const out: PlanMarker[] = [];
     for (const m of siteMachines) {
-      const position = fromInventory.get(m.id) ?? served.get(m.id);
+      // The inventory an admin's editor read is the freshest; then the live machine (when the
+      // page keeps `plan_position` from the wire), then the positions read on opening.
+      const live = planPosition((m as unknown as { plan_position?: unknown }).plan_position);
+      const position = fromInventory.get(m.id) ?? live ?? served.get(m.id);
       if (position) out.push({ id: m.id, name: m.name, status: m.status, reason: m.reason, position });
     }
     return out;

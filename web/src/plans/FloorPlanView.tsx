@@ -67,12 +67,20 @@ export function FloorPlanView({ site, plan, imageUrl, markers, placing }: FloorP
     const bounds = L.latLngBounds([0, 0], [plan.height, plan.width]);
     const map = L.map(container, { crs: L.CRS.Simple, minZoom: -5, maxZoom: 4, zoomSnap: 0.25, attributionControl: false });
     L.imageOverlay(imageUrl, bounds, { alt: `Floor plan of ${site}` }).addTo(map);
-    map.fitBounds(bounds);
+    map.fitBounds(bounds, { animate: false });
     map.setMaxBounds(bounds.pad(0.5));
     layerRef.current = L.layerGroup().addTo(map);
     map.on('click', (e: L.LeafletMouseEvent) => placingRef.current?.onPlace(fromPlanLatLng(e.latlng.lat, e.latlng.lng, size)));
     mapRef.current = map;
+    // The panel narrows when the editor opens beside it: Leaflet must hear of it, and the whole
+    // plan is shown again in the new size (otherwise a click would land on the wrong spot).
+    const resized = typeof ResizeObserver === 'undefined' ? null : new ResizeObserver(() => {
+      map.invalidateSize({ pan: false });
+      map.fitBounds(bounds, { animate: false });
+    });
+    resized?.observe(container);
     return () => {
+      resized?.disconnect();
       map.remove();
       mapRef.current = null;
       layerRef.current = null;
