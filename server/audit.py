@@ -67,10 +67,18 @@ class AuditLog:
             }
             for row in rows
         ]
-        with self._store.transaction("audit") as connection:
-            if values:
-                connection.execute(audit_log.insert(), values)
-            yield
+        try:
+            with self._store.transaction("audit") as connection:
+                if values:
+                    connection.execute(audit_log.insert(), values)
+                try:
+                    yield
+                except Exception as e:
+                    # The change failed (a disk error writing the file, say): rolled back, and raised
+                    # as itself, not as the store's error the transaction would make of an OSError.
+                    raise _ChangeFailed(e) from e
+        except _ChangeFailed as failed:
+            raise failed.error from None
 
     def journal(self, actor: str) -> InventoryJournal:
         """What the inventory editor records its changes in, as `actor`."""
@@ -104,6 +112,12 @@ class InventoryJournal:
     def recording(self, changes: Sequence[Change]) -> contextlib.AbstractContextManager[None]:
         rows = [AuditRow(c.action, c.machine_id, c.diff()) for c in changes]
         return self.audit.recording(self.actor, rows)
+
+
+class _ChangeFailed(Exception):
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:

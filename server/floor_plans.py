@@ -32,6 +32,7 @@ MAX_PLAN_BYTES = 5 * 1024 * 1024
 MAX_PLAN_PIXELS = 64_000_000
 MAX_SIDE = 20_000
 
+_TOO_LARGE = f"a floor plan may be at most {MAX_SIDE} pixels a side and {MAX_PLAN_PIXELS} pixels in all"
 CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 
 
@@ -83,14 +84,14 @@ def measure(data: bytes) -> tuple[str, int, int]:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=[kind]) as image:
                 width, height = image.size
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise PlanRefused(422, f"the {kind} image cannot be read (damaged or too large)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise PlanRefused(422, _TOO_LARGE) from None
+    except UnidentifiedImageError:
+        raise PlanRefused(422, f"the {kind} image cannot be read (damaged?)") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise PlanRefused(422, f"the {kind} image cannot be read: {e}") from None
     if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE) or width * height > MAX_PLAN_PIXELS:
-        raise PlanRefused(
-            422, f"a floor plan may be at most {MAX_SIDE} pixels a side and {MAX_PLAN_PIXELS} pixels"
-        )
+        raise PlanRefused(422, _TOO_LARGE)
     return kind, width, height
 
 

@@ -208,6 +208,10 @@ async def _run(function: Callable[..., T], *args: Any) -> T | Response:
         return json_response(
             {"detail": "the audit database cannot be written now: the change was not made"}, 503
         )
+    except OSError as e:
+        # The file or its folder cannot be written (permissions, a full disk, a read-only mount).
+        log.error("inventory change not made: %s", e)
+        return json_response({"detail": f"machines.yaml cannot be written: {e.strerror or e}"}, 503)
 
 
 def _error_response(error: EditError) -> Response:

@@ -183,9 +183,10 @@ machines:
         f"{where}:7: machines[1].url: must start with http:// or https://",
         f"{where}:8: machines[1].location.lat: must be less than or equal to 90 (got 91)",
         f"{where}:9: machines[1].colour: unknown key (expected one of: id, name, mode, url, "
-        "location, plan_position, site, labels, auth, enabled, scrape_interval, scrape_timeout, push_interval, "
-        "push_stale_intervals, thresholds, alerts, sample_limit, label_limit, label_name_length_limit, "
-        "label_value_length_limit, metric_name_length_limit, body_size_limit, follow_redirects)",
+        "location, plan_position, site, labels, auth, enabled, scrape_interval, scrape_timeout, "
+        "push_interval, push_stale_intervals, thresholds, alerts, sample_limit, label_limit, "
+        "label_name_length_limit, label_value_length_limit, metric_name_length_limit, body_size_limit, "
+        "follow_redirects)",
         f"{where}:10: machines[2].id: duplicate id 'press_01' (first used by machines[0] at line 4)",
         f"{where}:12: machines[2].enabled: must be true or false (got 'maybe')",
         f"{where}:13: machines[3].id: required",
