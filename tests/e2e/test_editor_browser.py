@@ -175,6 +175,26 @@ def test_admin_adds_a_machine_and_machines_yaml_keeps_every_comment(
     assert drill.location is not None and (drill.location.lat, drill.location.lon) == (50.11, 8.68)
     expect(page.locator('.mw-marker[data-machine-id="drill_7"]')).to_have_count(1, timeout=30_000)
 
+    # A CSV import: a bad row is named and nothing is written; the corrected file is imported.
+    page.get_by_role("button", name="Import", exact=True).click()
+    header = "id,name,url,site,lat,lon,labels\n"
+    bad = header + f"mill_9,Mill 9,{closed_port_url()},Frankfurt,200,8.7,line=milling\n"
+    page.locator("#mw-import-file").set_input_files(
+        {"name": "mills.csv", "mimeType": "text/csv", "buffer": bad.encode()}
+    )
+    page.get_by_role("button", name="Import the file").click()
+    expect(page.get_by_test_id("import-problems")).to_contain_text("row 2", timeout=20_000)
+    assert "mill_9" not in server.inventory.read_text()
+    good = bad.replace(",200,", ",50.2,")
+    page.locator("#mw-import-file").set_input_files(
+        {"name": "mills.csv", "mimeType": "text/csv", "buffer": good.encode()}
+    )
+    page.get_by_role("button", name="Import the file").click()
+    expect(page.get_by_test_id("import-done")).to_be_visible(timeout=20_000)
+    mill = load_inventory(server.inventory).get("mill_9")
+    assert mill is not None and mill.labels == {"line": "milling"}
+    assert [c for c in comments(server.original) if c not in server.inventory.read_text()] == []
+
     # The audit log shows who did it.
     page.get_by_role("button", name="Audit log").click()
     expect(page.get_by_test_id("audit-table")).to_contain_text("drill_7", timeout=20_000)

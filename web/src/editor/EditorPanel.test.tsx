@@ -64,6 +64,9 @@ describe('the inventory editor', { timeout: 30_000 }, () => {
     expect(error.textContent).toBe('must start with http:// or https://');
     expect(field('URL').getAttribute('aria-invalid')).toBe('true');
     expect(field('URL').getAttribute('aria-describedby')).toContain('mw-ed-url-error');
+    await waitFor(() => expect(document.activeElement).toBe(field('URL'))); // the focus goes to the refused field
+    fireEvent.change(field('Site'), { target: { value: 'Munich' } });
+    expect(document.activeElement).toBe(field('URL')); // and typing elsewhere does not pull it back
     expect(server.machines).toHaveLength(2);
 
     fireEvent.change(field('URL'), { target: { value: 'http://10.0.0.2:9817/metrics' } });
@@ -72,6 +75,7 @@ describe('the inventory editor', { timeout: 30_000 }, () => {
     expect(server.machines[2]).toEqual({
       id: 'lathe_2',
       url: 'http://10.0.0.2:9817/metrics',
+      site: 'Munich',
       location: { lat: 48.1, lon: 11.5 },
       labels: { line: 'turning' },
     });

@@ -366,6 +366,7 @@ export function EditorPanel({ api, fleet, map, onClose, onPlacing, onOpenPlan, s
               form={editing.form}
               onChange={setForm}
               errors={errors}
+              refusal={editing.problems}
               isNew={editing.base === null}
               busy={busy}
               pickingOnMap={picking}

@@ -65,7 +65,7 @@ export function ImportView({ api, etag, onImported }: ImportViewProps) {
           />
         </div>
         <button type="submit" className="mw-primary" disabled={file === null || busy || etag === null}>
-          Import
+          Import the file
         </button>
       </form>
       {outcome?.kind === 'ok' && (

@@ -1,3 +1,4 @@
+import { useEffect, useRef } from 'react';
 import { FieldError, TextField } from './Fields';
 import type { AuthKind, FieldKey, LabelRow, MachineForm, ThresholdRow } from './form';
 import { MASKED } from './types';
@@ -6,6 +7,8 @@ export interface MachineFormViewProps {
   form: MachineForm;
   onChange: (update: (form: MachineForm) => MachineForm) => void;
   errors: Map<FieldKey, string[]>;
+  /** The server's last refusal, as received: a new one moves the focus to its first field. */
+  refusal: readonly unknown[];
   isNew: boolean;
   busy: boolean;
   /** True while the next click on the fleet map sets the location. */
@@ -26,9 +29,21 @@ export function MachineFormView(props: MachineFormViewProps) {
   const set = <K extends keyof MachineForm>(key: K) => (value: MachineForm[K]) => onChange((f) => ({ ...f, [key]: value }));
   const err = (key: FieldKey) => errors.get(key);
   const general = errors.get('general');
+  const formRef = useRef<HTMLFormElement>(null);
+
+  // Keyboard users land in the form, and after a refusal on the first field the server named.
+  useEffect(() => {
+    formRef.current?.querySelector<HTMLInputElement>(isNew ? '#mw-ed-id' : '#mw-ed-name')?.focus();
+  }, [isNew]);
+  const refusal = props.refusal;
+  useEffect(() => {
+    if (refusal.length === 0) return;
+    formRef.current?.querySelector<HTMLElement>('[aria-invalid="true"], .mw-form-problems')?.focus();
+  }, [refusal]);
 
   return (
     <form
+      ref={formRef}
       className="mw-editor-form"
       aria-label={isNew ? 'New machine' : `Edit machine ${form.id}`}
       data-testid="machine-form"
@@ -38,7 +53,7 @@ export function MachineFormView(props: MachineFormViewProps) {
       }}
     >
       {general && (
-        <div className="mw-field-error mw-form-problems" role="alert" data-testid="form-problems">
+        <div className="mw-field-error mw-form-problems" role="alert" data-testid="form-problems" tabIndex={-1}>
           <p>The server refused the entry:</p>
           <ul>
             {general.map((m) => (

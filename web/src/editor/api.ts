@@ -81,7 +81,10 @@ export function problemsOf(body: unknown): FieldProblem[] {
     const rawLoc = Array.isArray(item.loc) ? item.loc : [];
     const loc = rawLoc.filter((p): p is string | number => typeof p === 'string' || typeof p === 'number');
     if (loc[0] === 'body') loc.shift();
-    out.push({ loc, msg: typeof item.msg === 'string' ? item.msg : String(item.msg ?? 'invalid') });
+    const problem: FieldProblem = { loc, msg: typeof item.msg === 'string' ? item.msg : String(item.msg ?? 'invalid') };
+    if (typeof item.row === 'number') problem.row = item.row;
+    if (typeof item.line === 'number') problem.line = item.line;
+    out.push(problem);
   }
   return out.length > 0 ? out : [{ loc: [], msg: 'the server refused the entry' }];
 }

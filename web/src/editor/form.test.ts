@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { emptyForm, entryFromForm, fieldErrors, fieldOf, formFromEntry } from './form';
+import { emptyForm, entryFromForm, fieldErrors, fieldOf, formFromEntry, problemText } from './form';
 import { buildMergePatch } from './mergePatch';
 import type { InventoryEntry } from './types';
 
@@ -81,5 +81,13 @@ describe("the server's 422 beside the fields", () => {
     expect(errors.get('url')).toEqual(['must start with http:// or https://']);
     expect(errors.get('general')).toEqual(['sample_limit: must be positive', 'scrape_timeout must be shorter than scrape_interval']);
     expect(errors.get('labels')).toEqual(['bad label']);
+  });
+
+  it('an import problem names its row, a problem elsewhere in the file its line', () => {
+    expect(problemText({ loc: ['url'], msg: 'must start with http://', row: 3 })).toBe('row 3, url: must start with http://');
+    expect(problemText({ loc: ['inventory', 'machines', 2, 'url'], msg: 'bad', line: 14 })).toBe(
+      'machines.yaml line 14, inventory.machines.2.url: bad',
+    );
+    expect(fieldOf(['inventory', 'machines', 2, 'url'], form)).toBe('general');
   });
 });

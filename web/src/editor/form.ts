@@ -249,10 +249,15 @@ export function fieldOf(loc: FieldProblem['loc'], form: MachineForm): FieldKey {
   return 'general';
 }
 
-/** "labels.hall: message" style text for a problem shown away from its field. */
+/** "row 3, labels.hall: message" style text for a problem shown away from its field. */
 export function problemText(problem: FieldProblem): string {
-  const where = problem.loc.map(String).join('.');
-  return where === '' ? problem.msg : `${where}: ${problem.msg}`;
+  const path = problem.loc.map(String).join('.');
+  const place = [
+    problem.row !== undefined ? `row ${problem.row}` : null,
+    problem.line !== undefined && problem.row === undefined ? `machines.yaml line ${problem.line}` : null,
+    path || null,
+  ].filter((p): p is string => p !== null);
+  return place.length === 0 ? problem.msg : `${place.join(', ')}: ${problem.msg}`;
 }
 
 /** The server's problems grouped by the field they are shown beside. */

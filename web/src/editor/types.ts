@@ -25,6 +25,10 @@ export type InventoryEntry = JsonObject & { id: string };
 export interface FieldProblem {
   loc: (string | number)[];
   msg: string;
+  /** Import: the row of the file (CSV: its line; YAML: the list item from 1). */
+  row?: number;
+  /** A problem elsewhere in machines.yaml: its line there. */
+  line?: number;
 }
 
 /** The value the server puts in place of a secret it never sends. */
