@@ -152,6 +152,14 @@ def test_admin_adds_a_machine_and_machines_yaml_keeps_every_comment(
     page.locator("#mw-ed-name").fill("Drill 7")
     page.locator("#mw-ed-url").fill("ftp://10.0.0.7/metrics")
     page.locator("#mw-ed-site").fill("Frankfurt")
+    # Placed by a click on the map (where the editor leaves it visible), then typed exactly.
+    page.get_by_test_id("pick-on-map").click()
+    box = page.locator(".mw-map").bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.5)
+    expect(page.locator("#mw-ed-lat")).to_have_value(re.compile(r"^-?\d+(\.\d+)?$"))
+    expect(page.locator("#mw-ed-lon")).to_have_value(re.compile(r"^-?\d+(\.\d+)?$"))
+    expect(page.locator(".mw-place-marker")).to_have_count(1)
     page.locator("#mw-ed-lat").fill("50.11")
     page.locator("#mw-ed-lon").fill("8.68")
     page.get_by_role("button", name="Add label").click()
