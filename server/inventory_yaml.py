@@ -17,6 +17,7 @@ dumping the whole document instead (`FullDumpNeeded`).
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -176,18 +177,14 @@ class Span:
 
 
 def layout_of(text: str, document: Any) -> Layout:
+    """The file's indents: nested mappings from the document's columns, the list's from its text."""
     newline = "\r\n" if "\r\n" in text else "\n"
-    mapping_indent = _mapping_indent(document)
-    seq_offset = 2
-    machines = document.get("machines") if isinstance(document, CommentedMap) else None
-    if isinstance(machines, CommentedSeq) and len(machines) and "machines" in document:
-        lines = text.splitlines()
-        key_line, key_col = document.lc.key("machines")
-        try:
-            _, dash_col = _dash(lines, *machines.lc.item(0))
-        except FullDumpNeeded:
-            dash_col = key_col + 2
-        seq_offset = max(0, dash_col - key_col)
+    try:
+        mapping_indent = _mapping_indent(document)
+    except (AttributeError, KeyError, TypeError):  # nodes without positions (made by an edit)
+        mapping_indent = 2
+    found = _scan(text.splitlines())
+    seq_offset = found[0][0][1] if found is not None and found[0] else 2
     return Layout(mapping_indent, seq_offset, newline)
 
 
@@ -215,20 +212,14 @@ def _block_maps(node: Any, depth: int) -> Iterator[tuple[CommentedMap, Any, Comm
             yield from _block_maps(value, depth + 1)
 
 
-def spans(text: str, document: Any) -> list[Span]:
-    """Each entry's lines; raises FullDumpNeeded when the list cannot be edited as text."""
-    machines = document.get("machines") if isinstance(document, CommentedMap) else None
-    if not isinstance(machines, CommentedSeq) or not len(machines) or machines.fa.flow_style():
-        raise FullDumpNeeded()
+def spans(text: str, count: int) -> list[Span]:
+    """Each of the `count` entries' lines, found in the text alone (so a document whose line numbers
+    are out of date still edits right); FullDumpNeeded when the list is not a block list of them."""
     lines = text.splitlines()
-    keys = list(document)
-    after = keys.index("machines") + 1
-    list_end = document.lc.key(keys[after])[0] if after < len(keys) else len(lines)
-    starts = []
-    for index in range(len(machines)):
-        line, col = machines.lc.item(index)
-        dash_line, dash_col = _dash(lines, line, col)
-        starts.append((dash_line, dash_col, col))
+    found = _scan(lines)
+    if found is None or not found[0] or len(found[0]) != count:
+        raise FullDumpNeeded()
+    starts, list_end = found
     result = []
     for index, (start, dash_col, key_col) in enumerate(starts):
         end = starts[index + 1][0] if index + 1 < len(starts) else list_end
@@ -240,25 +231,55 @@ def spans(text: str, document: Any) -> list[Span]:
     return result
 
 
-def _dash(lines: Sequence[str], line: int, col: int) -> tuple[int, int]:
-    """The line and column of the `-` of the list item whose content starts at (line, col)."""
-    text = lines[line] if line < len(lines) else ""
-    j = min(col, len(text)) - 1
-    while j >= 0 and text[j] == " ":
-        j -= 1
-    if j >= 0 and text[j] == "-":
-        return line, j
-    if j >= 0 and text[j] == "&":  # `- &anchor` then the mapping: the dash is before the anchor
-        dash = text.find("-")
-        if 0 <= dash < j:
-            return line, dash
-    for previous in range(line - 1, -1, -1):  # `-` alone (or with an anchor) on a line of its own
-        stripped = lines[previous].strip()
-        if stripped.startswith("-"):
-            return previous, lines[previous].index("-")
-        if stripped and not stripped.startswith("#"):
+_MACHINES_KEY = re.compile(r"""^(machines|"machines"|'machines')[ \t]*:[ \t]*(#.*)?$""")
+
+
+def _scan(lines: Sequence[str]) -> tuple[list[tuple[int, int, int]], int] | None:
+    """The block list under the top-level `machines:`: (dash line, dash column, key column) of each
+    item and the line where the list ends; None when there is no such list.
+
+    In YAML a line indented as far as the list's `-` and starting with `- ` is an item of that list:
+    block scalars, continuation lines and nested content are all indented deeper.
+    """
+    key_line = next((i for i, line in enumerate(lines) if _MACHINES_KEY.match(line)), None)
+    if key_line is None:
+        return None
+    starts: list[tuple[int, int, int]] = []
+    dash_col: int | None = None
+    end = len(lines)
+    for number in range(key_line + 1, len(lines)):
+        line = lines[number]
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        indent = _indent(line)
+        if indent == 0 and (stripped.startswith(("---", "...")) or not stripped.startswith("-")):
+            end = number  # the next top-level key, or the document's end
             break
-    raise FullDumpNeeded()
+        if dash_col is None:
+            if not _is_dash(line, indent):
+                return None
+            dash_col = indent
+        if indent == dash_col and _is_dash(line, indent):
+            starts.append((number, dash_col, _key_col(lines, number, dash_col)))
+        elif indent < dash_col:
+            return None
+    return starts, end
+
+
+def _is_dash(line: str, col: int) -> bool:
+    return line[col : col + 1] == "-" and (len(line) == col + 1 or line[col + 1] in " \t")
+
+
+def _key_col(lines: Sequence[str], number: int, dash_col: int) -> int:
+    rest = lines[number][dash_col + 1 :]
+    content = rest.lstrip()
+    if content and not content.startswith(("#", "&", "!")):
+        return dash_col + 1 + len(rest) - len(content)
+    for following in lines[number + 1 :]:  # `-` (or `- &anchor`) alone: the mapping starts below
+        if following.strip() and not following.strip().startswith("#"):
+            return _indent(following)
+    return dash_col + 2
 
 
 def _trim(lines: Sequence[str], start: int, end: int, dash_col: int) -> int:
@@ -337,38 +358,69 @@ def _drop_following_comment(entry: CommentedMap) -> None:
         holder.ca.end = []
 
 
+@dataclass
+class Spliced:
+    """The new text; the original lines of the replaced and deleted entries; each re-rendered entry
+    with its lines (for the editor's check that they read back as the entry)."""
+
+    text: str
+    touched: str
+    rendered: list[tuple[CommentedMap, list[str]]]
+
+
 def splice(
     text: str,
     document: Any,
     replaced: Mapping[int, CommentedMap | None],
     appended: Sequence[CommentedMap],
     layout: Layout,
-) -> str:
+) -> Spliced:
     """The text with the entries at the indexes of `replaced` re-rendered (None: deleted) and
     `appended` added after the last entry. Raises FullDumpNeeded (then use `full_dump`)."""
-    all_spans = spans(text, document)
+    machines = document.get("machines") if isinstance(document, Mapping) else None
+    if not isinstance(machines, CommentedSeq) or not len(machines) or machines.fa.flow_style():
+        raise FullDumpNeeded()
+    all_spans = spans(text, len(machines))
     lines = text.splitlines(keepends=True)
     nl = layout.newline
     if lines and not lines[-1].endswith(("\n", "\r")):
         lines[-1] += nl
+    rendered: list[tuple[CommentedMap, list[str]]] = []
+    touched: list[str] = []
     if appended:
         last = all_spans[-1]
         # Entries separated by a blank line (as the last one is from the one before) get one too.
         gap = [nl] if last.start > 0 and not lines[last.start - 1].strip() else []
         added: list[str] = []
         for new in appended:
-            added += gap + [line + nl for line in render(new, last.dash_col, last.key_col, layout)]
+            new_lines = render(new, last.dash_col, last.key_col, layout)
+            rendered.append((new, new_lines))
+            added += gap + [line + nl for line in new_lines]
         lines[last.end : last.end] = added
     for index in sorted(replaced, reverse=True):
         span = all_spans[index]
         entry = replaced[index]
+        touched += lines[span.start : span.end]
         if entry is None:
             lines[span.start : span.end] = []
             continue
         own_tail = lines[span.tail : span.end]
-        rendered = [line + nl for line in render(entry, span.dash_col, span.key_col, layout)]
-        lines[span.start : span.end] = rendered + own_tail
-    return "".join(lines)
+        new_lines = render(entry, span.dash_col, span.key_col, layout)
+        rendered.append((entry, new_lines))
+        lines[span.start : span.end] = [line + nl for line in new_lines] + own_tail
+    return Spliced("".join(lines), "".join(touched), rendered)
+
+
+def reads_back(entry: CommentedMap, lines: Sequence[str]) -> bool:
+    """Whether an entry's rendered lines, read alone, are the entry's data again."""
+    if not lines:
+        return False
+    shift = _indent(lines[0])
+    try:
+        items = load_roundtrip("\n".join(line[min(shift, _indent(line)) :] for line in lines) + "\n")
+    except ValueError:
+        return False
+    return isinstance(items, list) and len(items) == 1 and same(plain(items[0]), plain(entry))
 
 
 def full_dump(document: Any, layout: Layout) -> str:

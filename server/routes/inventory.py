@@ -72,6 +72,26 @@ _ERRORS = {
     "etag": {"description": "If-Match does not name the current file", "model": Conflict},
     "refused": {"description": "the result would not pass `millwatch check`", "model": ValidationRefusal},
 }
+_IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": 'the ETag of your last read, quoted: "E"',
+}
+_ENTRY_SCHEMA = {
+    "type": "object",
+    "additionalProperties": True,
+    "description": "a machine's entry as written in machines.yaml (docs/inventory.md)",
+}
+
+
+def _body(*types: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the OpenAPI description says of a body the route reads itself (bounded), and If-Match."""
+    content = {t: {"schema": schema or _ENTRY_SCHEMA} for t in types}
+    return {"parameters": [_IF_MATCH], "requestBody": {"required": True, "content": content}}
+
+
 WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"description": "no machine with this id"},
     409: {"description": "the id is taken, or the file on disk cannot be parsed"},
@@ -122,7 +142,13 @@ async def get_machine(machine_id: str, editor: EditorDep) -> Response:
     return json_response(mask_secrets(entry), headers=_etag_header(snapshot.etag))
 
 
-@router.post("/machines", status_code=201, response_model=MachineWritten, responses=WRITE_RESPONSES)
+@router.post(
+    "/machines",
+    status_code=201,
+    response_model=MachineWritten,
+    responses=WRITE_RESPONSES,
+    openapi_extra=_body("application/json"),
+)
 async def create_machine(
     request: Request, principal: AdminDep, editor: EditorDep, audit: AuditDep
 ) -> Response:
@@ -132,7 +158,12 @@ async def create_machine(
     return _written(result, 201)
 
 
-@router.put("/machines/{machine_id}", response_model=MachineWritten, responses=WRITE_RESPONSES)
+@router.put(
+    "/machines/{machine_id}",
+    response_model=MachineWritten,
+    responses=WRITE_RESPONSES,
+    openapi_extra=_body("application/json"),
+)
 async def replace_machine(
     machine_id: str, request: Request, principal: AdminDep, editor: EditorDep, audit: AuditDep
 ) -> Response:
@@ -142,7 +173,12 @@ async def replace_machine(
     return _written(result, 200)
 
 
-@router.patch("/machines/{machine_id}", response_model=MachineWritten, responses=WRITE_RESPONSES)
+@router.patch(
+    "/machines/{machine_id}",
+    response_model=MachineWritten,
+    responses=WRITE_RESPONSES,
+    openapi_extra=_body("application/merge-patch+json", "application/json"),
+)
 async def patch_machine(
     machine_id: str, request: Request, principal: AdminDep, editor: EditorDep, audit: AuditDep
 ) -> Response:
@@ -152,7 +188,12 @@ async def patch_machine(
     return _written(result, 200)
 
 
-@router.delete("/machines/{machine_id}", status_code=204, responses=WRITE_RESPONSES)
+@router.delete(
+    "/machines/{machine_id}",
+    status_code=204,
+    responses=WRITE_RESPONSES,
+    openapi_extra={"parameters": [_IF_MATCH]},
+)
 async def delete_machine(
     machine_id: str, request: Request, principal: AdminDep, editor: EditorDep, audit: AuditDep
 ) -> Response:
@@ -163,7 +204,12 @@ async def delete_machine(
     return Response(status_code=204, headers=_etag_header(result.etag))
 
 
-@router.post("/import", response_model=ImportResult, responses=WRITE_RESPONSES)
+@router.post(
+    "/import",
+    response_model=ImportResult,
+    responses=WRITE_RESPONSES,
+    openapi_extra=_body(*YAML_TYPES[:1], *CSV_TYPES, schema={"type": "string"}),
+)
 async def import_machines(
     request: Request, principal: AdminDep, editor: EditorDep, audit: AuditDep
 ) -> Response:

@@ -98,6 +98,14 @@ async def get_plan(site: str, request: Request, state: StateDep, plans: PlansDep
 @router.put(
     "/{site:path}/plan",
     response_model=PlanModel,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                t: {"schema": {"type": "string", "format": "binary"}} for t in CONTENT_TYPES.values()
+            },
+        }
+    },
     responses={
         404: {"description": "no such site"},
         413: {"description": "larger than 5 MiB"},

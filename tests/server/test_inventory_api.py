@@ -10,6 +10,7 @@ from auth_helpers import ADMIN, Accounts, login
 from inventory_helpers import COMMENTED, Editing, start_editing
 
 from scraper.state import FleetState
+from server.inventory_edit import etag_of
 
 NEW = {
     "id": "drill_04",
@@ -365,3 +366,38 @@ def test_every_change_is_audited_with_a_diff_and_secrets_masked(
     assert "\n+id: drill_04\n+name: Drill 04\n" in rows[1]["detail"]
     assert rows[0]["detail"].startswith("--- drill_04 (before)\n+++ drill_04 (after)\n")
     assert all(r["source"] == "inventory" and r["time"] > 0 for r in rows)
+
+
+def test_a_file_that_is_not_yaml_is_reported_and_not_edited(editing: Editing) -> None:
+    broken = COMMENTED.replace("  - id: mill_03\n", "  - id: mill_03\n    name: [unclosed\n")
+    editing.path.write_text(broken)
+    with editing.admin() as admin:
+        answer = admin.get("/api/inventory/machines")
+        assert answer.status_code == 409
+        assert "machines.yaml:" in answer.json()["detail"] and "repair" in answer.json()["detail"]
+        etag = f'"{etag_of(broken.encode())}"'
+        patch = admin.patch(
+            "/api/inventory/machines/press_01", json={"enabled": False}, headers={"If-Match": etag}
+        )
+        assert patch.status_code == 409
+    assert editing.path.read_text() == broken
+
+
+def test_of_admins_writing_at_once_against_one_etag_exactly_one_wins(editing: Editing) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    etag = editing.etag()
+
+    def change(n: int) -> int:
+        with editing.admin() as admin:
+            answer = admin.patch(
+                "/api/inventory/machines/press_01",
+                json={"name": f"Press by admin {n}"},
+                headers={"If-Match": etag},
+            )
+            return answer.status_code
+
+    with ThreadPoolExecutor(6) as pool:
+        statuses = sorted(pool.map(change, range(6)))
+    assert statuses == [200, 412, 412, 412, 412, 412]
+    assert editing.path.read_text().count("Press by admin") == 1

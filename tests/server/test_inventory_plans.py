@@ -169,3 +169,14 @@ def test_unknown_sites_are_404(editing: Editing) -> None:
             ).status_code
             == 200
         )
+
+
+def test_the_data_folder_is_beside_the_database_or_the_inventory_unless_set() -> None:
+    from server.settings import Settings
+
+    assert Settings(database_url="sqlite:////var/lib/mw/millwatch.db").effective_data_dir() == Path(
+        "/var/lib/mw/millwatch-data"
+    )
+    postgres = Settings(database_url="postgresql+psycopg://u@db/mw", inventory=Path("/etc/mw/machines.yaml"))
+    assert postgres.effective_data_dir() == Path("/etc/mw/millwatch-data")
+    assert Settings(data_dir=Path("/srv/plans")).effective_data_dir() == Path("/srv/plans")

@@ -185,3 +185,53 @@ def test_readers_never_see_half_a_file(tmp_path: Path) -> None:
         parse_inventory(text)  # every version read is a whole, valid file
     assert os.stat(editor.path).st_mode & 0o777 == 0o640
     assert len(parse_inventory(editor.path.read_text()).machines) == 18
+
+
+def test_another_process_holding_the_lock_makes_an_edit_wait_then_give_up(tmp_path: Path) -> None:
+    import filelock
+
+    from server.inventory_edit import EditBusy
+
+    editor = editor_on(tmp_path, COMMENTED)
+    editor = InventoryEditor(editor.path, lock_timeout=0.3)
+    other = filelock.FileLock(str(tmp_path / ".machines.yaml.lock"), thread_local=False)
+    holder_ready = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:  # another writer (a second `serve`), holding the lock file
+        with other:
+            holder_ready.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        holder_ready.wait(10)
+        with pytest.raises(EditBusy):
+            editor.create({"id": "drill_04", "url": "http://127.0.0.1:9/metrics"}, etag(editor), Recorder())
+        assert editor.path.read_text() == COMMENTED
+    finally:
+        release.set()
+        holder.join()
+    editor.create({"id": "drill_04", "url": "http://127.0.0.1:9/metrics"}, etag(editor), Recorder())
+    assert "drill_04" in editor.path.read_text()
+
+
+def test_a_save_on_disk_during_an_edit_wins_and_the_edit_is_refused(tmp_path: Path, monkeypatch) -> None:
+    from server import inventory_yaml
+    from server.inventory_edit import PreconditionFailed
+
+    editor = editor_on(tmp_path, COMMENTED)
+    theirs = COMMENTED.replace("Lathe 02", "Lathe 02 (saved in vim)")
+    real_splice = inventory_yaml.splice
+
+    def splice_while_someone_saves(*args: Any, **kwargs: Any) -> Any:
+        editor.path.write_text(theirs)  # a person saves the file in an editor at this moment
+        return real_splice(*args, **kwargs)
+
+    monkeypatch.setattr(inventory_yaml, "splice", splice_while_someone_saves)
+    recorder = Recorder()
+    with pytest.raises(PreconditionFailed):
+        editor.patch("press_01", {"enabled": False}, etag(editor), recorder)
+    assert editor.path.read_text() == theirs
+    assert recorder.changes == []
