@@ -331,8 +331,12 @@ def test_admin_uploads_a_floor_plan_and_places_a_machine_on_it(
     try:
         viewer = viewer_context.new_page()
         log_in(viewer, server, "vic")
-        viewer.get_by_test_id("open-plans").click()
-        viewer.get_by_label("Site").select_option("Berlin")
+        # Zoomed out, no plan is offered; zoomed into Berlin's machines, its plan is.
+        expect(viewer.locator('.mw-marker[data-machine-id="press_14"]')).to_have_count(1, timeout=20_000)
+        expect(viewer.get_by_test_id("plan-hint")).to_have_count(0)
+        viewer.evaluate("window.location.hash = '#map=15/52.52/13.4'")
+        viewer.get_by_test_id("plan-hint").click(timeout=20_000)
+        expect(viewer.get_by_label("Site")).to_have_value("Berlin")
         image = viewer.get_by_test_id("floor-plan").locator("img.leaflet-image-layer")
         expect(image).to_have_count(1, timeout=20_000)
         expect(viewer.get_by_test_id("plans")).to_contain_text("Press 14")

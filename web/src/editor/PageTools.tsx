@@ -5,6 +5,7 @@ import type { FleetData } from '../fleet';
 import { PlansApi, type Site } from '../plans/api';
 import { FloorPlanPanel } from '../plans/FloorPlanPanel';
 import '../plans/plans.css';
+import { siteInView } from '../plans/siteInView';
 import { InventoryApi } from './api';
 import './editor.css';
 import { EditorPanel, type PlanPlacement } from './EditorPanel';
@@ -46,12 +47,12 @@ export function usePageTools({ account, fleet, map }: PageToolsInput): PageTools
   const [inventory, setInventory] = useState<InventoryEntry[]>([]);
   const [sites, setSites] = useState<Site[]>([]);
 
+  // Which sites have a plan: for the editor's "place on the plan" and the zoom hint below.
   useEffect(() => {
-    if (!admin || !editorOpen) return;
     let alive = true;
     plansApi.sites().then(
       (list) => alive && setSites(list),
-      () => undefined, // the editor works without plans; the plans panel says why when opened
+      () => undefined, // the page works without plans; the plans panel says why when opened
     );
     return () => {
       alive = false;
@@ -59,6 +60,24 @@ export function usePageTools({ account, fleet, map }: PageToolsInput): PageTools
   }, [admin, editorOpen, plansApi]);
 
   const sitesWithPlan = useMemo(() => new Set(sites.filter((s) => s.plan !== null).map((s) => s.name)), [sites]);
+
+  // Zoomed into one site that has a plan: the page offers the plan (never opens it by itself).
+  const [view, setView] = useState<{ bounds: L.LatLngBounds; zoom: number } | null>(null);
+  useEffect(() => {
+    if (map === null) return;
+    const moved = () => setView({ bounds: map.getBounds(), zoom: map.getZoom() });
+    moved();
+    map.on('moveend', moved);
+    return () => {
+      map.off('moveend', moved);
+    };
+  }, [map]);
+  const hintSite = useMemo(() => {
+    if (view === null) return null;
+    const b = view.bounds;
+    const bounds = { south: b.getSouth(), west: b.getWest(), north: b.getNorth(), east: b.getEast() };
+    return siteInView(fleet.machines.values(), bounds, view.zoom, sitesWithPlan);
+  }, [view, fleet.machines, sitesWithPlan]);
   const openPlan = useCallback((name: string) => {
     setSite(name);
     setPlansOpen(true);
@@ -80,6 +99,11 @@ export function usePageTools({ account, fleet, map }: PageToolsInput): PageTools
   const editorShown = admin && editorOpen;
   const panels = (
     <>
+      {hintSite !== null && !(plansOpen && site === hintSite) && (
+        <button type="button" className="mw-plan-hint" onClick={() => openPlan(hintSite)} data-testid="plan-hint">
+          Show the floor plan of {hintSite}
+        </button>
+      )}
       {plansOpen && (
         <div className={editorShown ? 'mw-plans-area mw-beside-editor' : 'mw-plans-area'}>
           <FloorPlanPanel

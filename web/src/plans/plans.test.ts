@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { parseSites, planFileProblem, planPosition, PlansApi, planUrl } from './api';
 import { planMarkerElement } from './FloorPlanView';
 import { fromPlanLatLng, toPlanLatLng } from './geometry';
+import { siteInView } from './siteInView';
+import { machine } from '../../tests/helpers';
 
 describe('plan geometry', () => {
   const size = { width: 2000, height: 1000 };
@@ -66,5 +68,25 @@ describe('markers on the plan', () => {
     expect(element.textContent).toBe('<img src=x onerror=alert(1)>Alarm');
     expect(element.querySelector('svg')).not.toBeNull();
     expect(element.dataset.status).toBe('alarm');
+  });
+});
+
+describe('zooming into a site offers its plan', () => {
+  const at = (lat: number, lon: number) => ({ lat, lon });
+  const m = (id: string, site: string | null, lat: number, lon: number) => ({ ...machine(id), site, location: at(lat, lon) });
+  const berlin = { south: 52.5, west: 13.3, north: 52.6, east: 13.5 };
+  const plans = new Set(['Berlin']);
+
+  it('when every machine in view is of one site that has a plan, and the map is zoomed in', () => {
+    const fleet = [m('a', 'Berlin', 52.52, 13.4), m('b', 'Berlin', 52.55, 13.45), m('far', 'Lyon', 45.7, 4.8), { ...machine('x'), location: null }];
+    expect(siteInView(fleet, berlin, 15, plans)).toBe('Berlin');
+    expect(siteInView(fleet, berlin, 8, plans)).toBeNull(); // zoomed out: a region, not a site
+    expect(siteInView(fleet, berlin, 15, new Set(['Lyon']))).toBeNull(); // Berlin has no plan
+  });
+
+  it('not when machines of another site, or of none, are in view', () => {
+    expect(siteInView([m('a', 'Berlin', 52.52, 13.4), m('b', 'Potsdam', 52.53, 13.41)], berlin, 15, plans)).toBeNull();
+    expect(siteInView([m('a', 'Berlin', 52.52, 13.4), m('b', null, 52.53, 13.41)], berlin, 15, plans)).toBeNull();
+    expect(siteInView([], berlin, 15, plans)).toBeNull();
   });
 });
