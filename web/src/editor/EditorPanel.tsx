@@ -10,6 +10,7 @@ import { emptyForm, entryFromForm, fieldErrors, formFromEntry, type MachineForm 
 import { ImportView } from './ImportView';
 import { MachineFormView } from './MachineFormView';
 import { MapPlacement } from './mapPlacement';
+import { jsonEqual } from './mergePatch';
 import { type Edit, reapply, saveEdit } from './session';
 import type { FieldProblem, InventoryEntry, PlanPosition } from './types';
 
@@ -226,7 +227,7 @@ export function EditorPanel({ api, fleet, map, onClose, onPlacing, onOpenPlan, s
     try {
       let result = await api.remove(entry.id, etag);
       // The file changed elsewhere but this machine is as the admin saw it: delete on the new version.
-      if (result.kind === 'conflict' && result.etag !== null && result.current !== null && JSON.stringify(result.current) === JSON.stringify(entry)) {
+      if (result.kind === 'conflict' && result.etag !== null && result.current !== null && jsonEqual(result.current, entry)) {
         result = await api.remove(entry.id, result.etag);
       }
       if (result.kind === 'ok') {
