@@ -1,3 +1,4 @@
+import type L from 'leaflet';
 import { type ReactNode, useCallback, useEffect, useMemo, useState } from 'react';
 import type { FetchLike } from './alerts';
 import type { Account } from './auth';
@@ -8,6 +9,7 @@ import { Sidebar } from './components/Sidebar';
 import { SummaryPanel } from './components/SummaryPanel';
 import { fetchTileConfig, type TileConfig } from './config';
 import { countStatuses, totalOf } from './counts';
+import { usePageTools } from './editor/PageTools';
 import { formatLocalTime } from './format';
 import { useLiveFleet } from './hooks';
 import { browserDeps, type LiveDeps, liveUrl } from './live';
@@ -38,6 +40,9 @@ export interface AppProps {
 export function App({ url = liveUrl(window.location), deps = browserDeps, account, session, onAuthRequired, fetchFn }: AppProps) {
   const { fleet, connection, disconnected } = useLiveFleet(url, deps, onAuthRequired);
   const { view, setView } = useView();
+  const [map, setMap] = useState<L.Map | null>(null);
+  // Admins' tools (editor/PageTools.tsx): the inventory editor, audit, floor plans; never in wall mode.
+  const tools = usePageTools({ account: session, fleet, map });
   const [tiles, setTiles] = useState<TileConfig | null>(null);
   const [request, setRequest] = useState<MapRequest | null>(null);
   const alerts = useOpenAlerts(fetchFn);
@@ -102,7 +107,12 @@ export function App({ url = liveUrl(window.location), deps = browserDeps, accoun
     <div className={`mw-app${view.wall ? ' mw-wall' : ''}${staleAsOf !== null ? ' mw-offline' : ''}`}>
       <AppHeader
         total={fleet.snapshots > 0 ? `${total} ${total === 1 ? 'machine' : 'machines'}` : 'Connecting…'}
-        account={account}
+        account={
+          <>
+            {!view.wall && tools.buttons}
+            {account}
+          </>
+        }
         wall={view.wall}
         onWall={setWall}
         onFullscreen={() => void enterFullscreen()}
@@ -135,6 +145,7 @@ export function App({ url = liveUrl(window.location), deps = browserDeps, accoun
             onSelect={selectFromMap}
             request={request}
             tiles={tiles}
+            onMap={setMap}
           />
           {staleAsOf !== null && (
             <p className="mw-old-note mw-map-old" data-testid="map-old">
@@ -150,6 +161,7 @@ export function App({ url = liveUrl(window.location), deps = browserDeps, accoun
             filter={view.statuses}
             onFilter={(statuses) => setView({ statuses })}
           />
+          {!view.wall && tools.panels}
         </div>
         {view.sel !== null && (
           <MachineDetail

@@ -30,6 +30,8 @@ export interface FleetMapProps {
   request?: MapRequest | null;
   /** Optional online tiles from the server's configuration. */
   tiles: TileConfig | null;
+  /** Told the Leaflet map once it exists (null when it is gone), for tools that add their own layers. */
+  onMap?: (map: L.Map | null) => void;
 }
 
 /** A machine chosen in the list is shown at least this close (a town's streets). */
@@ -57,7 +59,7 @@ function viewOf(map: L.Map): { zoom: number; lat: number; lon: number } {
  * selected machine. Its view comes from the URL hash (or, on the first snapshot only, from the
  * machines' extent) and is written back to the hash; data changes never move it.
  */
-export function FleetMap({ fleet, shown, selectedId, onSelect, request = null, tiles }: FleetMapProps) {
+export function FleetMap({ fleet, shown, selectedId, onSelect, request = null, tiles, onMap }: FleetMapProps) {
   const containerRef = useRef<HTMLDivElement>(null);
   const mapRef = useRef<L.Map | null>(null);
   const markersRef = useRef<FleetMarkers | null>(null);
@@ -74,6 +76,8 @@ export function FleetMap({ fleet, shown, selectedId, onSelect, request = null, t
   const panOnOpenRef = useRef(false);
   // Set while the page closes the popup itself (the selection has no place on the map).
   const closingRef = useRef(false);
+  const onMapRef = useRef(onMap);
+  onMapRef.current = onMap;
 
   useEffect(() => {
     const container = containerRef.current;
@@ -152,6 +156,7 @@ export function FleetMap({ fleet, shown, selectedId, onSelect, request = null, t
     const resizes =
       typeof ResizeObserver === 'undefined' ? null : new ResizeObserver(() => map.invalidateSize({ pan: true }));
     resizes?.observe(container);
+    onMapRef.current?.(map);
 
     let alive = true;
     let basemap: WorldBasemap | null = null;
@@ -166,6 +171,7 @@ export function FleetMap({ fleet, shown, selectedId, onSelect, request = null, t
     return () => {
       alive = false;
       resizes?.disconnect();
+      onMapRef.current?.(null);
       basemap?.destroy();
       window.removeEventListener('hashchange', onHashChange);
       window.removeEventListener('popstate', onHashChange);
