@@ -9,12 +9,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Dialog, Page, expect, sync_playwright
-from support import MillwatchProcess, closed_port_url, run_millwatch
+from support import MillwatchProcess, closed_port_url, run_millwatch, wait_until
 
 from scraper.inventory import load_inventory
 
@@ -293,7 +294,7 @@ def test_admin_uploads_a_floor_plan_and_places_a_machine_on_it(
 
     # The plan of Berlin: none yet; a text file is refused by the page, the PNG is uploaded.
     page.get_by_test_id("open-plans").click()
-    page.get_by_label("Site").select_option("Berlin")
+    page.get_by_test_id("plans").get_by_label("Site").select_option("Berlin")
     expect(page.get_by_test_id("plans")).to_contain_text("Berlin has no floor plan yet.", timeout=20_000)
     page.locator("#mw-plan-file").set_input_files(
         {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not an image"}
@@ -311,15 +312,17 @@ def test_admin_uploads_a_floor_plan_and_places_a_machine_on_it(
     open_editor(page)
     page.get_by_role("button", name="Edit Press 14 (press_14)").click()
     page.get_by_role("button", name="Place on the floor plan of Berlin").click()
-    box = floor.bounding_box()
-    assert box is not None
+    # The middle of the plan image itself, once the editor's opening has stopped moving it.
+    image = floor.locator("img.leaflet-image-layer")
+    box = wait_until(lambda: _settled_box(image), 20, "the floor plan image to stop moving")
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     expect(page.locator("#mw-ed-plan-x")).not_to_have_value("")
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_test_id("editor-status")).to_have_text("Saved press_14.", timeout=20_000)
     press = load_inventory(server.inventory).get("press_14")
     assert press is not None and press.plan_position is not None
-    assert abs(press.plan_position.x - 0.5) < 0.05 and abs(press.plan_position.y - 0.5) < 0.05
+    x, y = press.plan_position.x, press.plan_position.y
+    assert abs(x - 0.5) < 0.05 and abs(y - 0.5) < 0.05, press.plan_position
 
     # On the plan, the machine shows with its live status in words, its name as text.
     marker = floor.locator('.mw-plan-marker[data-machine-id="press_14"]')
@@ -336,10 +339,18 @@ def test_admin_uploads_a_floor_plan_and_places_a_machine_on_it(
         expect(viewer.get_by_test_id("plan-hint")).to_have_count(0)
         viewer.evaluate("window.location.hash = '#map=15/52.52/13.4'")
         viewer.get_by_test_id("plan-hint").click(timeout=20_000)
-        expect(viewer.get_by_label("Site")).to_have_value("Berlin")
+        expect(viewer.get_by_test_id("plans").get_by_label("Site")).to_have_value("Berlin")
         image = viewer.get_by_test_id("floor-plan").locator("img.leaflet-image-layer")
         expect(image).to_have_count(1, timeout=20_000)
         expect(viewer.get_by_test_id("plans")).to_contain_text("Press 14")
         expect(viewer.locator("#mw-plan-file")).to_have_count(0)
     finally:
         viewer_context.close()
+
+
+def _settled_box(locator: Any) -> dict[str, float] | None:
+    """The element's box when two looks 0.2 s apart agree (None while it still moves)."""
+    first = locator.bounding_box()
+    locator.page.wait_for_timeout(200)
+    second = locator.bounding_box()
+    return second if first is not None and first == second else None
