@@ -40,13 +40,21 @@ def ms(t: float) -> int:
 
 
 def buffered(folder: Path, machine_id: str, metric: str, after: float, before: float) -> dict[int, float]:
-    """The exporter's own buffer: readings of `metric` with after < time < before."""
+    """The exporter's own buffer: readings of `metric` with after < time < before, by millisecond.
+
+    The store keys samples by the millisecond and keeps the first value of a series at one time:
+    lines the exporter parsed within one millisecond (a backlog read at once on a loaded host) are
+    one sample, the earliest reading's.
+    """
     with contextlib.closing(sqlite3.connect(folder / f"{machine_id}.sqlite")) as db:
         rows = db.execute(
-            "SELECT time, value FROM readings WHERE metric = ? AND time > ? AND time < ?",
+            "SELECT time, value FROM readings WHERE metric = ? AND time > ? AND time < ? ORDER BY time",
             (metric, after, before),
         ).fetchall()
-    return {ms(t): v for t, v in rows}
+    first: dict[int, float] = {}
+    for t, v in rows:
+        first.setdefault(ms(t), v)
+    return first
 
 
 def stored_rows(
