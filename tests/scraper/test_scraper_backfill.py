@@ -282,7 +282,7 @@ def test_a_gap_after_a_scrape_that_saw_no_reading_yet_is_backfilled(
         )
         state = FleetState()
 
-        async def scenario() -> tuple[float, float]:
+        async def scenario() -> tuple[float, tuple[float, float]]:
             async with running(inventory, sqlite_store, state) as service:
                 await async_wait_until(lambda: status_of(state, "press_01") is Status.UP, 30, "up")
                 token.unlink()
@@ -293,29 +293,24 @@ def test_a_gap_after_a_scrape_that_saw_no_reading_yet_is_backfilled(
                 await async_wait_until(lambda: time.time() - failed_from > 3, 30, "three seconds of failures")
                 token.write_text("s3cret\n")
 
-                def first_reading_stored() -> float | None:
+                def first_stored_after() -> tuple[float, float] | None:
+                    """(scrape time, reading) of the first scrape after the outage, once stored."""
                     after = [r for r in scrape_times(url, "press_01") if r[0] > failed_from + 3]
-                    return after[0][1] if after else None
+                    return after[0] if after else None
 
-                r_reading = await async_wait_until_in_thread(
-                    first_reading_stored, 60, "a scrape that saw a reading stored"
+                r_scrape, r_reading = await async_wait_until_in_thread(
+                    first_stored_after, 60, "a scrape that saw a reading stored"
                 )
                 await wait_in_thread(
                     lambda: gap_filled(tmp_path, url, "press_01", 0, r_reading), 60, "the outage backfilled"
                 )
                 assert service.stats.backfill_readings_total > 0
-                return failed_from, r_reading
+                return failed_from, (r_scrape, r_reading)
 
-        failed_from, r_reading = run(scenario(), timeout=240)
-        rows = scrape_times(url, "press_01")
-        assert [r for r in rows if r[0] < failed_from] == []  # no scrape before the outage saw a reading
-        for metric in CHANNELS:
-            expected = buffered(tmp_path, "press_01", metric, 0, r_reading)
-            assert len(expected) >= 20, (metric, len(expected))
-            stored = stored_rows(url, "press_01", metric, 0, r_reading)
-            times = [ms(t) for t, _ in stored]
-            assert len(times) == len(set(times)), f"{metric}: a reading stored twice"
-            assert {ms(t): v for t, v in stored} == expected  # every reading of the outage, nothing else
+        failed_from, (r_scrape, r_reading) = run(scenario(), timeout=240)
+        assert [r for r in scrape_times(url, "press_01") if r[0] < failed_from] == [], "a reading seen before"
+        # Every reading from the exporter's start to R, once, and nothing else before the scrape of R.
+        assert_backfilled_once(tmp_path, url, "press_01", (0.0, 0.0, r_scrape, r_reading), minimum=20)
 
 
 def seen_reading(state: FleetState, machine_id: str) -> bool:

@@ -208,7 +208,13 @@ export function FleetMap({ fleet, filter, tiles }: FleetMapProps) {
 
   return (
     <>
-      <div ref={containerRef} className="mw-map" role="region" aria-label="Map of the fleet" />
+      <div
+        ref={containerRef}
+        className="mw-map"
+        data-testid="fleet-map"
+        role="region"
+        aria-label="Map of the fleet"
+      />
       {selectedMachine !== undefined &&
         createPortal(
           <MachinePopup machine={selectedMachine} clockOffset={fleet.clockOffset} onLayout={relayout} />,
