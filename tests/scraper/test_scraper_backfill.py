@@ -23,9 +23,14 @@ import pytest
 from scraper_helpers import async_wait_until, machine_yaml, run, running, status_of, write_inventory
 from support import MillwatchProcess, exporter_on_sensor, wait_until
 
+from scraper.backfill import Backfiller, Gap
+from scraper.backfill import _merge as merge_gaps
 from scraper.errors import StoreError
+from scraper.fetch import AiohttpTransport
+from scraper.inventory import parse_inventory
 from scraper.state import FleetState, Status
-from scraper.store import Store
+from scraper.stats import ScraperStats
+from scraper.store import SampleBatch, Store
 
 MACHINES = ("press_01", "kiln_02")
 CHANNELS = ("machine_temperature_celsius", "machine_pressure_bar", "machine_speed_rpm")
@@ -331,3 +336,54 @@ async def async_wait_until_in_thread(predicate: Callable[[], T | None], timeout:
 
     await wait_in_thread(check, timeout, what)
     return found[0]
+
+
+def test_a_gap_merged_with_one_whose_start_is_unknown_is_still_filled(
+    tmp_path: Path, sqlite_store: Store
+) -> None:
+    """A first backfill postponed before its start was read from the store (a busy database),
+    then a gap of failed scrapes: merged, the store is asked for the start and has none (a new
+    machine). The failed scrapes' gap knows its start (L) and is filled all the same."""
+    with exporter_on_sensor("press_01", "normal", tmp_path, stale_after="5s", interval=0.1) as (
+        _,
+        metrics_url,
+    ):
+        inventory = parse_inventory(
+            "defaults:\n  scrape_interval: 0.3s\n  scrape_timeout: 0.25s\nmachines:\n"
+            + machine_yaml("press_01", metrics_url)
+        )
+        machine = inventory.get("press_01")
+        assert machine is not None
+        first_line = wait_until(
+            lambda: min(buffered(tmp_path, "press_01", CHANNELS[0], 0, 2e9), default=None),
+            30,
+            "a first reading",
+        )
+        wait_until(
+            lambda: len(buffered(tmp_path, "press_01", CHANNELS[0], 0, 2e9)) >= 20, 60, "twenty readings"
+        )
+        now = time.time()
+        l_reading, r_reading = first_line / 1000, now - 0.05
+        postponed = Gap(None, l_reading, l_reading)  # the first scrape's gap: start in the store
+        failures = Gap(l_reading, r_reading, now)  # L seen by a scrape, R by the one after failures
+        merged = merge_gaps(postponed, failures)
+        assert merged.after is None  # the store is asked first...
+        queued: list[SampleBatch] = []
+
+        async def fill() -> int:
+            client = AiohttpTransport()
+            try:
+                backfiller = Backfiller(sqlite_store, ScraperStats(), queued.extend, asyncio.Semaphore(4))
+                return await backfiller.run(client, machine, merged)
+            finally:
+                await client.aclose()
+
+        count = run(fill())
+    # ...and has nothing: the known start is used, every reading between L and R is fetched.
+    expected = {m: buffered(tmp_path, "press_01", m, l_reading, r_reading) for m in CHANNELS}
+    got: dict[str, dict[int, float]] = {m: {} for m in CHANNELS}
+    for batch in queued:
+        for sample in batch.samples:
+            got[sample.name].setdefault(ms(batch.time), sample.value)
+    assert count >= sum(len(e) for e in expected.values()) > 0  # two readings of one ms: one sample
+    assert got == expected
