@@ -96,6 +96,7 @@ bench: install $(BUNDLE_WHEELS)/win_amd64-cp39/.stamp
 	$(BIN)/python bench/ingest.py $(if $(MILLWATCH_BENCH_POSTGRES_URL),--postgres $(MILLWATCH_BENCH_POSTGRES_URL))
 	$(BIN)/python bench/scrape_vs_prometheus.py
 	$(BIN)/python bench/push_ingest.py --machines 50 --readings 15 --seconds 15
+	$(BIN)/python bench/page_10k.py
 
 clean:
 	rm -rf $(VENV) web/node_modules server/static .pytest_cache .mypy_cache .ruff_cache .cache

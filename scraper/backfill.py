@@ -12,6 +12,10 @@ The reconciliation rule (docs/architecture.md, "Scrape time and sensor time"):
   of the machine) and the reading the scrape that ended the gap saw (`R`) are stored at their own
   sensor time, into the same series as the scraped readings. `L` and `R` themselves are not: the
   scrapes at each end already stored them (at their scrape times).
+- A scrape of an exporter whose sensor has sent no line since it started (no last reading,
+  `millwatch_serial_start_time_seconds` instead) saw nothing newer than that start: it counts as
+  having seen a reading just before it. Without this, a machine scraped once while its exporter
+  waited for the first line and then unreachable for an hour had no `L`, and that hour was lost.
 - The samples' key (series, time) makes every insert idempotent, so a backfill that is retried,
   or runs twice after a restart, stores each reading once.
 
@@ -40,7 +44,7 @@ from scraper.fetch import Transport
 from scraper.inventory import Machine
 from scraper.scrape import ScrapeResult
 from scraper.stats import ScraperStats
-from scraper.status import SERIAL_LAST_READING
+from scraper.status import PROCESS_START, SERIAL_LAST_READING, SERIAL_START
 from scraper.store import SampleBatch, Store
 from scraper.store_writer import in_daemon_thread
 
@@ -62,6 +66,8 @@ class Gap:
     after: float | None
     before: float
     scraped_at: float  # the scrape that ended the gap: `after` comes from what was stored before it
+    known_after: float | None = None
+    """With `after` None: the start of a newer gap merged into this one, the start when the store has none."""
 
 
 class Backfiller:
@@ -97,7 +103,7 @@ class Backfiller:
         """Note a scrape; returns the gap to fill now (None: no gap, or one is being filled)."""
         if result.error is not None:
             return None
-        seen = _last_reading_time(result.samples)
+        seen = _seen_reading_time(result.samples)
         previous_success = self._last_success.get(machine.id)
         self._last_success[machine.id] = result.time
         if seen is None:
@@ -136,6 +142,7 @@ class Backfiller:
                     )
                     self._postpone(machine.id, gap)
                     return 0
+                after = _earliest(after, gap.known_after)
                 if after is None:
                     return 0  # nothing stored yet for this machine: no gap to reconcile with
             if not after < gap.before:
@@ -256,15 +263,37 @@ def _batches(machine_id: str, readings: list[tuple[float, str, float]]) -> list[
     return [SampleBatch(machine_id, time, samples) for time, samples in sorted(by_time.items())]
 
 
-def _last_reading_time(samples: list[Sample]) -> float | None:
-    for sample in samples:
-        if sample.name == SERIAL_LAST_READING and not sample.labels and math.isfinite(sample.value):
-            return sample.value
+def _seen_reading_time(samples: list[Sample]) -> float | None:
+    """The sensor time of the newest reading the scrape saw; None for an exporter without a sensor clock.
+
+    An exporter whose sensor has sent nothing since it started shows its start time instead of a
+    last reading: every reading of its buffer from this run is newer than that, so the scrape saw
+    "a reading just before the start" (the next float below it, as the gap's ends are exclusive).
+    """
+    plain = {s.name: s.value for s in samples if not s.labels and math.isfinite(s.value)}
+    last = plain.get(SERIAL_LAST_READING)
+    if last is not None and last > 0:
+        return last
+    started = plain.get(SERIAL_START, plain.get(PROCESS_START))
+    if started is not None and started > 0:
+        return math.nextafter(started, -math.inf)
     return None
 
 
+def _earliest(*times: float | None) -> float | None:
+    known = [t for t in times if t is not None]
+    return min(known) if known else None
+
+
 def _merge(older: Gap, newer: Gap) -> Gap:
-    """One gap covering both: from the earliest known start to the latest end."""
+    """One gap covering both: from the earliest known start to the latest end.
+
+    A start still to be looked up in the store (None) is looked up before the older gap's scrape;
+    the known start of the other is kept beside it (`known_after`), so a machine with nothing
+    stored still gets the newer gap filled.
+    """
+    before = max(older.before, newer.before)
     if older.after is None or newer.after is None:
-        return Gap(None, max(older.before, newer.before), min(older.scraped_at, newer.scraped_at))
-    return Gap(min(older.after, newer.after), max(older.before, newer.before), newer.scraped_at)
+        known = _earliest(older.after, newer.after, older.known_after, newer.known_after)
+        return Gap(None, before, min(older.scraped_at, newer.scraped_at), known)
+    return Gap(min(older.after, newer.after), before, newer.scraped_at)

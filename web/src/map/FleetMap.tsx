@@ -304,7 +304,13 @@ export function FleetMap({ fleet, shown, selectedId, onSelect, request = null, t
 
   return (
     <>
-      <div ref={containerRef} className="mw-map" role="region" aria-label="Map of the fleet" />
+      <div
+        ref={containerRef}
+        className="mw-map"
+        data-testid="fleet-map"
+        role="region"
+        aria-label="Map of the fleet"
+      />
       {selectedMachine !== undefined &&
         createPortal(
           <MachinePopup machine={selectedMachine} clockOffset={fleet.clockOffset} onLayout={relayout} compact />,
