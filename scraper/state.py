@@ -246,11 +246,21 @@ class FleetState:
         # Which machines are in a maintenance window: owned by the alert engine, applied to every
         # view that is stored, so a writer that does not know about maintenance never erases it.
         self._maintenance: dict[str, Maintenance] = {}
+        # Counts every change of the fleet: readers that derive something from the whole fleet (the
+        # server's list answer) keep it until the version moves on.
+        self.version = 0
+        self._sorted: tuple[int, list[MachineView]] = (-1, [])
 
     def snapshot(self) -> list[MachineView]:
         """Every machine, sorted by id."""
+        return self.versioned_snapshot()[1]
+
+    def versioned_snapshot(self) -> tuple[int, list[MachineView]]:
+        """The fleet's version and every machine, sorted by id (the list is shared: do not change it)."""
         with self._lock:
-            return [self._views[k] for k in sorted(self._views)]
+            if self._sorted[0] != self.version:
+                self._sorted = (self.version, [self._views[k] for k in sorted(self._views)])
+            return self._sorted
 
     def get(self, machine_id: str) -> MachineView | None:
         with self._lock:
@@ -265,6 +275,8 @@ class FleetState:
                 if self._views.get(view.id) != view:
                     self._views[view.id] = view
                     changed.append(view)
+            if changed:
+                self.version += 1
             listeners = list(self._listeners)
         if changed:
             for listener in listeners:
@@ -279,6 +291,8 @@ class FleetState:
             removed = [k for k in self._views if k not in new]
             changed = [v for k, v in new.items() if self._views.get(k) != v]
             self._views = new
+            if changed or removed:
+                self.version += 1
             listeners = list(self._listeners)
         if changed or removed:
             for listener in listeners:
@@ -296,6 +310,8 @@ class FleetState:
                 if updated != view:
                     self._views[machine_id] = updated
                     changed.append(updated)
+            if changed:
+                self.version += 1
             listeners = list(self._listeners)
         if changed:
             for listener in listeners:

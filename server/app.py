@@ -48,6 +48,7 @@ from server.routes import (
 from server.settings import Settings
 from server.static_files import WebPage
 from server.version import millwatch_version
+from server.view_json import ViewJson
 
 if TYPE_CHECKING:  # a type only: the server alone (--no-scrape) never loads the scraper service
     from scraper.service import ScraperService
@@ -76,8 +77,11 @@ def create_app(
     `settings.database_url`, closed with the app). The caller owns `store` and closes it.
     """
     version = millwatch_version()
+    # Each machine view is encoded to JSON once, for the list answer and the live messages alike.
+    view_json = ViewJson()
     hub = LiveHub(
         state,
+        view_json=view_json,
         batch_interval=settings.live_batch_interval,
         queue_size=settings.live_queue_size,
         max_clients=settings.live_max_clients,
@@ -109,6 +113,7 @@ def create_app(
     http_metrics = HttpMetrics(registry)
     hub.refusals = http_metrics.websocket_refused
     context = ServerContext(
+        view_json=view_json,
         settings=settings,
         state=state,
         store=store,

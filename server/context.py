@@ -17,6 +17,7 @@ from server.follower import StoreFollower
 from server.http_metrics import HttpMetrics
 from server.ingest import IngestService
 from server.inventory_edit import InventoryEditor
+from server.list_cache import ListCache
 from server.live import LiveHub
 from server.settings import Settings
 from server.view_json import ViewJson
@@ -52,6 +53,8 @@ class ServerContext:
     alerts: AlertEngine | None = None
     # Machines' JSON text, encoded once per view (GET /api/machines).
     view_json: ViewJson = field(default_factory=ViewJson)
+    # Whole list answers per fleet version and filters, plain and gzip (GET /api/machines).
+    list_cache: ListCache = field(default_factory=ListCache)
     # Follows notifications.yaml for the engine's notifier (None without an engine).
     notifications_watcher: NotificationsWatcher | None = None
     # The inventory editor (/api/inventory), floor plans (/api/sites) and the audit of both

@@ -39,6 +39,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from scraper.state import FleetState, MachineView
 from server.jsonout import dumps
+from server.view_json import ViewJson
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,10 @@ class LiveHub:
         max_clients_per_address: int = 50,
         max_message_bytes: int = 4096,
         clock: Callable[[], float] = time.time,
+        view_json: ViewJson | None = None,
     ) -> None:
         self._state = state
+        self._view_json = view_json if view_json is not None else ViewJson()
         self._max_clients = max_clients
         self._max_per_address = max_clients_per_address
         self._max_message_bytes = max_message_bytes
@@ -186,7 +189,7 @@ class LiveHub:
 
     def _snapshot_message(self, ping_interval: float) -> str:
         if self._snapshot_machines is None:
-            self._snapshot_machines = dumps([v.to_dict() for v in self._state.snapshot()])
+            self._snapshot_machines = self._view_json.array(self._state.snapshot())
         # The time is now: the machines are the current state, however long ago they were encoded.
         return (
             f'{{"type":"snapshot","machines":{self._snapshot_machines},"time":{dumps(self._clock())},'
@@ -211,17 +214,20 @@ class LiveHub:
     def _flush(self) -> None:
         self._flush_handle = None
         touched, self._touched = self._touched, set()
-        machines = []
+        if not self._clients:
+            return  # nobody to tell; a client that comes gets a snapshot
+        views = []
         removed = []
         for machine_id in sorted(touched):
             view = self._state.get(machine_id)
             if view is None:
                 removed.append(machine_id)
             else:
-                machines.append(view.to_dict())
-        if not self._clients:
-            return
-        message = dumps({"type": "update", "machines": machines, "removed": removed, "time": self._clock()})
+                views.append(view)
+        message = (
+            f'{{"type":"update","machines":{self._view_json.array(views)},"removed":{dumps(removed)},'
+            f'"time":{dumps(self._clock())}}}'
+        )
         self.updates_total += 1
         for client in list(self._clients):
             self._enqueue(client, message)

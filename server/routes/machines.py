@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from starlette.responses import Response
 
 from scraper.errors import StoreError
@@ -73,6 +73,7 @@ def _matcher(
 # Plain `def`: serialising a large fleet runs in the thread pool, not on the event loop.
 @router.get("/machines", response_model=MachineList)
 def list_machines(
+    request: Request,
     state: StateDep,
     context: ContextDep,
     status: Annotated[
@@ -102,18 +103,35 @@ def list_machines(
         if len(item) > MAX_FILTER_CHARS:
             raise invalid("label", f"at most {MAX_FILTER_CHARS} characters", item[:MAX_FILTER_CHARS])
     matches = _matcher(status, site, label, q)
-    views = state.snapshot()
-    matched = [v for v in views if matches(v)]
-    counts = {
-        "fleet": count_statuses([v.status for v in views]),
-        "matched": count_statuses([v.status for v in matched]),
-        "total": len(views),
-        "matched_total": len(matched),
-    }
-    texts = context.view_json
-    body = f'{{"machines":{texts.array(matched)},"counts":{dumps(counts)},"time":{dumps(time.time())}}}'
-    texts.keep_only(views)
-    return Response(body, media_type="application/json")
+    version, views = state.versioned_snapshot()
+
+    def prefix() -> str:
+        matched = [v for v in views if matches(v)]
+        counts = {
+            "fleet": count_statuses([v.status for v in views]),
+            "matched": count_statuses([v.status for v in matched]),
+            "total": len(views),
+            "matched_total": len(matched),
+        }
+        texts = context.view_json
+        text = f'{{"machines":{texts.array(matched)},"counts":{dumps(counts)}'
+        texts.keep_only(views)
+        return text
+
+    filters = (tuple(sorted(status or ())), site, tuple(sorted(label or ())), q)
+    gzip = _accepts_gzip(request.headers.get("accept-encoding", ""))
+    body = context.list_cache.body((version, filters), prefix, f',"time":{dumps(time.time())}}}', gzip=gzip)
+    headers = {"Vary": "Accept-Encoding", **({"Content-Encoding": "gzip"} if gzip else {})}
+    return Response(body, media_type="application/json", headers=headers)
+
+
+def _accepts_gzip(accept_encoding: str) -> bool:
+    """Whether `Accept-Encoding` allows gzip (`gzip;q=0` refuses it)."""
+    for item in accept_encoding.split(","):
+        coding, _, params = item.strip().partition(";")
+        if coding.strip().lower() in ("gzip", "*"):
+            return params.replace(" ", "").lower() not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
 
 
 def _view(state: StateDep, machine_id: str) -> MachineView:

@@ -175,3 +175,49 @@ def test_view_texts_are_kept_per_view_and_forgotten_with_their_machine() -> None
     texts.array(others)
     texts.keep_only([changed])
     assert texts.text(changed) is texts.text(changed) and len(texts._texts) == 1
+
+
+def test_the_list_is_the_same_gzip_or_plain_and_each_answer_has_its_own_time(
+    state: FleetState, serve
+) -> None:
+    """Kept per fleet version: a second reader gets the same machines (compressed when it asks), a
+    fresh server time, and a change of the fleet shows at once."""
+    _fleet(state)
+    base = serve(state)
+    plain = httpx.get(f"{base}/api/machines", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.headers["vary"] == "Accept-Encoding"
+    zipped = httpx.get(f"{base}/api/machines", headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["content-encoding"] == "gzip"
+    refused = httpx.get(f"{base}/api/machines", headers={"Accept-Encoding": "gzip;q=0, identity"})
+    assert "content-encoding" not in refused.headers
+    first, second = plain.json(), zipped.json()  # httpx decompresses the gzip answer
+    assert first["machines"] == second["machines"] and first["counts"] == second["counts"]
+    assert second["time"] > first["time"]
+
+    press = state.get("press_15")
+    assert press is not None
+    state.put([press.with_changes(status=Status.ALARM, reason="machine_temperature_celsius 99 ≥ alarm 95")])
+    for encoding in ("gzip", "identity"):
+        after = httpx.get(f"{base}/api/machines", headers={"Accept-Encoding": encoding}).json()
+        assert {m["id"]: m["status"] for m in after["machines"]}["press_15"] == "alarm"
+        assert after["counts"]["fleet"]["alarm"] == first["counts"]["fleet"]["alarm"] + 1
+    filtered = httpx.get(f"{base}/api/machines", params={"status": "alarm"}).json()
+    assert "press_15" in [m["id"] for m in filtered["machines"]]
+
+
+def test_the_list_cache_keeps_few_answers_and_never_an_old_version() -> None:
+    from server.list_cache import ListCache
+
+    cache = ListCache(max_entries=2)
+    built: list[int] = []
+
+    def prefix(n: int) -> str:
+        built.append(n)
+        return '{"n":' + str(n)
+
+    for n in (1, 1, 2, 3, 2, 1):
+        cache.body((7, (n,)), lambda n=n: prefix(n), "}", gzip=False)
+    assert built == [1, 2, 3, 1]  # 1 kept once; then pushed out by 3 (two at most, 1 used least)
+    assert cache.body((8, (1,)), lambda: prefix(9), "}", gzip=True)  # a new version builds anew
+    assert built[-1] == 9
+    assert all(key[0] == 8 for key in cache._entries)
