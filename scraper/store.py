@@ -468,13 +468,15 @@ class Store:
 
     # --- reads -----------------------------------------------------------------------------------
 
-    def load_views(self) -> list[MachineView]:
-        """Every saved view, sorted by machine id. Unreadable rows are skipped (and logged)."""
+    def load_views(self, *, changed_since: float | None = None) -> list[MachineView]:
+        """Every saved view, sorted by machine id; with `changed_since` (Unix seconds, the writers'
+        clocks) only those saved after it. Unreadable rows are skipped (and logged)."""
         table = schema.machine_state
+        query = sa.select(table.c.machine_id, table.c.view_json).order_by(table.c.machine_id)
+        if changed_since is not None:
+            query = query.where(table.c.updated_at > changed_since)
         with self._operation("load_views"), self._engine.connect() as connection:
-            rows = connection.execute(
-                sa.select(table.c.machine_id, table.c.view_json).order_by(table.c.machine_id)
-            ).all()
+            rows = connection.execute(query).all()
         views: list[MachineView] = []
         for machine_id, text in rows:
             try:

@@ -92,3 +92,56 @@ def test_a_stale_fleet_is_not_sent_again_at_every_read(tmp_path: Path) -> None:
         store.close()
     assert sent == [["press_0", "press_1", "press_2"]]  # once, when they turned stale
     assert {v.reason for v in state.snapshot()} == {"no scrape for over 60s"}  # 4 x 15 s, without the timeout
+
+
+def test_between_full_reads_only_the_views_saved_since_are_read(tmp_path: Path) -> None:
+    """A read of 10,000 views a second would cost a core: after the first read, only what was saved
+    since (with a margin for late writers) is read; a machine deleted leaves at the next full read."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    store = Store(url)
+    store.migrate()
+    store.save_views([make_view(f"press_{i}") for i in range(3)])
+    state = FleetState()
+    follower = StoreFollower(store, state)
+    read: list[int] = []
+    load_views = store.load_views
+
+    def counting(*, changed_since: float | None = None) -> list:
+        views = load_views(changed_since=changed_since)
+        read.append(len(views))
+        return views
+
+    store.load_views = counting  # type: ignore[method-assign]
+
+    async def reads() -> None:
+        assert await follower.reload_once()  # the first read: all of them
+        store.save_views([make_view("press_1", status=Status.ALARM)])
+        store.delete_views(["press_2"])
+        assert await follower.reload_once(full=False)
+        assert state.get("press_1").status is Status.ALARM  # type: ignore[union-attr]
+        assert state.get("press_2") is not None  # still there until a full read
+        assert await follower.reload_once(full=True)
+
+    try:
+        asyncio.run(reads())
+    finally:
+        store.close()
+    # The incremental read sees press_1 (just saved) and the rows within the margin, not the fleet
+    # again in a fleet of thousands; here all three were saved within the margin.
+    assert read[0] == 3 and read[2] == 2
+    assert [v.id for v in state.snapshot()] == ["press_0", "press_1"]
+
+
+def test_an_incremental_read_leaves_out_the_views_saved_before_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    store = Store(url)
+    store.migrate()
+    try:
+        store.save_views([make_view("old")])
+        cut = time.time()
+        assert wait_until(lambda: time.time() > cut + 0.01, what="the clock to move on")
+        store.save_views([make_view("new")])
+        assert [v.id for v in store.load_views(changed_since=cut)] == ["new"]
+        assert [v.id for v in store.load_views()] == ["new", "old"]
+    finally:
+        store.close()
