@@ -164,6 +164,11 @@ class PendingRollups:
                     pending[bucket] = {series_id: [value] for series_id, value in batch.items()}
                     self._size += len(batch)
                     continue
+                if series.keys().isdisjoint(batch):
+                    # The common case: this machine's first scrape in the bucket.
+                    series.update({series_id: [value] for series_id, value in batch.items()})
+                    self._size += len(batch)
+                    continue
                 get = series.get
                 for series_id, value in batch.items():
                     held = get(series_id)
