@@ -64,8 +64,9 @@ DEFAULT_ROLLUP_RETENTION_SECONDS = 400 * 86400.0
 DEFAULT_MINUTE_ROLLUP_RETENTION_SECONDS = 30 * 86400.0
 DEFAULT_SERIES_CACHE_SIZE = 1_000_000  # ~150-200 bytes each: 10,000 machines of 60 series fit
 DEFAULT_MAX_SERIES_PER_MACHINE = 10_000
-ROLLUP_FLUSH_SECONDS = 30.0  # rollups of new samples are merged into their tables this often
-_ROLLUP_FLUSH_BUCKETS = 200_000  # ... or when this many series-buckets wait
+ROLLUP_FLUSH_SECONDS = 60.0  # rollups of new samples (minutes that are over) are merged this often
+# ... or when this many series-buckets wait (~250 B each with a minute of values at 15 s)
+_ROLLUP_FLUSH_BUCKETS = 500_000
 CLOSE_BUSY_TIMEOUT_MS = 1000  # how long close() waits for a locked SQLite file
 _ROWS_PER_STATEMENT = 1000  # 3 parameters a row: well under SQLite's and PostgreSQL's limits
 _EMPTY_LABELS = schema.labels_json({})
@@ -481,7 +482,15 @@ class Store:
         )
         if not (force or due):
             return None
-        return pending.take(time.monotonic())
+        if force:
+            return pending.take(time.monotonic())
+        # Only the minutes that are over: each is then upserted once, whole (one minute upsert per
+        # series and minute instead of one per flush, the hours once a flush).
+        taken = pending.take(time.monotonic(), closed_before_ms=math.floor(time.time() * 1000))
+        if len(pending) >= _ROLLUP_FLUSH_BUCKETS:
+            pending.restore(taken)  # the open minute alone is over the bound: everything now
+            return pending.take(time.monotonic())
+        return taken
 
     def _flush_taken(self, connection: Connection, taken: Pending) -> None:
         rows = rollup_rows(taken)

@@ -178,12 +178,20 @@ class PendingRollups:
                     else:
                         held.append(value)
 
-    def take(self, now: float) -> Pending:
-        """Everything pending, which is then no longer held here."""
+    def take(self, now: float, closed_before_ms: int | None = None) -> Pending:
+        """What is pending, which is then no longer held here: every bucket, or with
+        `closed_before_ms` only the buckets that ended by then (a minute still being scraped
+        stays, so that it is merged once, whole, instead of once per flush)."""
         with self._lock:
-            taken, self.values = self.values, {}
-            self._size = 0
             self.since = now
+            if closed_before_ms is None:
+                taken, self.values = self.values, {}
+                self._size = 0
+                return taken
+            taken = {b: s for b, s in self.values.items() if b + _FINEST <= closed_before_ms}
+            for bucket, series in taken.items():
+                del self.values[bucket]
+                self._size -= len(series)
             return taken
 
     def restore(self, taken: Pending) -> None:
