@@ -12,7 +12,6 @@ lock held by another process, PostgreSQL cancels a statement after `postgres_sta
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import math
@@ -20,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from math import isfinite
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,16 @@ from scraper.exposition import Sample
 from scraper.migration_lock import migration_lock
 from scraper.series_cache import SeriesCache, SeriesName
 from scraper.state import MachineView
-from scraper.store_bulk import PendingRollups, Row, insert_postgres, insert_sqlite_new
+from scraper.store_bulk import (
+    Pending,
+    PendingRollups,
+    Row,
+    flush_postgres,
+    flush_sqlite,
+    insert_postgres_new,
+    insert_sqlite_new,
+    rollup_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,21 +64,30 @@ DEFAULT_ROLLUP_RETENTION_SECONDS = 400 * 86400.0
 DEFAULT_MINUTE_ROLLUP_RETENTION_SECONDS = 30 * 86400.0
 DEFAULT_SERIES_CACHE_SIZE = 1_000_000  # ~150-200 bytes each: 10,000 machines of 60 series fit
 DEFAULT_MAX_SERIES_PER_MACHINE = 10_000
-ROLLUP_FLUSH_SECONDS = 30.0  # SQLite: rollups of new samples are merged into their tables this often
-_ROLLUP_FLUSH_BUCKETS = 200_000  # ... or when this many series-buckets wait
+ROLLUP_FLUSH_SECONDS = 60.0  # rollups of new samples (minutes that are over) are merged this often
+# ... or when this many series-buckets wait (~250 B each with a minute of values at 15 s)
+_ROLLUP_FLUSH_BUCKETS = 500_000
 CLOSE_BUSY_TIMEOUT_MS = 1000  # how long close() waits for a locked SQLite file
 _ROWS_PER_STATEMENT = 1000  # 3 parameters a row: well under SQLite's and PostgreSQL's limits
 _EMPTY_LABELS = schema.labels_json({})
 
 
+_LABEL_TEXTS: dict[tuple[tuple[str, str], ...], str] = {}
+_LABEL_TEXTS_MAX = 65536
+
+
 def _labels_text(labels: dict[str, str]) -> str:
-    return _labels_text_of(tuple(labels.items())) if labels else _EMPTY_LABELS
-
-
-@functools.lru_cache(maxsize=65536)
-def _labels_text_of(items: tuple[tuple[str, str], ...]) -> str:
     # An exporter sends its label sets in the same order at every scrape: this is mostly a hit.
-    return schema.labels_json(dict(items))
+    # A plain dict (emptied when full) costs less per sample than functools.lru_cache.
+    if not labels:
+        return _EMPTY_LABELS
+    items = tuple(labels.items())
+    text = _LABEL_TEXTS.get(items)
+    if text is None:
+        if len(_LABEL_TEXTS) >= _LABEL_TEXTS_MAX:
+            _LABEL_TEXTS.clear()
+        text = _LABEL_TEXTS[items] = schema.labels_json(labels)
+    return text
 
 
 def history_resolution(step: float) -> tuple[float, str]:
@@ -254,9 +272,7 @@ class Store:
         # The write lock (SQLite) spans the commit and what follows it: the pending rollups change
         # only for committed rows, and never under another writer's feet.
         with self._operation(operation), self._write_lock:
-            inserted, gathered, flushed = self._write(batches, views, new_series)
-            if flushed:
-                self._pending_rollups.clear(time.monotonic())
+            inserted, gathered = self._write(batches, views, new_series)
             if gathered:
                 self._pending_rollups.add(gathered)
         # Only now: ids from a rolled-back transaction must never reach the cache.
@@ -269,27 +285,70 @@ class Store:
         batches: Sequence[SampleBatch],
         views: Sequence[MachineView],
         new_series: dict[str, dict[SeriesName, int]],
-    ) -> tuple[int, list[Row], bool]:
-        """One write's transaction: (new rows, rows whose rollups wait in memory, rollups flushed)."""
+    ) -> tuple[int, list[tuple[int, dict[int, float]]]]:
+        """One write's transaction: (new rows, rows whose rollups are left to the pending ones)."""
+        taken = self._take_due_rollups(force=False)
+        try:
+            return self._write_transaction(batches, views, new_series, taken)
+        except BaseException:
+            if taken:
+                self._pending_rollups.restore(taken)
+            raise
+
+    def _write_transaction(
+        self,
+        batches: Sequence[SampleBatch],
+        views: Sequence[MachineView],
+        new_series: dict[str, dict[SeriesName, int]],
+        taken: Pending | None,
+    ) -> tuple[int, list[tuple[int, dict[int, float]]]]:
         with self._engine.begin() as connection:
             rows: list[Row] = []
-            append = rows.append
+            chunks: list[tuple[int, dict[int, float]]] = []
             for batch in batches:
                 time_ms = round(batch.time * 1000)
-                names = [(s.name, _labels_text(s.labels)) for s in batch.samples]
-                ids = self._series_ids(connection, batch.machine_id, names, new_series)
-                seen: set[int] = set()
-                for name, sample in zip(names, batch.samples):
-                    series_id = ids.get(name)
-                    # The first value of a series wins; NaN and ±Inf are not measurements.
-                    if series_id is not None and series_id not in seen and isfinite(sample.value):
-                        seen.add(series_id)
-                        append((series_id, time_ms, sample.value))
+                samples = batch.samples
+                names = [(s.name, _labels_text(s.labels)) for s in samples]
+                values = self._batch_values(connection, batch.machine_id, names, samples, new_series)
+                # Built in C: one tuple a row, no per-sample Python here.
+                rows.extend(zip(values, repeat(time_ms), values.values()))
+                chunks.append((time_ms, values))
             # Batches of one machine at the same millisecond collide in the stage: the first wins.
             inserted, gathered = self._insert_rows(connection, rows) if rows else (0, False)
             self._upsert_views(connection, views)
-            flushed = self._flush_rollups(connection, force=False)
-        return inserted, rows if gathered else [], flushed
+            if taken:
+                self._flush_taken(connection, taken)
+        return inserted, chunks if gathered else []
+
+    def _batch_values(
+        self,
+        connection: Connection,
+        machine_id: str,
+        names: list[SeriesName],
+        samples: Sequence[Sample],
+        new_series: dict[str, dict[SeriesName, int]],
+    ) -> dict[int, float]:
+        """`series_id -> value` of one batch: the first value of a series wins; NaN and ±Inf are
+        not measurements; samples of refused series are left out."""
+        ids = new_series.get(machine_id) or self._series.get(machine_id)
+        fresh = ids is None
+        if ids is None:
+            ids = self._series_ids(connection, machine_id, names, new_series)
+        while True:
+            get = ids.get
+            values: dict[int, float] = {}
+            missing = False
+            for name, sample in zip(names, samples):
+                series_id = get(name)
+                if series_id is None:
+                    missing = True
+                elif series_id not in values and isfinite(sample.value):
+                    values[series_id] = sample.value
+            if not missing or fresh:
+                return values
+            # A series not cached yet: create or load it, then once more.
+            ids = self._series_ids(connection, machine_id, names, new_series)
+            fresh = True
 
     def delete_views(self, machine_ids: Iterable[str]) -> None:
         """Forget the saved views of these machines (removed from the inventory). Raises StoreError."""
@@ -372,9 +431,6 @@ class Store:
         new: dict[str, dict[SeriesName, int]],
     ) -> dict[SeriesName, int]:
         """Ids of the machine's series named in `names`, creating missing ones (within the bound)."""
-        known = new.get(machine_id) or self._series.get(machine_id) or {}
-        if all(name in known for name in names):
-            return known
         found = self._load_series(connection, machine_id)
         missing = sorted(set(names) - found.keys())
         room = self.max_series_per_machine - len(found)
@@ -410,38 +466,58 @@ class Store:
         """(new rows, whether their rollups are left to `PendingRollups`)."""
         dbapi_connection = connection.connection.dbapi_connection
         if self.dialect == "postgresql":
-            return insert_postgres(dbapi_connection, rows), False
+            return insert_postgres_new(dbapi_connection, rows)
         return insert_sqlite_new(dbapi_connection, rows)
 
-    def _flush_rollups(self, connection: Connection, *, force: bool) -> bool:
-        """Merge the pending rollups (SQLite) in this transaction when due; True when it did.
+    def _take_due_rollups(self, *, force: bool) -> Pending | None:
+        """What the rollups wait for, when a flush is due (or `force`d); None otherwise.
 
-        The caller clears them once the transaction has committed (`PendingRollups.clear`).
+        The caller merges it in its transaction, and `restore`s it if that fails.
         """
         pending = self._pending_rollups
         if not len(pending):
-            return False
+            return None
         due = (
             time.monotonic() - pending.since >= pending.flush_seconds or len(pending) >= _ROLLUP_FLUSH_BUCKETS
         )
         if not (force or due):
-            return False
-        pending.flush(connection.connection.dbapi_connection)
-        return True
+            return None
+        if force:
+            return pending.take(time.monotonic())
+        # Only the minutes that are over: each is then upserted once, whole (one minute upsert per
+        # series and minute instead of one per flush, the hours once a flush).
+        taken = pending.take(time.monotonic(), closed_before_ms=math.floor(time.time() * 1000))
+        if len(pending) >= _ROLLUP_FLUSH_BUCKETS:
+            pending.restore(taken)  # the open minute alone is over the bound: everything now
+            return pending.take(time.monotonic())
+        return taken
+
+    def _flush_taken(self, connection: Connection, taken: Pending) -> None:
+        rows = rollup_rows(taken)
+        dbapi_connection = connection.connection.dbapi_connection
+        if self.dialect == "postgresql":
+            flush_postgres(dbapi_connection, rows)
+        else:
+            flush_sqlite(dbapi_connection, rows)
 
     def flush_rollups(self, *, busy_timeout_ms: int | None = None) -> None:
-        """Merge what the rollups still wait for into their tables now (SQLite gathers them for up to
-        `ROLLUP_FLUSH_SECONDS`). `history`, `prune` and `close` call it. `busy_timeout_ms` shortens
-        the wait for a database another process holds locked. Raises StoreError."""
-        if self.dialect != "sqlite" or not len(self._pending_rollups):
+        """Merge what the rollups still wait for into their tables now (they are gathered in memory
+        for up to `ROLLUP_FLUSH_SECONDS`). `history`, `prune` and `close` call it. `busy_timeout_ms`
+        shortens the wait for a SQLite database another process holds locked. Raises StoreError."""
+        if not len(self._pending_rollups):
             return
         with self._operation("flush_rollups"), self._write_lock:
-            with self._engine.begin() as connection:
-                if busy_timeout_ms is not None:
-                    connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-                flushed = self._flush_rollups(connection, force=True)
-            if flushed:
-                self._pending_rollups.clear(time.monotonic())
+            taken = self._take_due_rollups(force=True)
+            if not taken:
+                return
+            try:
+                with self._engine.begin() as connection:
+                    if busy_timeout_ms is not None and self.dialect == "sqlite":
+                        connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+                    self._flush_taken(connection, taken)
+            except BaseException:
+                self._pending_rollups.restore(taken)
+                raise
 
     def _upsert_views(self, connection: Connection, views: Sequence[MachineView]) -> None:
         if not views:
