@@ -32,7 +32,7 @@ from millwatch_common import durations as common_durations
 from millwatch_common.names import LABEL_NAME as _LABEL_NAME
 from millwatch_common.names import MACHINE_ID as _MACHINE_ID
 from millwatch_common.names import METRIC_NAME as _METRIC_NAME
-from millwatch_common.yamltext import YAMLSyntaxError
+from millwatch_common.yamltext import YAMLSyntaxError, plain
 from scraper.alerting.rules import DEFAULT_RULES, METRIC_STATUSES, AlertRule
 from scraper.errors import InventoryError, InventoryUnreadable, Problem
 from scraper.limits import LimitsSpec, ScrapeLimits
@@ -492,23 +492,6 @@ def _parse_yaml(text: str, name: str) -> Any:
         raise InventoryError([Problem(name, e.line, "", e.message)]) from e
 
 
-def _plain(node: Any) -> Any:
-    """ruamel's round-trip nodes as plain Python values (so strict validation sees dict/list/str)."""
-    if isinstance(node, Mapping):
-        return {_plain(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    if isinstance(node, bool) or node is None:
-        return node
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    if isinstance(node, str):
-        return str(node)
-    return node
-
-
 class _Checker:
     """Collects problems while validating one document; knows how to place a field path on a line."""
 
@@ -585,7 +568,7 @@ class _Checker:
 
     def _validate(self, model: type[_Spec], loc: list[str | int], raw: Any) -> Any:
         try:
-            return model.model_validate(_plain(raw))
+            return model.model_validate(plain(raw))
         except ValidationError as e:
             for error in e.errors(include_url=False):
                 self._add_pydantic(model, loc, error)

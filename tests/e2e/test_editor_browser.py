@@ -14,15 +14,13 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, BrowserContext, Dialog, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Dialog, Page, expect
 from support import MillwatchProcess, closed_port_url, run_millwatch, wait_until
 
 from scraper.inventory import load_inventory
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-STATIC_INDEX = Path(__file__).resolve().parents[2] / "server" / "static" / "index.html"
 XSS_NAME = "<img src=x onerror=alert(1)>"
 VIEW = "#map=6/50.5/11"
 PASSWORDS = {"ada": "ada-password-1", "bob": "bob-password-1", "vic": "vic-password-1"}
@@ -63,21 +61,6 @@ class Server:
     base: str
     inventory: Path
     original: str
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is not installed (.ci/run installs it: apt-get install chromium)")
-    if not STATIC_INDEX.exists():
-        pytest.fail("the web page is not built: run `make install`")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

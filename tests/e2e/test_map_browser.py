@@ -10,15 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from support import MillwatchProcess, exporter_on_sensor, free_port, run_millwatch, wait_until
 
 from exporter.simulator import SimulatedSensor
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-STATIC_INDEX = Path(__file__).resolve().parents[2] / "server" / "static" / "index.html"
 # Three machines far enough apart that they never cluster at the view the tests open.
 MACHINES = {
     "forge_berlin": ("Forge Berlin", 52.52, 13.40),
@@ -67,21 +65,6 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
         inventory = tmp_path / "machines.yaml"
         write_inventory(inventory, urls)
         yield Fleet(inventory, sensors)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is not installed (.ci/run installs it: apt-get install chromium)")
-    if not STATIC_INDEX.exists():
-        pytest.fail("the web page is not built: run `make install`")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -16,13 +16,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from support import MillwatchProcess, closed_port_url, exporter_on_sensor, free_port, run_millwatch
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-STATIC_INDEX = Path(__file__).resolve().parents[2] / "server" / "static" / "index.html"
 XSS = "<img src=x onerror=alert(1)>"
 # id -> (name, lat, lon); `broken_press` has no exporter: it is down, so an alert fires at once.
 MACHINES = {
@@ -59,21 +57,6 @@ def inventory(tmp_path: Path) -> Iterator[Path]:
         path = tmp_path / "machines.yaml"
         path.write_text("\n".join(lines) + "\n")
         yield path
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is not installed (.ci/run installs it: apt-get install chromium)")
-    if not STATIC_INDEX.exists():
-        pytest.fail("the web page is not built: run `make install`")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
