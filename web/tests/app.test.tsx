@@ -1,50 +1,9 @@
-import { act, cleanup, fireEvent, render, screen } from '@testing-library/react';
+import { cleanup, fireEvent, render, screen } from '@testing-library/react';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { App } from '../src/App';
-import { DEFAULT_SILENCE_MS, type LiveDeps, type SocketLike } from '../src/live';
 import type { Machine } from '../src/types';
 import { machine, waitUntil } from './helpers';
-
-class FakeSocket implements SocketLike {
-  onopen: ((ev: Event) => void) | null = null;
-  onmessage: ((ev: MessageEvent) => void) | null = null;
-  onclose: ((ev: CloseEvent) => void) | null = null;
-  onerror: ((ev: Event) => void) | null = null;
-  closed = false;
-  close(): void {
-    this.closed = true;
-  }
-  send(message: object): void {
-    act(() => {
-      this.onopen?.(new Event('open'));
-      this.onmessage?.(new MessageEvent('message', { data: JSON.stringify(message) }));
-    });
-  }
-  drop(): void {
-    act(() => {
-      this.onclose?.(new CloseEvent('close', { code: 1006 }));
-    });
-  }
-}
-
-/** Real timers, fake sockets: the page under test talks to sockets the test controls. */
-function liveDeps() {
-  const sockets: FakeSocket[] = [];
-  const deps: LiveDeps = {
-    createSocket: () => {
-      const s = new FakeSocket();
-      sockets.push(s);
-      return s;
-    },
-    // Retries fire quickly so the test never waits for real backoff; the silence limit before a
-    // snapshot names the server's ping interval (30 s) stays real, so it never fires in a test.
-    setTimer: (fn, ms) => window.setTimeout(fn, ms < DEFAULT_SILENCE_MS ? Math.min(ms, 20) : ms),
-    clearTimer: (h) => window.clearTimeout(h as number),
-    now: () => Date.now(),
-    random: () => 0.5,
-  };
-  return { deps, sockets, last: () => sockets[sockets.length - 1]! };
-}
+import { liveDeps } from './liveFake';
 
 const FLEET: Machine[] = [
   machine('berlin', { name: 'IronCast Berlin', location: { lat: 52.52, lon: 13.4 } }),

@@ -3,9 +3,10 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type Account, fetchMe, logIn, logOut } from '../src/auth';
 import { AccountMenu } from '../src/components/AccountMenu';
 import { LoginForm } from '../src/components/LoginForm';
-import { LiveConnection, type LiveDeps, type SocketLike } from '../src/live';
+import { LiveConnection } from '../src/live';
 import { Root } from '../src/Root';
 import { waitUntil } from './helpers';
+import { liveDeps } from './liveFake';
 
 afterEach(() => {
   cleanup();
@@ -111,36 +112,9 @@ describe('the account menu', () => {
   });
 });
 
-class FakeSocket implements SocketLike {
-  onopen: ((ev: Event) => void) | null = null;
-  onmessage: ((ev: MessageEvent) => void) | null = null;
-  onclose: ((ev: CloseEvent) => void) | null = null;
-  onerror: ((ev: Event) => void) | null = null;
-  closed = false;
-  close(): void {
-    this.closed = true;
-  }
-}
-
-function fakeDeps() {
-  const sockets: FakeSocket[] = [];
-  const deps: LiveDeps = {
-    createSocket: () => {
-      const s = new FakeSocket();
-      sockets.push(s);
-      return s;
-    },
-    setTimer: (fn, ms) => window.setTimeout(fn, Math.min(ms, 20)),
-    clearTimer: (h) => window.clearTimeout(h as number),
-    now: () => Date.now(),
-    random: () => 0.5,
-  };
-  return { deps, sockets };
-}
-
 describe('the live connection refused for want of a login', () => {
   it('stops retrying and asks for a login on close code 4401', async () => {
-    const { deps, sockets } = fakeDeps();
+    const { deps, sockets } = liveDeps();
     const onAuthRequired = vi.fn();
     const connection = new LiveConnection('ws://test/api/live', { onMessage: () => {}, onState: () => {}, onAuthRequired }, deps);
     connection.start();
@@ -153,7 +127,7 @@ describe('the live connection refused for want of a login', () => {
 
 describe('the page root', () => {
   it('shows the login form on 401, then the map and who is signed in', async () => {
-    const { deps } = fakeDeps();
+    const { deps } = liveDeps();
     vi.stubGlobal('fetch', async () => new Response('Not Found', { status: 404 }));
     let loggedIn = false;
     const me = async () => (loggedIn ? { kind: 'account' as const, account: ADA } : { kind: 'login-required' as const });
