@@ -252,8 +252,8 @@ class FleetState:
         self._sorted: tuple[int, list[MachineView]] = (-1, [])
 
     def snapshot(self) -> list[MachineView]:
-        """Every machine, sorted by id."""
-        return self.versioned_snapshot()[1]
+        """Every machine, sorted by id (a list of the caller's own)."""
+        return list(self.versioned_snapshot()[1])
 
     def versioned_snapshot(self) -> tuple[int, list[MachineView]]:
         """The fleet's version and every machine, sorted by id (the list is shared: do not change it)."""
