@@ -29,6 +29,18 @@ export function formatNumber(value: number): string {
   return trimmed === '-0' ? '0' : trimmed;
 }
 
+/**
+ * A chart axis tick: as many decimals as the ticks' spacing `increment` needs, so that ticks
+ * 0.995, 1.000, 1.005 read as such and not as "1", "1", "1" (readings keep formatNumber's precision).
+ */
+export function formatTick(value: number, increment: number): string {
+  if (!Number.isFinite(value)) return '—';
+  const shown = Number.isFinite(increment) && increment > 0 ? String(Number(increment.toPrecision(6))) : '';
+  const decimals = shown.includes('e-') ? Number(shown.split('e-')[1]) : (shown.split('.')[1] ?? '').length;
+  const fixed = value.toFixed(Math.min(decimals, 10));
+  return /^-0(\.0*)?$/.test(fixed) ? fixed.slice(1) : fixed;
+}
+
 /** "83.1 °C", "1.02 bar", "1480 rpm", or the bare number for a metric without a known unit. */
 export function formatReading(metric: string, value: number): string {
   const unit = unitOf(metric);

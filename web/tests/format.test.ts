@@ -6,6 +6,7 @@ import {
   fromDatetimeLocal,
   formatDuration,
   formatNumber,
+  formatTick,
   formatPercent,
   formatReading,
   metricLabel,
@@ -37,6 +38,14 @@ describe('units', () => {
     expect(formatNumber(-0.001)).toBe('0');
     expect(formatNumber(Number.NaN)).toBe('—');
     expect(formatNumber(250.04)).toBe('250');
+  });
+
+  it('writes chart ticks with the decimals their spacing needs', () => {
+    expect([0.995, 1, 1.005].map((v) => formatTick(v, 0.005))).toEqual(['0.995', '1.000', '1.005']);
+    expect([1488, 1490, 1492].map((v) => formatTick(v, 2))).toEqual(['1488', '1490', '1492']);
+    expect([0, 0.25, 0.5].map((v) => formatTick(v, 0.25))).toEqual(['0.00', '0.25', '0.50']);
+    expect(formatTick(-0.0000001, 0.1)).toBe('0.0');
+    expect(formatTick(2e-7, 1e-7)).toBe('0.0000002');
   });
 });
 

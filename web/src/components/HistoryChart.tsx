@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from 'react';
 import type uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
-import { formatNumber, formatReading, metricLabel, unitOf } from '../format';
+import { formatNumber, formatReading, formatTick, metricLabel, unitOf } from '../format';
 import { chartColumns, type FetchLike, fetchHistory, type History, HistoryError, historyUrl, summarize } from '../history';
 import type { Threshold } from '../types';
 
@@ -67,7 +67,7 @@ export function chartSetup(
     bands: [{ series: [3, 1], fill: BAND }],
     axes: [
       { stroke: ink, grid: { stroke: grid } },
-      { stroke: ink, grid: { stroke: grid }, size: 56, values: (_u, splits) => splits.map((v) => formatNumber(v)) },
+      { stroke: ink, grid: { stroke: grid }, size: 56, values: (_u, splits, _axis, _space, increment) => splits.map((v) => formatTick(v, increment)) },
     ],
     legend: { live: true },
     cursor: { drag: { x: false, y: false } },
