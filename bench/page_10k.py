@@ -236,6 +236,18 @@ def api_latencies(base: str, count: int, budget: float) -> tuple[list[float], in
     return latencies, size
 
 
+def first_paint(page: Any, url: str, located: int) -> float:
+    """Milliseconds from the start of the navigation to the frame with every marker drawn."""
+    page.add_init_script(PAGE_PROBE.replace("expected: null", f"expected: {located}"))
+    page.goto(url, wait_until="commit")
+    try:
+        page.wait_for_function("window.__bench && window.__bench.drawnAt !== null", timeout=60_000)
+    except Exception:
+        seen = page.evaluate("window.__bench ? window.__bench.maxDrawn : null")
+        raise RuntimeError(f"not all markers drawn in 60 s (at most {seen} of {located})") from None
+    return float(page.evaluate("window.__bench.drawnAt"))
+
+
 def page_size() -> tuple[int, int, list[tuple[str, int, int]]]:
     """(raw bytes, gzip bytes, per file (path, raw, gzip)) of every file of server/static."""
     files = []
@@ -276,6 +288,7 @@ def main() -> int:
     parser.add_argument("--machines", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=50, help="GET /api/machines per measurement")
     parser.add_argument("--frames-seconds", type=float, default=20.0)
+    parser.add_argument("--paints", type=int, default=5, help="first paints, each in a fresh context")
     parser.add_argument("--db", help="database URL (default: a SQLite file in a temporary folder)")
     args = parser.parse_args()
     if not (STATIC / "index.html").exists():
@@ -335,28 +348,25 @@ def main() -> int:
                     args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
                 )
                 try:
-                    context = browser.new_context(viewport={"width": 1280, "height": 720})
-                    page = context.new_page()
 
                     def on_frame(payload: str | bytes) -> None:
                         if frames["recording"]:
                             frames["count"] += 1
                             frames["bytes"] += len(payload)
 
-                    # The live updates as the page receives them: proof that they reach it.
-                    page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
-                    page.add_init_script(PAGE_PROBE.replace("expected: null", f"expected: {located}"))
-                    page.goto(f"{base}/", wait_until="commit")
-                    try:
-                        page.wait_for_function(
-                            "window.__bench && window.__bench.drawnAt !== null", timeout=60_000
-                        )
-                    except Exception:
-                        seen = page.evaluate("window.__bench ? window.__bench.maxDrawn : null")
-                        raise RuntimeError(
-                            f"not all markers drawn in 60 s (at most {seen} of {located})"
-                        ) from None
-                    results["first_paint_ms"] = page.evaluate("window.__bench.drawnAt")
+                    # Each first paint in a fresh context (empty cache, its own renderer), as an
+                    # operator opening the page; the last one stays open for the frame measurement.
+                    paints: list[float] = []
+                    context: Any = None
+                    for _ in range(max(1, args.paints)):
+                        if context is not None:
+                            context.close()
+                        context = browser.new_context(viewport={"width": 1280, "height": 720})
+                        page = context.new_page()
+                        # The live updates as the page receives them: proof that they reach it.
+                        page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
+                        paints.append(first_paint(page, f"{base}/", located))
+                    results["first_paint_ms"] = paints
 
                     cpu_before = server.cpu_times()
                     updater = Updater(store, views, share=0.10, flip_share=0.10)
@@ -407,7 +417,11 @@ def main() -> int:
             f"GET /api/machines {name}: p50 {statistics.median(values) * 1000:.0f} ms, "
             f"p95 {percentile(values, 0.95) * 1000:.0f} ms (n={len(values)})  goal p95 <= 100 ms"
         )
-    print(f"first paint of all markers: {results['first_paint_ms']:.0f} ms  goal <= 1500 ms")
+    paints = results["first_paint_ms"]
+    print(
+        f"first paint of all markers: median {statistics.median(paints):.0f} ms of {len(paints)} "
+        f"(each in a fresh browser context: {', '.join(f'{p:.0f}' for p in paints)})  goal <= 1500 ms"
+    )
     dropped = sum(1 for d in deltas if d > 1000 / 60 * 1.5)
     print(
         f"frames over {recorded:.0f}s with {updater.rounds} update rounds of {int(args.machines * 0.1)} "

@@ -218,3 +218,30 @@ def test_login_shows_the_map_and_logout_hides_it(fleet: Fleet, page: Page, tmp_p
         expect(form).to_be_visible(timeout=20_000)
         expect(page.locator(".mw-marker")).to_have_count(0)
         assert [c for c in page.context.cookies() if c["name"] == "millwatch_session"] == []
+
+
+def test_the_world_view_draws_the_light_basemap_and_a_zoom_fetches_the_detailed_one(
+    fleet: Fleet, page: Page, tmp_path: Path
+) -> None:
+    """The bundled world comes in two scales: the 1:110m shapes for the world and continents (a
+    tenth of the points, so the first paint of a large fleet does not wait on coastlines) and the
+    1:50m ones, fetched only once the operator zooms in to a country."""
+    port = free_port()
+    basemaps: list[str] = []
+    page.on(
+        "request",
+        lambda request: basemaps.append(request.url.rsplit("/", 1)[-1])
+        if "/assets/countries-" in request.url
+        else None,
+    )
+    with serve(fleet, port, tmp_path) as server:
+        server.wait_healthy(port)
+        page.goto(f"http://127.0.0.1:{port}/#map=2/40/10")
+        expect(marker(page, "forge_berlin").or_(page.locator(".mw-cluster"))).not_to_have_count(0, timeout=20_000)
+        page.wait_for_function("document.querySelector('.leaflet-mw-basemap-pane canvas') !== null")
+        assert [name.split("-")[1] for name in basemaps] == ["110m"], basemaps
+
+        with page.expect_request(lambda request: "/assets/countries-50m-" in request.url, timeout=20_000):
+            page.evaluate("window.location.hash = '#map=6/51/11.5'")
+        # The machines are still drawn on top of it.
+        expect(marker(page, "forge_berlin")).to_have_attribute("data-status", "up", timeout=20_000)

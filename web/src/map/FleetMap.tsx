@@ -6,7 +6,7 @@ import type { TileConfig } from '../config';
 import type { FleetData } from '../fleet';
 import type { Machine } from '../types';
 import { formatViewHash, MAX_ZOOM, MIN_ZOOM, parseViewHash } from '../viewHash';
-import { BASEMAP_ATTRIBUTION, BASEMAP_PANE, loadWorld, WorldBasemap } from './basemap';
+import { BASEMAP_ATTRIBUTION, BASEMAP_PANE, WorldBasemap } from './basemap';
 import { FleetMarkers } from './markers';
 
 type Selection =
@@ -158,21 +158,12 @@ export function FleetMap({ fleet, shown, selectedId, onSelect, request = null, t
     resizes?.observe(container);
     onMapRef.current?.(map);
 
-    let alive = true;
-    let basemap: WorldBasemap | null = null;
-    loadWorld()
-      .then((world) => {
-        if (alive) basemap = new WorldBasemap(map, world);
-      })
-      .catch((error: unknown) => {
-        console.error('millwatch: the bundled basemap could not be loaded', error);
-      });
+    const basemap = new WorldBasemap(map);
 
     return () => {
-      alive = false;
       resizes?.disconnect();
       onMapRef.current?.(null);
-      basemap?.destroy();
+      basemap.destroy();
       window.removeEventListener('hashchange', onHashChange);
       window.removeEventListener('popstate', onHashChange);
       markersRef.current?.destroy();
