@@ -287,9 +287,20 @@ class FleetState:
         """Make the state exactly `views` (after an inventory reload): adds, changes and removals."""
         given = list(views)  # outside the lock: the iterable may read the state itself
         with self._lock:
-            new = {v.id: self._with_maintenance(v) for v in given}
-            removed = [k for k in self._views if k not in new]
-            changed = [v for k, v in new.items() if self._views.get(k) != v]
+            old = self._views
+            new: dict[str, MachineView] = {}
+            changed: list[MachineView] = []
+            for view in given:
+                view = self._with_maintenance(view)
+                kept = old.get(view.id)
+                if kept is not None and kept == view:
+                    # The object held so far stays: readers that keep something per view object (the
+                    # server's JSON text of each view) keep it valid through a reload.
+                    new[view.id] = kept
+                else:
+                    new[view.id] = view
+                    changed.append(view)
+            removed = [k for k in old if k not in new]
             self._views = new
             if changed or removed:
                 self.version += 1

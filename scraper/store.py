@@ -547,19 +547,22 @@ class Store:
     def load_views(self, *, changed_since: float | None = None) -> list[MachineView]:
         """Every saved view, sorted by machine id; with `changed_since` (Unix seconds, the writers'
         clocks) only those saved after it. Unreadable rows are skipped (and logged)."""
+        views: list[MachineView] = []
+        for machine_id, text in self.load_view_texts(changed_since=changed_since):
+            view = decode_view(machine_id, text)
+            if view is not None:
+                views.append(view)
+        return views
+
+    def load_view_texts(self, *, changed_since: float | None = None) -> list[tuple[str, str]]:
+        """`(machine id, saved JSON text)` of every saved view, as `load_views` selects them, not
+        decoded: a reader that keeps what it decoded before decodes only the texts that changed."""
         table = schema.machine_state
         query = sa.select(table.c.machine_id, table.c.view_json).order_by(table.c.machine_id)
         if changed_since is not None:
             query = query.where(table.c.updated_at > changed_since)
         with self._operation("load_views"), self._engine.connect() as connection:
-            rows = connection.execute(query).all()
-        views: list[MachineView] = []
-        for machine_id, text in rows:
-            try:
-                views.append(MachineView.from_dict(json.loads(text)))
-            except (ValueError, KeyError, TypeError) as e:
-                log.warning("skipping the unreadable saved view of %s: %s", machine_id, e)
-        return views
+            return [(machine_id, text) for machine_id, text in connection.execute(query)]
 
     def query_samples(
         self,
@@ -734,6 +737,15 @@ class Store:
             if dbapi is not None and isinstance(e, dbapi.Error):
                 raise StoreError(name, _detail(e)) from e
             raise
+
+
+def decode_view(machine_id: str, text: str) -> MachineView | None:
+    """A saved view from its JSON text; None (logged) when it cannot be read."""
+    try:
+        return MachineView.from_dict(json.loads(text))
+    except (ValueError, KeyError, TypeError) as e:
+        log.warning("skipping the unreadable saved view of %s: %s", machine_id, e)
+        return None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, busy_timeout_ms: int) -> None:

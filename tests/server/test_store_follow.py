@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
+import pytest
 from server_helpers import make_view, wait_until
 
-from scraper.state import FleetState, LastScrape, Status
+import server.follower as follower_module
+from scraper.state import FleetState, LastScrape, MachineView, Status
 from scraper.store import Store
 from server.follower import StoreFollower
 
@@ -104,14 +107,14 @@ def test_between_full_reads_only_the_views_saved_since_are_read(tmp_path: Path) 
     state = FleetState()
     follower = StoreFollower(store, state)
     read: list[int] = []
-    load_views = store.load_views
+    load_view_texts = store.load_view_texts
 
     def counting(*, changed_since: float | None = None) -> list:
-        views = load_views(changed_since=changed_since)
-        read.append(len(views))
-        return views
+        rows = load_view_texts(changed_since=changed_since)
+        read.append(len(rows))
+        return rows
 
-    store.load_views = counting  # type: ignore[method-assign]
+    store.load_view_texts = counting  # type: ignore[method-assign]
 
     async def reads() -> None:
         assert await follower.reload_once()  # the first read: all of them
@@ -145,3 +148,54 @@ def test_an_incremental_read_leaves_out_the_views_saved_before_it(tmp_path: Path
         assert [v.id for v in store.load_views()] == ["new", "old"]
     finally:
         store.close()
+
+
+def test_a_view_read_again_unchanged_is_not_decoded_again_and_stays_the_same_object(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every incremental read returns the views of the last ten seconds again: at 10,000 machines,
+    decoding them all again each second cost a third of a core, and new objects for the same views
+    made the server encode the whole fleet's JSON again at its next answer."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    store = Store(url)
+    store.migrate()
+    store.save_views([make_view(f"press_{i}") for i in range(3)])
+    state = FleetState()
+    follower = StoreFollower(store, state)
+    decoded: list[str] = []
+    real = follower_module.decode_view
+
+    def counting(machine_id: str, text: str) -> MachineView | None:
+        decoded.append(machine_id)
+        return real(machine_id, text)
+
+    monkeypatch.setattr(follower_module, "decode_view", counting)
+
+    async def reads() -> None:
+        assert await follower.reload_once()
+        first = state.get("press_0")
+        version = state.version
+        assert await follower.reload_once(full=False)  # the same three rows, within the margin
+        assert await follower.reload_once(full=True)
+        assert state.get("press_0") is first
+        assert state.version == version, "an unchanged fleet must not look changed"
+        store.save_views([make_view("press_1", status=Status.ALARM)])
+        assert await follower.reload_once(full=False)
+        assert state.get("press_1").status is Status.ALARM  # type: ignore[union-attr]
+
+    try:
+        asyncio.run(reads())
+    finally:
+        store.close()
+    assert sorted(decoded) == ["press_0", "press_1", "press_1", "press_2"]
+
+
+def test_a_full_read_keeps_the_objects_of_unchanged_views() -> None:
+    state = FleetState()
+    first, second = make_view("press_0"), make_view("press_1")
+    state.put([first, second])
+    # Equal views as a new read decodes them: new objects.
+    state.replace_all([replace(first), replace(second, status=Status.ALARM)])
+    held = first
+    assert state.get("press_0") is held
+    assert state.get("press_1").status is Status.ALARM  # type: ignore[union-attr]
