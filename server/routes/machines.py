@@ -105,7 +105,7 @@ def list_machines(
     matches = _matcher(status, site, label, q)
     version, views = state.versioned_snapshot()
 
-    def prefix() -> str:
+    def prefix() -> bytes:
         matched = [v for v in views if matches(v)]
         counts = {
             "fleet": count_statuses([v.status for v in views]),
@@ -114,9 +114,9 @@ def list_machines(
             "matched_total": len(matched),
         }
         texts = context.view_json
-        text = f'{{"machines":{texts.array(matched)},"counts":{dumps(counts)}'
+        data = b'{"machines":' + texts.array_data(matched) + f',"counts":{dumps(counts)}'.encode()
         texts.keep_only(views)
-        return text
+        return data
 
     filters = (tuple(sorted(status or ())), site, tuple(sorted(label or ())), q)
     gzip = _accepts_gzip(request.headers.get("accept-encoding", ""))

@@ -175,6 +175,34 @@ def test_view_texts_are_kept_per_view_and_forgotten_with_their_machine() -> None
     texts.array(others)
     texts.keep_only([changed])
     assert texts.text(changed) is texts.text(changed) and len(texts._texts) == 1
+    assert texts.data(changed) == texts.text(changed).encode()
+
+
+def test_the_gzip_answer_made_of_pieces_is_one_valid_stream_of_the_whole() -> None:
+    """The list's gzip body is compressed in pieces (in parallel) and closed per request: any gzip
+    reader (Python's, browsers', curl's) must read back exactly the plain answer, whatever the
+    sizes, the non-ASCII text and the tail."""
+    import gzip
+    import random
+    import zlib
+
+    from server.list_cache import ListCache, deflate_pieces, finish_gzip
+
+    rng = random.Random(5)
+    words = ["press", "Luleå", "≥ warn 80", '"status":"up"', "{", "}", "0.5", "\u00e9"]
+    for size in (0, 1, 1000, 3 * 1024 + 7, 200_000):
+        data = " ".join(rng.choice(words) for _ in range(size // 4)).encode()[:size]
+        for tail in (b"", b',"time":1796000000.25}'):
+            body = finish_gzip(deflate_pieces(data, piece_bytes=1024), zlib.crc32(data), len(data), tail)
+            assert gzip.decompress(body) == data + tail
+            reader = zlib.decompressobj(31)  # as HTTP clients read it: one member, then the end
+            assert reader.decompress(body) == data + tail and reader.eof and not reader.unused_data
+
+    cache = ListCache()
+    prefix = ("x" * 3_000_000).encode()
+    zipped = cache.body((1, ()), lambda: prefix, "}", gzip=True)
+    assert gzip.decompress(zipped) == prefix + b"}"
+    assert len(zipped) < len(prefix) // 50
 
 
 def test_the_list_is_the_same_gzip_or_plain_and_each_answer_has_its_own_time(
@@ -211,9 +239,9 @@ def test_the_list_cache_keeps_few_answers_and_never_an_old_version() -> None:
     cache = ListCache(max_entries=2)
     built: list[int] = []
 
-    def prefix(n: int) -> str:
+    def prefix(n: int) -> bytes:
         built.append(n)
-        return '{"n":' + str(n)
+        return b'{"n":' + str(n).encode()
 
     for n in (1, 1, 2, 3, 2, 1):
         cache.body((7, (n,)), lambda n=n: prefix(n), "}", gzip=False)
