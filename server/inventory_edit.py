@@ -13,6 +13,11 @@ entry by entry, safely.
 - **Atomic and audited**: the audit rows are inserted in a transaction that commits only once the
   new file is in place (server/atomic_file.py); the scraper's inventory watcher reloads it.
 
+- **Fast to read at 10,000 machines**: a read parses the file with libyaml's events
+  (scraper/yaml_fast.py, several times faster than ruamel's pure-Python round trip), then starts
+  the round-trip parse that an edit needs (comments, quotes) in a thread of its own, so an admin's
+  change that follows a read finds it ready, or waits only for what is left of it.
+
 Synchronous: the routes call it in a thread.
 """
 
@@ -25,6 +30,7 @@ import math
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +43,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from millwatch_common.yamltext import YAMLSyntaxError
 from scraper.errors import InventoryError, Problem
 from scraper.inventory import check_document
+from scraper.yaml_fast import load_with_lines
 from server import inventory_yaml
 from server.atomic_file import write_atomically
 
@@ -210,6 +217,9 @@ class InventoryEditor:
         # file after a read (or another edit) parses once, not twice. An edit takes it (it changes
         # it); it is put back only by a successful parse.
         self._document: tuple[str, Any, inventory_yaml.Layout] | None = None
+        # The round-trip parse started by a read, for the next edit (by ETag); one at a time.
+        self._document_lock = threading.Lock()
+        self._preparing: tuple[str, Future[tuple[Any, inventory_yaml.Layout]]] | None = None
 
     # --- reading -----------------------------------------------------------------------------------
 
@@ -220,11 +230,55 @@ class InventoryEditor:
         cached = self._cache
         if cached is not None and cached.etag == etag:
             return cached
-        document = self._parse(data)
+        text = _text(data)
+        try:
+            document = load_with_lines(text)
+        except YAMLSyntaxError as e:
+            raise self._unusable(e) from None
         snapshot = Snapshot(etag, _entries(document), self._problems_of(document))
         self._cache = snapshot
-        self._document = (etag, document, inventory_yaml.layout_of(_text(data), document))
+        self._prepare(etag, text)
         return snapshot
+
+    def _prepare(self, etag: str, text: str) -> None:
+        """Start the round-trip parse of the file at `etag` for the next edit, unless one is kept or
+        under way for it."""
+        with self._document_lock:
+            if self._document is not None and self._document[0] == etag:
+                return
+            if self._preparing is not None and self._preparing[0] == etag:
+                return
+
+            future: Future[tuple[Any, inventory_yaml.Layout]] = Future()
+            self._preparing = (etag, future)
+
+        def parse() -> None:
+            future.set_running_or_notify_cancel()
+            try:
+                document = inventory_yaml.parse(text)
+                future.set_result((document, inventory_yaml.layout_of(text, document)))
+            except BaseException as e:  # noqa: BLE001 - handed to the edit that waits for it
+                future.set_exception(e)
+
+        # A daemon thread: a parse under way never holds up the server's exit.
+        threading.Thread(target=parse, name="millwatch-inventory-parse", daemon=True).start()
+
+    def _take_document(self, etag: str, data: bytes) -> tuple[Any, inventory_yaml.Layout]:
+        """The round-trip document of the file at `etag` for an edit to change: the one kept after
+        the last edit, or the one a read prepared (waiting for the rest of its parse), or a new parse.
+        Either way it is the edit's own: nothing else holds it any more."""
+        with self._document_lock:
+            kept, self._document = self._document, None
+            preparing, self._preparing = self._preparing, None
+        if kept is not None and kept[0] == etag:
+            return kept[1], kept[2]
+        if preparing is not None and preparing[0] == etag:
+            try:
+                return preparing[1].result()
+            except Exception:  # noqa: BLE001 - parsed again below, which says what is wrong
+                pass
+        document = self._parse(data)
+        return document, inventory_yaml.layout_of(_text(data), document)
 
     # --- changes -----------------------------------------------------------------------------------
 
@@ -357,12 +411,7 @@ class InventoryEditor:
                     current = None if found is None else mask_secrets(found)
                 raise PreconditionFailed(etag, current)
             text = _text(data)
-            kept, self._document = self._document, None
-            if kept is not None and kept[0] == etag:
-                document, layout = kept[1], kept[2]
-            else:
-                document = self._parse(data)
-                layout = inventory_yaml.layout_of(text, document)
+            document, layout = self._take_document(etag, data)
             steps = plan(document)
             if not steps.changes:
                 return EditResult(etag, [], steps.entry)
@@ -385,7 +434,8 @@ class InventoryEditor:
                 write_atomically(self.path, new_data)
             new_etag = etag_of(new_data)
             self._cache = Snapshot(new_etag, _entries(new_document), [])
-            self._document = (new_etag, new_document, layout)
+            with self._document_lock:
+                self._document = (new_etag, new_document, layout)
             return EditResult(new_etag, steps.changes, steps.entry)
 
     def _checked_in_place(self, document: Any, steps: Plan, spliced: inventory_yaml.Spliced) -> Any:
@@ -449,8 +499,11 @@ class InventoryEditor:
         try:
             return inventory_yaml.parse(_text(data))
         except YAMLSyntaxError as e:
-            where = f"{self.path.name}:{e.line}" if e.line else self.path.name
-            raise InventoryUnusable(f"{where}: {e.message}; repair the file on disk first") from None
+            raise self._unusable(e) from None
+
+    def _unusable(self, error: YAMLSyntaxError) -> InventoryUnusable:
+        where = f"{self.path.name}:{error.line}" if error.line else self.path.name
+        return InventoryUnusable(f"{where}: {error.message}; repair the file on disk first")
 
     def _problems_of(self, document: Any) -> list[FieldProblem]:
         try:

@@ -235,3 +235,49 @@ def test_a_save_on_disk_during_an_edit_wins_and_the_edit_is_refused(tmp_path: Pa
         editor.patch("press_01", {"enabled": False}, etag(editor), recorder)
     assert editor.path.read_text() == theirs
     assert recorder.changes == []
+
+
+def test_a_read_parses_fast_and_prepares_the_edit_s_round_trip_parse_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 10,000 machines ruamel's round trip takes tens of seconds: a read uses libyaml's events,
+    and the round trip an edit needs (comments, quotes) runs once, in the background, for the edit
+    that follows; the edit still keeps every comment of the file."""
+    from server import inventory_yaml
+
+    parses: list[int] = []
+    real = inventory_yaml.parse
+    release = threading.Event()
+
+    def slow_counting(text: str) -> Any:
+        parses.append(len(text))
+        assert release.wait(30), "the test never let the round-trip parse finish"
+        return real(text)
+
+    monkeypatch.setattr(inventory_yaml, "parse", slow_counting)
+    editor = editor_on(tmp_path, COMMENTED)
+    # The read answers while the round trip is still held back: it does not wait for it.
+    snapshot = editor.snapshot()
+    release.set()
+    assert [e["id"] for e in snapshot.entries] == [m.id for m in parse_inventory(COMMENTED).machines]
+    assert editor.snapshot() is snapshot  # the same bytes: no parse at all
+    machine = snapshot.entries[1]["id"]
+    editor.patch(machine, {"name": "Renamed"}, snapshot.etag, Recorder())
+    assert len(parses) == 1, "the edit must use the parse the read started"
+    after = editor.path.read_text()
+    comments = [line for line in COMMENTED.splitlines() if "#" in line]
+    assert [line for line in after.splitlines() if "#" in line] == comments
+    assert parse_inventory(after).machines[1].name == "Renamed"
+    # The next edit starts from the document the last one left: still no new parse.
+    editor.patch(machine, {"name": "Renamed again"}, etag(editor), Recorder())
+    assert len(parses) == 1
+
+
+def test_a_read_of_a_broken_file_names_its_line_and_an_edit_is_refused_the_same_way(tmp_path: Path) -> None:
+    from server.inventory_edit import InventoryUnusable
+
+    editor = editor_on(tmp_path, "machines:\n  - id: a\n    url: [unclosed\n")
+    with pytest.raises(InventoryUnusable, match=r"machines\.yaml:\d+: .*repair the file on disk first"):
+        editor.snapshot()
+    with pytest.raises(InventoryUnusable, match=r"machines\.yaml:\d+: "):
+        editor.patch("a", {"name": "x"}, etag(editor), Recorder())
