@@ -4,6 +4,7 @@ writes and the upgrade from revision 0008, on both backends."""
 from __future__ import annotations
 
 import math
+import threading
 import time
 
 import sqlalchemy as sa
@@ -187,3 +188,42 @@ def test_the_upgrade_from_0008_counts_no_stored_sample_twice(store_url: str) -> 
         assert hour.count == 30 + 1 + 8
     finally:
         store.close()
+
+
+def test_builds_racing_writes_count_every_sample_once(store_url: str) -> None:
+    """One thread writes samples (some late, some not) while another keeps building the rollups:
+    on PostgreSQL through a second store, as a second scraper process would."""
+    h = next_hour()
+    writer = Store(store_url)
+    writer.migrate()
+    builder = writer if store_url.startswith("sqlite") else Store(store_url)
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def build() -> None:
+        try:
+            while not done.is_set():
+                builder.flush_rollups()
+        except BaseException as e:  # reported by the main thread
+            errors.append(e)
+
+    thread = threading.Thread(target=build)
+    thread.start()
+    try:
+        for k in range(60):
+            batches = [readings(f"m{m}", h + 15 * k + m, float(k), float(m)) for m in range(5)]
+            # Every third write also repeats an earlier scrape: stored rows beside new ones.
+            if k % 3 == 2:
+                batches.append(readings("m0", h + 15 * (k - 1), float(k - 1), 0.0))
+            assert writer.write(batches) == 10
+    finally:
+        done.set()
+        thread.join(timeout=60)
+    assert not errors, errors
+    try:
+        writer.flush_rollups()
+        assert table_buckets(store_url, "rollup_minute") == recomputed(store_url, MINUTE_MS)
+        assert sum(n for *_, n in table_buckets(store_url, "rollup_minute").values()) == 600
+    finally:
+        writer.close()
+        builder.close()
