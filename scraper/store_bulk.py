@@ -142,7 +142,9 @@ def write_sqlite(dbapi_connection: Any, rows: Sequence[Row], advance_to: int | N
         if not dbapi_connection.in_transaction:
             # Outside a transaction SAVEPOINT would open one of its own, and RELEASE commit it:
             # the samples must commit with the rest of the write (views, rollups), or not at all.
-            cursor.execute("BEGIN")
+            # A build alone takes the write lock first: reading the watermark under a read lock
+            # and then writing would fail (SQLITE_BUSY) if another process wrote in between.
+            cursor.execute("BEGIN" if rows else "BEGIN IMMEDIATE")
         inserted = 0
         staged = False
         if rows:
@@ -254,6 +256,9 @@ def write_postgres(dbapi_connection: Any, rows: Sequence[Row], advance_to: int |
                     _merge_late_postgres(cursor, "staging_samples", watermark)
                     cursor.execute("TRUNCATE staging_samples")
         if advance_to is not None and advance_to > watermark:
+            # The GROUP BY of a minute of every series: sorted in memory, not in temporary files
+            # (the default 4 MB holds ~20,000 series). Ends with this transaction.
+            cursor.execute("SET LOCAL work_mem = '64MB'")
             cursor.execute(_POSTGRES_BUILD_MINUTES, {"start": watermark, "end": advance_to})
             if hour_start(advance_to) > hour_start(watermark):
                 cursor.execute(
