@@ -8,9 +8,11 @@ import threading
 import time
 
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
 
 from scraper.exposition import Sample
-from scraper.store import SampleBatch, Store
+from scraper.store import MIGRATIONS, SampleBatch, Store
 from scraper.store_bulk import HOUR_MS, MINUTE_MS
 from tests.scraper.test_scraper_store_compact import migrate_to
 
@@ -227,3 +229,26 @@ def test_builds_racing_writes_count_every_sample_once(store_url: str) -> None:
     finally:
         writer.close()
         builder.close()
+
+
+def test_a_downgrade_to_0008_leaves_whole_rollups(store_url: str) -> None:
+    """The previous version merges only what it writes: going back builds what was left to a build."""
+    h = next_hour()
+    store = Store(store_url)
+    store.migrate()
+    try:
+        for k in range(10):
+            assert store.write([readings("a", h - 90 + 15 * k, float(k), 2.0 * k)]) == 2
+    finally:
+        store.close()
+    engine = sa.create_engine(store_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0008")
+    finally:
+        engine.dispose()
+    assert table_buckets(store_url, "rollup_minute") == recomputed(store_url, MINUTE_MS)
+    assert table_buckets(store_url, "rollup_hour") == recomputed(store_url, HOUR_MS)
