@@ -119,13 +119,13 @@ _POSTGRES_BUILD_MINUTES = (
     f"INSERT INTO {_MINUTE} (series_id, bucket_ms, min, max, sum, count) "
     f"SELECT x.series_id, x.time_ms - x.time_ms %% {MINUTE_MS}, min(x.value), max(x.value), "
     "sum(x.value), count(*) FROM series s JOIN samples x ON x.series_id = s.id "
-    "WHERE x.time_ms >= %(start)s AND x.time_ms < %(end)s GROUP BY 1, 2 ORDER BY 1, 2 " + _OVERWRITE
+    "WHERE x.time_ms >= %(start)s AND x.time_ms < %(end)s GROUP BY 1, 2 ORDER BY 1, 2"
 )
 _POSTGRES_BUILD_HOURS = (
     f"INSERT INTO {_HOUR} (series_id, bucket_ms, min, max, sum, count) "
     f"SELECT m.series_id, m.bucket_ms - m.bucket_ms %% {HOUR_MS}, min(m.min), max(m.max), "
     f"sum(m.sum), sum(m.count) FROM series s JOIN {_MINUTE} m ON m.series_id = s.id "
-    "WHERE m.bucket_ms >= %(start)s AND m.bucket_ms < %(end)s GROUP BY 1, 2 ORDER BY 1, 2 " + _OVERWRITE
+    "WHERE m.bucket_ms >= %(start)s AND m.bucket_ms < %(end)s GROUP BY 1, 2 ORDER BY 1, 2"
 )
 
 # --- SQLite -----------------------------------------------------------------------------------
@@ -259,14 +259,28 @@ def write_postgres(dbapi_connection: Any, rows: Sequence[Row], advance_to: int |
             # The GROUP BY of a minute of every series: sorted in memory, not in temporary files
             # (the default 4 MB holds ~20,000 series). Ends with this transaction.
             cursor.execute("SET LOCAL work_mem = '64MB'")
-            cursor.execute(_POSTGRES_BUILD_MINUTES, {"start": watermark, "end": advance_to})
+            _build_postgres(cursor, _POSTGRES_BUILD_MINUTES, watermark, advance_to)
             if hour_start(advance_to) > hour_start(watermark):
-                cursor.execute(
-                    _POSTGRES_BUILD_HOURS, {"start": hour_start(watermark), "end": hour_start(advance_to)}
-                )
+                _build_postgres(cursor, _POSTGRES_BUILD_HOURS, hour_start(watermark), hour_start(advance_to))
             cursor.execute("UPDATE rollup_state SET rolled_up_to_ms = %s WHERE id = 1", (advance_to,))
             watermark = advance_to
         return inserted, watermark
+
+
+def _build_postgres(cursor: Any, statement: str, start: int, end: int) -> None:
+    """Build the buckets in [start, end): a plain insert, since none of them has a row yet (a
+    quarter cheaper on the server than an upsert); should one have a row all the same (a database
+    restored, a process of the previous version still writing), overwrite it instead."""
+    params = {"start": start, "end": end}
+    cursor.execute("SAVEPOINT millwatch_build")
+    try:
+        cursor.execute(statement, params)
+    except Exception as e:
+        if getattr(e, "sqlstate", None) != _UNIQUE_VIOLATION:
+            raise
+        cursor.execute("ROLLBACK TO SAVEPOINT millwatch_build")
+        cursor.execute(f"{statement} {_OVERWRITE}", params)
+    cursor.execute("RELEASE SAVEPOINT millwatch_build")
 
 
 def _copy_stage(cursor: Any, payload: bytes) -> None:
