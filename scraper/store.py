@@ -440,13 +440,17 @@ class Store:
     def _insert_rows(self, connection: Connection, rows: list[Row], advance_to: int | None) -> int:
         """Store the new rows among `rows` (their late rollups merged) and, given `advance_to`,
         build the rollups of the minutes before it; returns how many rows were new."""
+        return self._write_rows(connection, rows, advance_to)[0]
+
+    def _write_rows(self, connection: Connection, rows: list[Row], advance_to: int | None) -> tuple[int, int]:
+        """`_insert_rows`, and the watermark after it."""
         dbapi_connection = connection.connection.dbapi_connection
         write = write_postgres if self.dialect == "postgresql" else write_sqlite
         inserted, watermark = write(dbapi_connection, rows, advance_to)
-        # Read under the lock: the value after this transaction, if it commits (and if it does not,
-        # a too-high guess only makes the next due check come later).
+        # Read under the lock: the value after this transaction, if it commits (if it does not, a
+        # too-high guess only makes the next build come later; a build starts from the stored one).
         self._rolled_up_ms = watermark
-        return inserted
+        return inserted, watermark
 
     def _due_rollups(self) -> int | None:
         """The watermark the rollups should be built up to now, or None when they are (as far as
@@ -459,8 +463,7 @@ class Store:
         """Build the rollups up to `target` in a transaction of their own (no samples written);
         returns the watermark after it (another process may have moved it further)."""
         with self._operation(operation), self._write_lock, self._engine.begin() as connection:
-            self._insert_rows(connection, [], target)
-        return self._rolled_up_ms or 0
+            return self._write_rows(connection, [], target)[1]
 
     def flush_rollups(self) -> None:
         """Build the rollups of every stored sample now, the minute being scraped and samples
