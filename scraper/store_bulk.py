@@ -9,7 +9,8 @@ and done through a temporary staging table, which keeps exactly the rows that we
 Rollups are not gathered per sample. `rollup_state.rolled_up_to_ms` (the watermark W, a whole
 minute) says how far they are built:
 
-- a sample with time >= W is in no rollup yet; `advance` later builds the minutes [W, W') from
+- a sample with time >= W is in no rollup yet; a build (a write given `advance_to`, once a minute)
+  later builds the minutes [W, W') from
   the stored samples in SQL (one `INSERT … SELECT … GROUP BY`, one index seek a series) and the
   hours that are then over from their minutes, and moves W to W' in the same transaction;
 - a sample that arrives late, with time < W, is merged into its minute by the write that stores it
@@ -17,12 +18,12 @@ minute) says how far they are built:
 
 So each sample is counted once: the watermark moves in the transaction that builds what it covers,
 and a write merges exactly the rows it found new. Nothing is held in memory: a crash or a restart
-loses no rollup and counts none twice (the next `advance` starts from the stored W). Building a
+loses no rollup and counts none twice (the next build starts from the stored W). Building a
 minute overwrites its row (it is a function of the stored samples), so a rebuilt minute is never
 counted twice either; an hour likewise from its minutes.
 
-PostgreSQL may have several writers: a write holds `rollup_state`'s row `FOR SHARE` (an advance,
-`FOR UPDATE`), so no advance reads the samples while a write that saw the old W is uncommitted,
+PostgreSQL may have several writers: a write holds `rollup_state`'s row `FOR SHARE` (a build,
+`FOR UPDATE`), so no build reads the samples while a write that saw the old W is uncommitted,
 and both then lock rollup rows after that one row: no deadlock between them.
 
 These statements are plain SQL on the DBAPI connection: compiling them through SQLAlchemy for
