@@ -10,9 +10,9 @@ Rollups are not gathered per sample. `rollup_state.rolled_up_to_ms` (the waterma
 minute) says how far they are built:
 
 - a sample with time >= W is in no rollup yet; a build (a write given `advance_to`, once a minute)
-  later builds the minutes [W, W') from
-  the stored samples in SQL (one `INSERT … SELECT … GROUP BY`, one index seek a series) and the
-  hours that are then over from their minutes, and moves W to W' in the same transaction;
+  later makes the minutes [W, W') from the stored samples in SQL (one `INSERT … SELECT … GROUP
+  BY`, one index seek a series) and the hours then over from their minutes, and moves W to W' in
+  the same transaction;
 - a sample that arrives late, with time < W, is merged into its minute by the write that stores it
   (and into its hour too when it is before W's hour, whose row is then already built).
 
