@@ -15,6 +15,7 @@ Talks to a SQLite file in a temporary folder and, when given, a PostgreSQL datab
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
 import sqlite3
@@ -29,10 +30,20 @@ from scraper.exposition import Sample
 from scraper.store import SampleBatch, Store
 from scraper.store_writer import MAX_SAMPLES_PER_WRITE
 
-T0 = 1_764_136_800.0
+
+def start_time() -> float:
+    """A minute before an hour that starts at least 2 minutes from now.
+
+    The scraper stamps samples with the time of their scrape, so a write meets samples of minutes
+    whose rollups are not built yet; this compresses minutes of scrapes into seconds, so it stamps
+    them ahead of the clock (times before the rollups' watermark would each take the slower path
+    of a late sample). The rounds straddle an hour: the timed build covers two minutes and an hour.
+    """
+    now = time.time()
+    return (math.floor(now / 3600) + 1 + (now % 3600 > 3480)) * 3600 - 60.0
 
 
-def machine_samples(rng: random.Random) -> list[Sample]:
+def machine_samples(rng: random.Random, t0: float) -> list[Sample]:
     """About 60 samples shaped like the exporter's: readings, health, system, labelled disks."""
     samples = [
         Sample("machine_temperature_celsius", {}, round(rng.uniform(40, 90), 2)),
@@ -40,7 +51,7 @@ def machine_samples(rng: random.Random) -> list[Sample]:
         Sample("machine_speed_rpm", {}, round(rng.uniform(1400, 1500), 1)),
         Sample("millwatch_serial_up", {}, 1.0),
         Sample("millwatch_serial_readings_total", {}, float(rng.randrange(10**6))),
-        Sample("millwatch_serial_last_reading_timestamp_seconds", {}, T0 + rng.random()),
+        Sample("millwatch_serial_last_reading_timestamp_seconds", {}, t0 + rng.random()),
         Sample("system_cpu_usage_ratio", {}, rng.random()),
         Sample("system_memory_total_bytes", {}, 8e9),
         Sample("system_memory_available_bytes", {}, float(rng.randrange(10**9, 6 * 10**9))),
@@ -73,17 +84,18 @@ def run(url: str, machines: int, rounds: int) -> dict[str, float]:
     rng = random.Random(1)
     store = Store(url)
     store.migrate()
+    t0 = start_time()
     total = 0
     elapsed = 0.0
     first = 0.0
     try:
         for round_number in range(rounds):
-            when = T0 + 15 * round_number
+            when = t0 + 15 * round_number
             pending: list[SampleBatch] = []
             size = 0
             writes: list[list[SampleBatch]] = []
             for m in range(machines):
-                batch = SampleBatch(f"m{m:05d}", when + m * 15 / machines, machine_samples(rng))
+                batch = SampleBatch(f"m{m:05d}", when + m * 15 / machines, machine_samples(rng, t0))
                 if pending and size + len(batch.samples) > MAX_SAMPLES_PER_WRITE:
                     writes.append(pending)
                     pending, size = [], 0
@@ -97,7 +109,7 @@ def run(url: str, machines: int, rounds: int) -> dict[str, float]:
             else:
                 total += written
                 elapsed += time.perf_counter() - started
-        # The rollups gathered in memory are part of the cost: their merge is timed too.
+        # The rollups are part of the cost: building them for every sample written is timed too.
         started = time.perf_counter()
         store.flush_rollups()
         elapsed += time.perf_counter() - started

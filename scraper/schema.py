@@ -6,7 +6,9 @@
   every insert idempotent, so a retried write or a backfill never duplicates a sample. Retention
   deletes by that key, series by series (no index on time: it would cost as much as the table).
 - `rollup_minute`, `rollup_hour`: per series and minute/hour bucket (start in ms): min, max, sum
-  and count (avg = sum / count), merged as new samples are written, kept longer than samples.
+  and count (avg = sum / count), kept longer than samples. Built in SQL from the stored samples
+  (an hour from its minutes) once the minute (hour) is over; `rollup_state.rolled_up_to_ms` says
+  how far: the minutes before it and the hours before its hour are built (scraper/store_bulk.py).
 - `machine_state`: the last view of each machine, so a restart shows the fleet as it was.
 - `scraper_nodes`, `scraper_leases`: the live `millwatch scrape` processes and which machine each
   one scrapes (scraper/leases.py); times are the database's clock, Unix seconds.
@@ -65,6 +67,14 @@ rollup_minute = _rollup("rollup_minute")
 rollup_hour = _rollup("rollup_hour")
 ROLLUPS = {60_000: rollup_minute, 3_600_000: rollup_hour}
 """Bucket width in milliseconds -> its table."""
+
+rollup_state = sa.Table(
+    "rollup_state",
+    metadata,
+    # One row (id 1): the watermark, a whole minute in ms. A later sample is in no rollup yet.
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("rolled_up_to_ms", sa.BigInteger, nullable=False),
+)
 
 machine_state = sa.Table(
     "machine_state",

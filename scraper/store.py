@@ -40,16 +40,7 @@ from scraper.exposition import Sample
 from scraper.migration_lock import migration_lock
 from scraper.series_cache import SeriesCache, SeriesName
 from scraper.state import MachineView
-from scraper.store_bulk import (
-    Pending,
-    PendingRollups,
-    Row,
-    flush_postgres,
-    flush_sqlite,
-    insert_postgres_new,
-    insert_sqlite_new,
-    rollup_rows,
-)
+from scraper.store_bulk import HOUR_MS, MINUTE_MS, Row, hour_start, write_postgres, write_sqlite
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +55,9 @@ DEFAULT_ROLLUP_RETENTION_SECONDS = 400 * 86400.0
 DEFAULT_MINUTE_ROLLUP_RETENTION_SECONDS = 30 * 86400.0
 DEFAULT_SERIES_CACHE_SIZE = 1_000_000  # ~150-200 bytes each: 10,000 machines of 60 series fit
 DEFAULT_MAX_SERIES_PER_MACHINE = 10_000
-ROLLUP_FLUSH_SECONDS = 60.0  # rollups of new samples (minutes that are over) are merged this often
-# ... or when this many series-buckets wait (~250 B each with a minute of values at 15 s)
-_ROLLUP_FLUSH_BUCKETS = 500_000
-CLOSE_BUSY_TIMEOUT_MS = 1000  # how long close() waits for a locked SQLite file
+# A minute's rollups are built this long after it ends (by the first write then): a scrape of the
+# minute written later than that is merged into them on its own, a slower path (store_bulk.py).
+ROLLUP_GRACE_MS = 30_000
 _ROWS_PER_STATEMENT = 1000  # 3 parameters a row: well under SQLite's and PostgreSQL's limits
 _EMPTY_LABELS = schema.labels_json({})
 
@@ -179,7 +169,9 @@ class Store:
         except (SQLAlchemyError, ImportError) as e:
             raise StoreError("open", _detail(e)) from e
         self._series = SeriesCache(series_cache_size)
-        self._pending_rollups = PendingRollups(ROLLUP_FLUSH_SECONDS)
+        # The rollups' watermark as this process last saw it (None: not read yet); another process
+        # may have moved it since, which costs at most one needless lock (`_due_rollups`).
+        self._rolled_up_ms: int | None = None
         # SQLite has one writer at a time; queueing our own writers here avoids lock-upgrade
         # failures (SQLITE_BUSY) that its busy timeout does not cover.
         self._write_lock: contextlib.AbstractContextManager[Any] = (
@@ -263,48 +255,30 @@ class Store:
         """Store several batches and views in one transaction (all or nothing); returns new sample rows.
 
         Samples are stamped with their batch's time in whole milliseconds; the first value of a
-        series at one time wins. New samples are merged into the minute and hour rollups in the
-        same transaction. A machine that already has `max_series_per_machine` series gets no new
-        one: the samples of refused series are dropped and counted in `series_refused_total`.
-        Raises StoreError naming `operation`.
+        series at one time wins. A new sample of a minute whose rollups are built already is merged
+        into them in the same transaction; once a minute, a write also builds the rollups of the
+        minutes that are over (store_bulk.py). A machine that already has
+        `max_series_per_machine` series gets no new one: the samples of refused series are
+        dropped and counted in `series_refused_total`. Raises StoreError naming `operation`.
         """
         new_series: dict[str, dict[SeriesName, int]] = {}
-        # The write lock (SQLite) spans the commit and what follows it: the pending rollups change
-        # only for committed rows, and never under another writer's feet.
         with self._operation(operation), self._write_lock:
-            inserted, gathered = self._write(batches, views, new_series)
-            if gathered:
-                self._pending_rollups.add(gathered)
+            inserted = self._write_transaction(batches, views, new_series, self._due_rollups())
         # Only now: ids from a rolled-back transaction must never reach the cache.
         for machine_id, ids in new_series.items():
             self._series.put(machine_id, ids)
         return inserted
-
-    def _write(
-        self,
-        batches: Sequence[SampleBatch],
-        views: Sequence[MachineView],
-        new_series: dict[str, dict[SeriesName, int]],
-    ) -> tuple[int, list[tuple[int, dict[int, float]]]]:
-        """One write's transaction: (new rows, rows whose rollups are left to the pending ones)."""
-        taken = self._take_due_rollups(force=False)
-        try:
-            return self._write_transaction(batches, views, new_series, taken)
-        except BaseException:
-            if taken:
-                self._pending_rollups.restore(taken)
-            raise
 
     def _write_transaction(
         self,
         batches: Sequence[SampleBatch],
         views: Sequence[MachineView],
         new_series: dict[str, dict[SeriesName, int]],
-        taken: Pending | None,
-    ) -> tuple[int, list[tuple[int, dict[int, float]]]]:
+        advance_to: int | None,
+    ) -> int:
+        """One write's transaction; returns the new sample rows. `advance_to`: see `_insert_rows`."""
         with self._engine.begin() as connection:
             rows: list[Row] = []
-            chunks: list[tuple[int, dict[int, float]]] = []
             for batch in batches:
                 time_ms = round(batch.time * 1000)
                 samples = batch.samples
@@ -312,13 +286,10 @@ class Store:
                 values = self._batch_values(connection, batch.machine_id, names, samples, new_series)
                 # Built in C: one tuple a row, no per-sample Python here.
                 rows.extend(zip(values, repeat(time_ms), values.values()))
-                chunks.append((time_ms, values))
             # Batches of one machine at the same millisecond collide in the stage: the first wins.
-            inserted, gathered = self._insert_rows(connection, rows) if rows else (0, False)
+            inserted = self._insert_rows(connection, rows, advance_to) if rows else 0
             self._upsert_views(connection, views)
-            if taken:
-                self._flush_taken(connection, taken)
-        return inserted, chunks if gathered else []
+        return inserted
 
     def _batch_values(
         self,
@@ -382,8 +353,10 @@ class Store:
         """
         if batch_rows < 1:
             raise ValueError("batch_rows must be at least 1")
-        self.flush_rollups()
         before_ms = math.ceil(before * 1000)
+        # Every sample about to go is in the rollups first (its minute ends by the watermark).
+        due = _minute_floor(math.floor(time.time() * 1000) - ROLLUP_GRACE_MS)
+        watermark = self._advance_rollups(max(due, _minute_floor(before_ms - 1) + MINUTE_MS), "prune")
         # Only the series that have something to delete (one index probe each, in one statement).
         candidates = sa.text(
             "SELECT id FROM series WHERE EXISTS "
@@ -414,6 +387,8 @@ class Store:
         if keep_going():
             now = time.time()
             minute = now - self.minute_rollup_retention if rollups_before is None else rollups_before
+            # The hour not built yet is built from its minutes: they stay until then.
+            minute = min(minute, hour_start(watermark) / 1000)
             hour = now - self.rollup_retention if rollups_before is None else rollups_before
             self._prune_rollups({schema.rollup_minute: minute, schema.rollup_hour: hour})
         return deleted
@@ -462,62 +437,45 @@ class Store:
         )
         return {(metric, labels): series_id for series_id, metric, labels in result}
 
-    def _insert_rows(self, connection: Connection, rows: list[Row]) -> tuple[int, bool]:
-        """(new rows, whether their rollups are left to `PendingRollups`)."""
+    def _insert_rows(self, connection: Connection, rows: list[Row], advance_to: int | None) -> int:
+        """Store the new rows among `rows` (their late rollups merged) and, given `advance_to`,
+        build the rollups of the minutes before it; returns how many rows were new."""
+        return self._write_rows(connection, rows, advance_to)[0]
+
+    def _write_rows(self, connection: Connection, rows: list[Row], advance_to: int | None) -> tuple[int, int]:
+        """`_insert_rows`, and the watermark after it."""
         dbapi_connection = connection.connection.dbapi_connection
-        if self.dialect == "postgresql":
-            return insert_postgres_new(dbapi_connection, rows)
-        return insert_sqlite_new(dbapi_connection, rows)
+        write = write_postgres if self.dialect == "postgresql" else write_sqlite
+        inserted, watermark = write(dbapi_connection, rows, advance_to)
+        # Read under the lock: the value after this transaction, if it commits (if it does not, a
+        # too-high guess only makes the next build come later; a build starts from the stored one).
+        self._rolled_up_ms = watermark
+        return inserted, watermark
 
-    def _take_due_rollups(self, *, force: bool) -> Pending | None:
-        """What the rollups wait for, when a flush is due (or `force`d); None otherwise.
+    def _due_rollups(self) -> int | None:
+        """The watermark the rollups should be built up to now, or None when they are (as far as
+        this process knows): the minutes that ended at least `ROLLUP_GRACE_MS` ago."""
+        target = _minute_floor(math.floor(time.time() * 1000) - ROLLUP_GRACE_MS)
+        known = self._rolled_up_ms
+        return target if known is None or target > known else None
 
-        The caller merges it in its transaction, and `restore`s it if that fails.
-        """
-        pending = self._pending_rollups
-        if not len(pending):
-            return None
-        due = (
-            time.monotonic() - pending.since >= pending.flush_seconds or len(pending) >= _ROLLUP_FLUSH_BUCKETS
-        )
-        if not (force or due):
-            return None
-        if force:
-            return pending.take(time.monotonic())
-        # Only the minutes that are over: each is then upserted once, whole (one minute upsert per
-        # series and minute instead of one per flush, the hours once a flush).
-        taken = pending.take(time.monotonic(), closed_before_ms=math.floor(time.time() * 1000))
-        if len(pending) >= _ROLLUP_FLUSH_BUCKETS:
-            pending.restore(taken)  # the open minute alone is over the bound: everything now
-            return pending.take(time.monotonic())
-        return taken
+    def _advance_rollups(self, target: int, operation: str) -> int:
+        """Build the rollups up to `target` in a transaction of their own (no samples written);
+        returns the watermark after it (another process may have moved it further)."""
+        with self._operation(operation), self._write_lock, self._engine.begin() as connection:
+            return self._write_rows(connection, [], target)[1]
 
-    def _flush_taken(self, connection: Connection, taken: Pending) -> None:
-        rows = rollup_rows(taken)
-        dbapi_connection = connection.connection.dbapi_connection
-        if self.dialect == "postgresql":
-            flush_postgres(dbapi_connection, rows)
-        else:
-            flush_sqlite(dbapi_connection, rows)
-
-    def flush_rollups(self, *, busy_timeout_ms: int | None = None) -> None:
-        """Merge what the rollups still wait for into their tables now (they are gathered in memory
-        for up to `ROLLUP_FLUSH_SECONDS`). `history`, `prune` and `close` call it. `busy_timeout_ms`
-        shortens the wait for a SQLite database another process holds locked. Raises StoreError."""
-        if not len(self._pending_rollups):
-            return
-        with self._operation("flush_rollups"), self._write_lock:
-            taken = self._take_due_rollups(force=True)
-            if not taken:
-                return
-            try:
-                with self._engine.begin() as connection:
-                    if busy_timeout_ms is not None and self.dialect == "sqlite":
-                        connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-                    self._flush_taken(connection, taken)
-            except BaseException:
-                self._pending_rollups.restore(taken)
-                raise
+    def flush_rollups(self) -> None:
+        """Build the rollups of every stored sample now, the minute being scraped and samples
+        stamped in the future included (writes build those of closed minutes by themselves, and
+        `history` reads the samples the rollups do not cover yet: this is for a bench or a test
+        that wants the tables whole). Later samples of those minutes are then merged one by one,
+        a slower path. Raises StoreError."""
+        with self._operation("flush_rollups"), self._engine.connect() as connection:
+            newest = connection.execute(sa.text(_NEWEST_SAMPLE)).scalar()
+        now = math.floor(time.time() * 1000)
+        target = _minute_floor(max(now, -1 if newest is None else int(newest))) + MINUTE_MS
+        self._advance_rollups(target, "flush_rollups")
 
     def _upsert_views(self, connection: Connection, views: Sequence[MachineView]) -> None:
         if not views:
@@ -608,11 +566,12 @@ class Store:
         data are left out). The source is the coarsest that the step allows: the hour rollup for
         steps of an hour or more, the minute rollup for a minute or more, the raw samples below.
         A step is rounded down to a whole number of its source's buckets. Start and end select
-        buckets (or samples) by their start time. Raises StoreError; ValueError for a step <= 0.
+        buckets (or samples) by their start time. The minutes and hours whose rollups are not
+        built yet (the last one or two minutes, the current hour) are aggregated from the finer
+        rollup and the samples, so a point is exact up to the newest sample. Raises StoreError;
+        ValueError for a step <= 0.
         """
         step_ms, width = _history_resolution(step)
-        source = schema.samples if width is None else schema.ROLLUPS[width]
-        self.flush_rollups()
         series = schema.series
         series_id = (
             sa.select(series.c.id)
@@ -623,29 +582,35 @@ class Store:
             )
             .scalar_subquery()
         )
-        if source is schema.samples:
-            time_column = source.c.time_ms
-            aggregates = [
-                sa.func.min(source.c.value),
-                sa.func.sum(source.c.value),
-                sa.func.max(source.c.value),
-                sa.func.count(),
-            ]
+        start_ms, end_ms = math.ceil(start * 1000), math.floor(end * 1000)
+        if width is None:
+            parts = [_history_part(schema.samples, series_id, start_ms, end_ms + 1)]
         else:
-            time_column = source.c.bucket_ms
-            aggregates = [
-                sa.func.min(source.c.min),
-                sa.func.sum(source.c.sum),
-                sa.func.max(source.c.max),
-                sa.func.sum(source.c.count),
-            ]
-        bucket = (time_column - time_column % step_ms).label("bucket")
+            # Buckets are selected by their start: the rows (and samples) of the buckets that start
+            # in [start, end] are those with a time in [lo, hi).
+            lo = -(-start_ms // width) * width
+            hi = end_ms - end_ms % width + width
+            # One statement, so one snapshot: the watermark and the tables it describes agree.
+            watermark = sa.select(schema.rollup_state.c.rolled_up_to_ms).scalar_subquery()
+            # What the rollups do not hold yet comes from the finer rollup and the samples.
+            parts = [_history_part(schema.samples, series_id, lo, hi, since=watermark)]
+            if width == MINUTE_MS:
+                parts.append(_history_part(schema.rollup_minute, series_id, lo, hi, until=watermark))
+            else:
+                hour = watermark - watermark % HOUR_MS
+                parts.append(
+                    _history_part(schema.rollup_minute, series_id, lo, hi, since=hour, until=watermark)
+                )
+                parts.append(_history_part(schema.rollup_hour, series_id, lo, hi, until=hour))
+        rows = (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery()
+        bucket = (rows.c.t - rows.c.t % step_ms).label("bucket")
         statement = (
-            sa.select(bucket, *aggregates)
-            .where(
-                source.c.series_id == series_id,
-                time_column >= math.ceil(start * 1000),
-                time_column <= math.floor(end * 1000),
+            sa.select(
+                bucket,
+                sa.func.min(rows.c.lo),
+                sa.func.sum(rows.c.total),
+                sa.func.max(rows.c.hi),
+                sa.func.sum(rows.c.n),
             )
             .group_by(bucket)
             .order_by(bucket)
@@ -711,16 +676,9 @@ class Store:
             yield connection
 
     def close(self) -> None:
-        """Merge the pending rollups, close every pooled connection. A later call opens new ones
-        (the store stays usable). A database that cannot take the rollups now is logged, not raised."""
-        try:
-            # A stopping process does not wait out the full busy timeout of a locked database: the
-            # samples are already written (or counted as dropped); only these rollups are at stake.
-            self.flush_rollups(busy_timeout_ms=CLOSE_BUSY_TIMEOUT_MS)
-        except StoreError as e:
-            log.warning(
-                "%s: the rollups of the last %d series-buckets are lost", e, len(self._pending_rollups)
-            )
+        """Close every pooled connection; a later call opens new ones (the store stays usable).
+        Nothing is held in memory: the rollups not built yet are built by the next write that finds
+        them due, in this process or another."""
         self._engine.dispose()
 
     @contextlib.contextmanager
@@ -746,6 +704,47 @@ def decode_view(machine_id: str, text: str) -> MachineView | None:
     except (ValueError, KeyError, TypeError) as e:
         log.warning("skipping the unreadable saved view of %s: %s", machine_id, e)
         return None
+
+
+def _history_part(
+    table: sa.Table,
+    series_id: Any,
+    lo: int,
+    hi: int,
+    *,
+    since: Any = None,
+    until: Any = None,
+) -> sa.Select[Any]:
+    """(t, lo, total, hi, n) of one series' samples or rollup rows with a time in [lo, hi), and in
+    [since, until) when given (SQL expressions: the watermark)."""
+    if table is schema.samples:
+        time_column = table.c.time_ms
+        value = table.c.value
+        columns = [time_column.label("t"), value.label("lo"), value.label("total"), value.label("hi")]
+        columns.append(sa.literal(1, sa.BigInteger).label("n"))
+    else:
+        time_column = table.c.bucket_ms
+        columns = [
+            time_column.label("t"),
+            table.c.min.label("lo"),
+            table.c.sum.label("total"),
+            table.c.max.label("hi"),
+            table.c.count.label("n"),
+        ]
+    statement = sa.select(*columns).where(table.c.series_id == series_id, time_column >= lo, time_column < hi)
+    if since is not None:
+        statement = statement.where(time_column >= since)
+    if until is not None:
+        statement = statement.where(time_column < until)
+    return statement
+
+
+# The newest sample's time: one seek to the end of each series' key range, no table scan.
+_NEWEST_SAMPLE = "SELECT max((SELECT max(time_ms) FROM samples WHERE series_id = series.id)) FROM series"
+
+
+def _minute_floor(time_ms: int) -> int:
+    return time_ms - time_ms % MINUTE_MS
 
 
 def _sqlite_pragmas(dbapi_connection: Any, busy_timeout_ms: int) -> None:

@@ -15,7 +15,6 @@ from alembic.config import Config
 from scraper.exposition import Sample
 from scraper.state import MachineView
 from scraper.store import MIGRATIONS, SampleBatch, Store
-from scraper.store_bulk import PendingRollups, rollup_rows
 
 T0 = 1_764_136_800.0  # 2025-11-26 06:00:00 UTC, a whole hour
 
@@ -219,22 +218,3 @@ def test_a_write_that_fails_after_its_samples_keeps_none_of_them(sqlite_store: S
     assert sqlite_store.write([SampleBatch("m", T0 + 15, sample)]) == 1  # the retry stores it, once
     (minute,) = sqlite_store.history("m", "machine_temperature_celsius", T0, T0 + 59, 60)
     assert minute.count == 2
-
-
-def test_pending_rollups_merge_only_minutes_that_are_over_and_build_hours_from_minutes() -> None:
-    """A timed flush leaves the minute being scraped for later (merged once, whole); what a failed
-    flush took comes back; an hour's aggregates are those of its minutes."""
-    minute = 1_764_136_800_000  # a whole hour, so a whole minute
-    pending = PendingRollups(60.0)
-    pending.add([(minute, {1: 1.0, 2: 5.0}), (minute + 15_000, {1: 3.0, 2: 5.0})])
-    pending.add([(minute + 60_000, {1: 7.0})])
-    assert len(pending) == 3
-    taken = pending.take(0.0, closed_before_ms=minute + 60_000)
-    assert len(pending) == 1  # the second minute is not over yet
-    rows = rollup_rows(taken)
-    assert sorted(rows[60_000]) == [(1, minute, 1.0, 3.0, 4.0, 2), (2, minute, 5.0, 5.0, 10.0, 2)]
-    pending.restore(taken)  # its transaction failed
-    assert len(pending) == 3
-    everything = rollup_rows(pending.take(0.0))
-    assert len(pending) == 0
-    assert sorted(everything[3_600_000]) == [(1, minute, 1.0, 7.0, 11.0, 3), (2, minute, 5.0, 5.0, 10.0, 2)]
