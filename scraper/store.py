@@ -639,8 +639,11 @@ class Store:
             .limit(1)
         )
         if before is not None:
-            # Stored times are whole milliseconds: strictly older than `before` is below its ceiling.
-            statement = statement.where(samples.c.time_ms < math.ceil(before * 1000))
+            # A batch at `before` is stored at round(before * 1000) (`_write_transaction`): strictly
+            # older is below that. (Below its ceiling, the ceiling once, let a scrape's own sample
+            # through whenever its time rounded down: a backfill after a restart then started at
+            # the reading that scrape saw and fetched nothing, losing the whole gap.)
+            statement = statement.where(samples.c.time_ms < round(before * 1000))
         with self._operation("last_value"), self._engine.connect() as connection:
             value = connection.execute(statement).scalar_one_or_none()
         return None if value is None else float(value)

@@ -97,6 +97,20 @@ def newest_revision() -> str:
     return head
 
 
+def test_last_value_before_a_scrape_leaves_out_that_scrape_s_own_sample(store: Store) -> None:
+    """The backfill after a restart starts at the newest reading stored before the scrape that ended
+    the gap; that scrape's own sample may already be stored (the writer runs beside it). Its time
+    rounds down to a millisecond below the scrape's time here, and must still not count as older."""
+    metric = "millwatch_serial_last_reading_timestamp_seconds"
+    older, scrape = 1_796_000_000.123, 1_796_000_060.4004
+    store.write_samples("press_14", older, [Sample(metric, {}, 1.0)])
+    store.write_samples("press_14", scrape, [Sample(metric, {}, 2.0)])
+    assert store.last_value("press_14", metric, before=scrape) == 1.0
+    assert store.last_value("press_14", metric, before=scrape + 0.001) == 2.0
+    assert store.last_value("press_14", metric, before=older) is None
+    assert store.last_value("press_14", metric) == 2.0
+
+
 def test_samples_written_twice_are_stored_once(store: Store, store_url: str) -> None:
     assert store.write_samples("ironcast_berlin", T0, scrape()) == 4
     assert store.write_samples("ironcast_berlin", T0, scrape()) == 0  # a retry of the same scrape
