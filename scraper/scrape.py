@@ -73,7 +73,7 @@ class ScrapeResult:
 async def scrape_once(
     client: Transport,
     machine: Machine,
-    previous: MachineView,
+    previous: MachineView | Callable[[], MachineView],
     *,
     sample_limit: int | None = 50_000,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
@@ -82,10 +82,11 @@ async def scrape_once(
 ) -> ScrapeResult:
     """Scrape `machine` once; never raises a `ScrapeError` (a failure is the result's `error`).
 
-    `previous` is the machine's current view: a failed scrape keeps its last readings and system
-    summary and turns it `down` with the error's text. The machine's own limits (body size,
-    redirects, samples, label sizes) apply within `max_body_bytes` and `sample_limit`. `lines`:
-    the machine's line cache, kept from scrape to scrape (None: a new one, for this scrape only).
+    `previous` is the machine's current view (or a function giving it, called only when the scrape
+    fails): a failed scrape keeps its last readings and system summary and turns it `down` with
+    the error's text. The machine's own limits (body size, redirects, samples, label sizes) apply
+    within `max_body_bytes` and `sample_limit`. `lines`: the machine's line cache, kept from
+    scrape to scrape (None: a new one, for this scrape only).
     """
     scraped_at = clock()
     started = time.perf_counter()
@@ -108,8 +109,9 @@ async def scrape_once(
             samples = parse_samples(text, lines, machine_sample_limit, limits)
     except ScrapeError as e:
         duration = time.perf_counter() - started
+        before = previous() if callable(previous) else previous
         return ScrapeResult(
-            machine.id, scraped_at, duration, failed(previous, e, scraped_at, duration), _NO_SAMPLES, e
+            machine.id, scraped_at, duration, failed(before, e, scraped_at, duration), _NO_SAMPLES, e
         )
     duration = time.perf_counter() - started
     view = evaluate(machine, samples, scraped_at, duration)

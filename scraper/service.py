@@ -304,11 +304,12 @@ class ScraperService:
         if lines is None:
             lines = self._lines[machine_id] = LineCache()
         async with self._semaphore:
-            previous = self._view_for(machine, self._state.get(machine_id), time.time())
+            now = time.time()
             result = await scrape_once(
                 client,
                 machine,
-                previous,
+                # Only a failed scrape reads the machine's current view: not built for the others.
+                lambda: self._view_for(machine, self._state.get(machine_id), now),
                 sample_limit=self._sample_limit,
                 max_body_bytes=self._max_body_bytes,
                 lines=lines,
