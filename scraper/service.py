@@ -324,7 +324,7 @@ class ScraperService:
         current = self._inventory.get(machine_id) if self._inventory is not None else None
         if current is None:
             return result.view
-        publish = current == machine
+        publish = current is machine or current == machine  # the same object: no field-by-field compare
         if publish:
             self._state.put([result.view])
         self._writer.queue(result.batch(), result.view if publish else None)
