@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from scraper_helpers import FakeExporter, async_wait_until, machine_yaml, run, running, write_inventory
 
 from scraper.errors import BadExposition, LimitExceeded, SampleLimitExceeded, ScrapeError
 from scraper.exposition import MAX_LINE_LENGTH, Sample, parse_exposition, parse_samples
 from scraper.limits import ScrapeLimits
 from scraper.line_cache import LineCache
+from scraper.state import FleetState, Status
 from scraper.store import SampleBatch, Store
 
 
@@ -149,3 +151,32 @@ def test_created_samples_follow_the_type_lines_of_each_scrape() -> None:
     assert [s.name for s in parse_samples(typed, cache)] == ["jobs_total"]
     values = parse_samples(typed.replace("4", "nan"), cache).values
     assert len(values) == 1 and math.isnan(values[0])
+
+
+def test_a_reload_lowering_a_machines_limits_applies_to_the_lines_it_already_sent(
+    tmp_path: Path, sqlite_store: Store, exporter: FakeExporter
+) -> None:
+    hourly = {"scrape_interval": "1h", "scrape_timeout": "2s"}  # scraped here by hand only
+    path = write_inventory(
+        tmp_path / "machines.yaml",
+        [machine_yaml("a", exporter.url, **hourly), machine_yaml("b", exporter.url, **hourly)],
+    )
+    state = FleetState()
+
+    async def scenario() -> None:
+        async with running(path, sqlite_store, state) as service:
+            assert (await service.scrape_now("a")).status is Status.UP
+            assert (await service.scrape_now("a")).status is Status.UP  # every line known by now
+            assert (await service.scrape_now("b")).status is Status.UP
+            write_inventory(path, [machine_yaml("a", exporter.url, label_value_length_limit=2, **hourly)])
+            await async_wait_until(
+                lambda: service.inventory is not None and service.inventory.get("b") is None,
+                what="the reload",
+            )
+            view = await service.scrape_now("a")
+            assert view.status is Status.DOWN
+            assert view.reason is not None and "label_value_length_limit 2 exceeded" in view.reason
+            # b left the inventory, and its line cache with it: memory follows the fleet.
+            assert set(service._lines) == {"a"}
+
+    run(scenario())
