@@ -508,8 +508,9 @@ class ScraperService:
         if inventory is None:
             return []
         changed: list[MachineView] = []
+        machines = inventory.by_id()  # one look-up a view in a plain dict, not in the pydantic model
         for view in self._state.snapshot():
-            machine = inventory.get(view.id)
+            machine = machines.get(view.id)
             if machine is None or (self._owned is not None and view.id not in self._owned):
                 continue
             swept = apply_staleness(view, now, scrape_timeout_seconds=machine.scrape_timeout_seconds)
