@@ -2,7 +2,8 @@
 
 Parses a real exporter's `/metrics` body (captured from an ExporterApp reading a simulated sensor)
 and a larger synthetic one with labels, with `scraper.exposition.parse_exposition` (with and
-without the machine limits) and `prometheus_client.parser.text_string_to_metric_families`:
+without the machine limits; and as the scraper parses, with a machine's line cache kept from one
+parse to the next) and `prometheus_client.parser.text_string_to_metric_families`:
 
     python bench/parse.py --seconds 3
 """
@@ -19,8 +20,9 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 from scrape_fleet import capture_exposition
 
-from scraper.exposition import parse_exposition
+from scraper.exposition import parse_exposition, parse_samples
 from scraper.limits import ScrapeLimits
+from scraper.line_cache import LineCache
 
 
 def rate(parse: Callable[[str], int], text: str, seconds: float) -> float:
@@ -43,9 +45,13 @@ def main() -> int:
         f'http_requests_total{{method="GET",path="/p{i}",code="200"}} {i}.5\n' for i in range(2000)
     )
     limits = ScrapeLimits()
+    caches: dict[str, LineCache] = {}  # one per body, as the scraper keeps one per machine
     parsers: dict[str, Callable[[str], int]] = {
         "millwatch parse_exposition": lambda t: len(parse_exposition(t)),
         "millwatch parse_exposition, limits checked": lambda t: len(parse_exposition(t, limits=limits)),
+        "millwatch parse_samples, limits checked, the machine's line cache warm": lambda t: len(
+            parse_samples(t, caches.setdefault(t, LineCache()), None, limits)
+        ),
         "prometheus_client text_string_to_metric_families": lambda t: sum(
             len(f.samples) for f in text_string_to_metric_families(t)
         ),

@@ -32,7 +32,7 @@ import json
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -44,7 +44,7 @@ from scraper.fetch import Transport
 from scraper.inventory import Machine
 from scraper.scrape import ScrapeResult
 from scraper.stats import ScraperStats
-from scraper.status import PROCESS_START, SERIAL_LAST_READING, SERIAL_START
+from scraper.status import PROCESS_START, SERIAL_LAST_READING, SERIAL_START, plain_finite_values
 from scraper.store import SampleBatch, Store
 from scraper.store_writer import in_daemon_thread
 
@@ -263,14 +263,14 @@ def _batches(machine_id: str, readings: list[tuple[float, str, float]]) -> list[
     return [SampleBatch(machine_id, time, samples) for time, samples in sorted(by_time.items())]
 
 
-def _seen_reading_time(samples: list[Sample]) -> float | None:
+def _seen_reading_time(samples: Sequence[Sample]) -> float | None:
     """The sensor time of the newest reading the scrape saw; None for an exporter without a sensor clock.
 
     An exporter whose sensor has sent nothing since it started shows its start time instead of a
     last reading: every reading of its buffer from this run is newer than that, so the scrape saw
     "a reading just before the start" (the next float below it, as the gap's ends are exclusive).
     """
-    plain = {s.name: s.value for s in samples if not s.labels and math.isfinite(s.value)}
+    plain = plain_finite_values(samples)  # one pass, no `Sample` made per line of a scrape
     last = plain.get(SERIAL_LAST_READING)
     if last is not None and last > 0:
         return last

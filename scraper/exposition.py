@@ -19,10 +19,15 @@ from __future__ import annotations
 
 import math
 import re
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import overload
 
 from scraper.errors import BadExposition, LimitExceeded, SampleLimitExceeded
 from scraper.limits import ScrapeLimits
+from scraper.line_cache import LineCache, SeriesKey, SeriesRef
 
 MAX_LINE_LENGTH = 65536
 """Longer lines are rejected: no sane exporter writes them, and they cost memory per sample."""
@@ -56,6 +61,50 @@ class Sample:
     value: float = 0.0
 
 
+class ParsedSamples(Sequence[Sample]):
+    """The samples of one exposition, in input order, as two lists: each sample's `SeriesRef`
+    (shared with the line cache and the other samples of its series) and its value.
+
+    Reads as a sequence of `Sample`s for the callers that want them; the scraper's own hot path
+    (status rules, store) reads `series` and `values` without making a `Sample` per line.
+    """
+
+    __slots__ = ("series", "values")
+
+    def __init__(self, series: list[SeriesRef], values: list[float]) -> None:
+        self.series = series
+        self.values = values
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @overload
+    def __getitem__(self, index: int) -> Sample: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Sample]: ...
+    def __getitem__(self, index: int | slice) -> Sample | list[Sample]:
+        if isinstance(index, slice):
+            return [Sample(r.name, dict(r.labels), v) for r, v in zip(self.series[index], self.values[index])]
+        ref = self.series[index]
+        return Sample(ref.name, dict(ref.labels), self.values[index])
+
+    def __iter__(self) -> Iterator[Sample]:
+        for ref, value in zip(self.series, self.values):
+            yield Sample(ref.name, dict(ref.labels), value)
+
+    def keys(self) -> list[SeriesKey]:
+        """The store's series key of each sample (built in C: no Python per sample)."""
+        return list(map(_KEY, self.series))
+
+    def triples(self) -> Iterator[tuple[str, dict[str, str], float]]:
+        """(name, labels, value) of each sample; the labels dicts are shared: read them only."""
+        series = self.series
+        return zip(map(_NAME, series), map(_LABELS, series), self.values)
+
+
+_NAME, _LABELS, _KEY = itemgetter(0), itemgetter(1), itemgetter(2)
+
+
 def parse_exposition(
     text: str, sample_limit: int | None = None, limits: ScrapeLimits | None = None
 ) -> list[Sample]:
@@ -66,14 +115,57 @@ def parse_exposition(
     more than `sample_limit` samples are found (None: no limit, or the one of `limits`), and
     `LimitExceeded` at the first sample over one of `limits` (None: only the sample limit).
     """
+    return list(parse_samples(text, LineCache(), sample_limit, limits))
+
+
+def parse_samples(
+    text: str, cache: LineCache, sample_limit: int | None = None, limits: ScrapeLimits | None = None
+) -> ParsedSamples:
+    """`parse_exposition` for one machine's scrape, with its `LineCache`: the same samples, the
+    same errors, but the lines the cache knows skip the parsing and the limit checks."""
     if sample_limit is None and limits is not None:
         sample_limit = limits.sample_limit
+    if sample_limit is None:
+        sample_limit = sys.maxsize
+    cache.for_limits(limits)
+    known, known_comments = cache.series, cache.comments
     nul = text.find("\x00")
     nul_line = 0 if nul < 0 else text.count("\n", 0, nul) + 1
-    samples: list[Sample] = []
+    series: list[SeriesRef] = []
+    values: list[float] = []
+    add_series, add_value = series.append, values.append
     created_bases: set[str] = set()
-    plain, labelled = _FAST_PLAIN.fullmatch, _FAST_LABELLED.fullmatch
     for number, raw in enumerate(text.split("\n"), start=1):
+        if raw[:1] == "#":
+            meaning = known_comments.get(raw)
+            if meaning is not None:
+                created_bases.update(meaning)
+                continue
+        else:
+            # The cached way: `prefix value`, the prefix known, the value text one float() takes
+            # as the format does (ASCII, no space, control character or underscore, which float()
+            # would accept). Any other line goes the careful way below, which raises the errors.
+            prefix, _, value_text = raw.rpartition(" ")
+            ref = known.get(prefix)
+            if (
+                ref is not None
+                and value_text.isascii()
+                and value_text.isprintable()
+                and "_" not in value_text
+                and len(raw) <= MAX_LINE_LENGTH
+            ):
+                try:
+                    value = float(value_text)
+                except ValueError:
+                    pass
+                else:
+                    if ref.created_base is not None and ref.created_base in created_bases:
+                        continue
+                    add_series(ref)
+                    add_value(value)
+                    if len(values) > sample_limit:
+                        raise SampleLimitExceeded(sample_limit)
+                    continue
         line = raw[:-1] if raw.endswith("\r") else raw
         if len(line) > MAX_LINE_LENGTH:
             raise BadExposition(number, f"line longer than {MAX_LINE_LENGTH} characters")
@@ -85,63 +177,105 @@ def parse_exposition(
         if stripped[0] == "#":
             if stripped == "# EOF":
                 break
-            _comment(number, stripped, created_bases)
+            meaning = _comment(number, stripped)
+            cache.add_comment(raw, meaning)
+            created_bases.update(meaning)
             continue
-        sample: Sample | None = None
-        match = plain(stripped)
-        if match is not None:
-            sample = Sample(match[1], {}, float(match[2]))
-        else:
-            match = labelled(stripped)
-            if match is not None:
-                pairs = _FAST_PAIR.findall(match[2])
-                labels = dict(pairs)
-                if len(labels) == len(pairs):  # else a duplicate: the careful parser names it
-                    sample = Sample(match[1], labels, float(match[3]))
-        if sample is None:
-            sample = _sample(number, stripped)
-        if sample.name.endswith("_created") and sample.name[: -len("_created")] in created_bases:
-            continue
-        if limits is not None:
-            _check_limits(sample, limits)
-        samples.append(sample)
-        if sample_limit is not None and len(samples) > sample_limit:
+        parsed = _parse_sample(number, stripped, cache, limits, created_bases)
+        if parsed is None:
+            continue  # a `_created` sample
+        add_series(parsed[0])
+        add_value(parsed[1])
+        if len(values) > sample_limit:
             raise SampleLimitExceeded(sample_limit)
-    return samples
+    return ParsedSamples(series, values)
 
 
-def _check_limits(sample: Sample, limits: ScrapeLimits) -> None:
-    name = sample.name
+def _parse_sample(
+    number: int, line: str, cache: LineCache, limits: ScrapeLimits | None, created_bases: set[str]
+) -> tuple[SeriesRef, float] | None:
+    """A sample line the cache does not know: its series and value, None for a `_created` sample.
+
+    Checks the line and the limits; remembers the line's prefix in the cache when the line is
+    `prefix value` (what the cached way reads), also for a dropped `_created` sample.
+    """
+    name: str | None = None
+    labels: dict[str, str] = {}
+    prefix: str | None = None
+    value = 0.0
+    match = _FAST_PLAIN.fullmatch(line)
+    if match is not None:
+        name, value = match[1], float(match[2])
+        prefix = _prefix(line, match)
+    else:
+        match = _FAST_LABELLED.fullmatch(line)
+        if match is not None:
+            pairs = _FAST_PAIR.findall(match[2])
+            labels = dict(pairs)
+            if len(labels) == len(pairs):  # else a duplicate: the careful parser names it
+                name, value = match[1], float(match[3])
+                prefix = _prefix(line, match)
+    if name is None:
+        sample = _sample(number, line)
+        name, labels, value = sample.name, sample.labels, sample.value
+    if name.endswith("_created") and name[: -len("_created")] in created_bases:
+        # Not a measurement: its limits are not checked, but the cache may still learn its line.
+        if prefix is not None and (limits is None or _within_limits(name, labels, limits)):
+            cache.add_series(prefix, name, labels)
+        return None
+    if limits is not None:
+        _check_limits(name, labels, limits)
+    if prefix is None:
+        return SeriesRef.of(name, labels), value
+    return cache.add_series(prefix, name, labels), value
+
+
+def _prefix(line: str, match: re.Match[str]) -> str | None:
+    """The text before the value when one space separates them (the cached way's split), else None."""
+    start = match.start(match.lastindex or 0)
+    return line[: start - 1] if line[start - 1] == " " else None
+
+
+def _within_limits(name: str, labels: dict[str, str], limits: ScrapeLimits) -> bool:
+    try:
+        _check_limits(name, labels, limits)
+    except LimitExceeded:
+        return False
+    return True
+
+
+def _check_limits(name: str, labels: dict[str, str], limits: ScrapeLimits) -> None:
     if len(name) > limits.metric_name_length_limit:
         raise LimitExceeded("metric_name_length_limit", limits.metric_name_length_limit, name)
-    labels = sample.labels
     if not labels:
         return
     if len(labels) > limits.label_limit:
         raise LimitExceeded("label_limit", limits.label_limit, name)
-    # The longest name and value measured in C (map/max), not in a Python loop per label: this
-    # check runs for every sample of every scrape.
+    # The longest name and value measured in C (map/max), not in a Python loop per label.
     if max(map(len, labels)) > limits.label_name_length_limit:
         raise LimitExceeded("label_name_length_limit", limits.label_name_length_limit, name)
     if max(map(len, labels.values())) > limits.label_value_length_limit:
         raise LimitExceeded("label_value_length_limit", limits.label_value_length_limit, name)
 
 
-def _comment(number: int, line: str, created_bases: set[str]) -> None:
+def _comment(number: int, line: str) -> tuple[str, ...]:
+    """Check a comment line; returns the metric names whose `_created` samples it makes drop."""
     parts = line[1:].lstrip(" \t").split(None, 2)
     if not parts or parts[0] not in ("HELP", "TYPE"):
-        return  # a free comment
+        return ()  # a free comment
     if len(parts) < 2 or not _METRIC_NAME.fullmatch(parts[1]):
         raise BadExposition(number, f"# {parts[0]} without a valid metric name")
-    if parts[0] == "TYPE":
-        kind = parts[2].strip() if len(parts) > 2 else ""
-        if kind not in _TYPES:
-            raise BadExposition(number, f"unknown metric type {kind[:40]!r}")
-        if kind in _HAS_CREATED:
-            name = parts[1]
-            created_bases.add(name)
-            if kind == "counter" and name.endswith("_total"):
-                created_bases.add(name[: -len("_total")])
+    if parts[0] != "TYPE":
+        return ()
+    kind = parts[2].strip() if len(parts) > 2 else ""
+    if kind not in _TYPES:
+        raise BadExposition(number, f"unknown metric type {kind[:40]!r}")
+    if kind not in _HAS_CREATED:
+        return ()
+    name = parts[1]
+    if kind == "counter" and name.endswith("_total"):
+        return (name, name[: -len("_total")])
+    return (name,)
 
 
 def _sample(number: int, line: str) -> Sample:

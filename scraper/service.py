@@ -32,6 +32,7 @@ from scraper.fetch import DEFAULT_MAX_BODY_BYTES, AiohttpTransport, Transport
 from scraper.inventory import Inventory, Machine
 from scraper.inventory_watcher import InventoryWatcher, diff
 from scraper.job_planner import JobPlanner
+from scraper.line_cache import LineCache
 from scraper.retention import (
     DEFAULT_RETENTION_SECONDS,
     PRUNE_FIRST_RUN_SECONDS,
@@ -111,6 +112,8 @@ class ScraperService:
         self._inventory: Inventory | None = None
         self._owned: set[str] | None = None  # None: every machine (no leases)
         self._saved: dict[str, MachineView] = {}  # views of the previous run, until the first apply
+        # Each machine's lines already parsed (scraper/line_cache.py), dropped when it leaves.
+        self._lines: dict[str, LineCache] = {}
 
         self._scheduler: AsyncIOScheduler | None = None
         self._planner: JobPlanner | None = None
@@ -297,14 +300,19 @@ class ScraperService:
         if not machine.scraped:
             return self._state.get(machine_id) or machine.initial_view()
 
+        lines = self._lines.get(machine_id)
+        if lines is None:
+            lines = self._lines[machine_id] = LineCache()
         async with self._semaphore:
-            previous = self._view_for(machine, self._state.get(machine_id), time.time())
+            now = time.time()
             result = await scrape_once(
                 client,
                 machine,
-                previous,
+                # Only a failed scrape reads the machine's current view: not built for the others.
+                lambda: self._view_for(machine, self._state.get(machine_id), now),
                 sample_limit=self._sample_limit,
                 max_body_bytes=self._max_body_bytes,
+                lines=lines,
             )
         self.stats.scrapes_total += 1
         if result.error is not None:
@@ -316,7 +324,7 @@ class ScraperService:
         current = self._inventory.get(machine_id) if self._inventory is not None else None
         if current is None:
             return result.view
-        publish = current == machine
+        publish = current is machine or current == machine  # the same object: no field-by-field compare
         if publish:
             self._state.put([result.view])
         self._writer.queue(result.batch(), result.view if publish else None)
@@ -457,6 +465,8 @@ class ScraperService:
         self._state.replace_all(
             self._view_for(m, self._state.get(m.id) or saved.get(m.id), now) for m in inventory.machines
         )
+        for machine_id in (*change.removed, *change.stopped):
+            self._lines.pop(machine_id, None)  # not scraped any more (removed, disabled or push)
         if change.removed:
             self._writer.forget(change.removed)
             if self._backfiller is not None:
@@ -498,8 +508,9 @@ class ScraperService:
         if inventory is None:
             return []
         changed: list[MachineView] = []
+        machines = inventory.by_id()  # one look-up a view in a plain dict, not in the pydantic model
         for view in self._state.snapshot():
-            machine = inventory.get(view.id)
+            machine = machines.get(view.id)
             if machine is None or (self._owned is not None and view.id not in self._owned):
                 continue
             swept = apply_staleness(view, now, scrape_timeout_seconds=machine.scrape_timeout_seconds)

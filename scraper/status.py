@@ -22,11 +22,13 @@ stays the same from sweep to sweep, so a stale fleet is not sent to every browse
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from math import isfinite
 
 from millwatch_common.names import MACHINE_INFO_METRIC, READING_PREFIX
 from scraper.errors import ScrapeError
-from scraper.exposition import Sample
+from scraper.exposition import ParsedSamples, Sample
 from scraper.inventory import Machine
 from scraper.state import LastScrape, MachineView, Status, SystemSummary, Threshold
 
@@ -41,44 +43,82 @@ NOT_A_READING = frozenset({MACHINE_INFO_METRIC})
 STALE_AFTER_INTERVALS = 3
 
 
-def readings_of(samples: list[Sample]) -> dict[str, float]:
+def readings_of(samples: Sequence[Sample]) -> dict[str, float]:
     """Sensor readings: unlabelled, finite samples named `machine_*` (but not `machine_info`)."""
+    return _readings(_Unlabelled.of(samples).finite)
+
+
+def system_summary(samples: Sequence[Sample], scraped_at: float) -> SystemSummary:
+    """The machine PC's health from the exporter's `system_*` samples (absent figures stay None)."""
+    return _Unlabelled.of(samples).system(scraped_at)
+
+
+class _Unlabelled:
+    """What the rules read of a scrape's samples, gathered in one pass over them: the unlabelled
+    values (the last of a name wins), the finite ones, and the disks' sizes by mount point."""
+
+    __slots__ = ("plain", "finite", "disk_total", "disk_free")
+
+    def __init__(self) -> None:
+        self.plain: dict[str, float] = {}
+        self.finite: dict[str, float] = {}
+        self.disk_total: dict[str, float] = {}
+        self.disk_free: dict[str, float] = {}
+
+    @classmethod
+    def of(cls, samples: Sequence[Sample]) -> _Unlabelled:
+        gathered = cls()
+        plain, finite = gathered.plain, gathered.finite
+        triples = (
+            samples.triples()
+            if isinstance(samples, ParsedSamples)
+            else ((s.name, s.labels, s.value) for s in samples)
+        )
+        for name, labels, value in triples:
+            if not labels:
+                plain[name] = value
+                if isfinite(value):
+                    finite[name] = value
+            elif name in _DISK_METRICS and isfinite(value):
+                mount = labels.get("mountpoint")
+                if mount is not None:
+                    if name == "system_disk_total_bytes":
+                        gathered.disk_total[mount] = value
+                    else:
+                        gathered.disk_free[mount] = value
+        return gathered
+
+    def system(self, scraped_at: float) -> SystemSummary:
+        plain, disk_total, disk_free = self.finite, self.disk_total, self.disk_free
+        boot = plain.get("system_boot_time_seconds")
+        total = plain.get("system_memory_total_bytes")
+        available = plain.get("system_memory_available_bytes")
+        disk_ratios = [
+            _clamp(1 - disk_free[m] / size) for m, size in disk_total.items() if size > 0 and m in disk_free
+        ]
+        cpu = plain.get("system_cpu_usage_ratio")
+        return SystemSummary(
+            uptime_seconds=None if boot is None or boot <= 0 else max(0.0, scraped_at - boot),
+            cpu_usage_ratio=None if cpu is None else _clamp(cpu),
+            memory_used_ratio=None if not total or available is None else _clamp(1 - available / total),
+            disk_used_ratio=max(disk_ratios) if disk_ratios else None,
+        )
+
+
+_DISK_METRICS = frozenset({"system_disk_total_bytes", "system_disk_free_bytes"})
+
+
+def _readings(finite: dict[str, float]) -> dict[str, float]:
     return {
-        s.name: s.value
-        for s in samples
-        if not s.labels
-        and s.name.startswith(READING_PREFIX)
-        and s.name not in NOT_A_READING
-        and math.isfinite(s.value)
+        name: value
+        for name, value in finite.items()
+        if name.startswith(READING_PREFIX) and name not in NOT_A_READING
     }
 
 
-def system_summary(samples: list[Sample], scraped_at: float) -> SystemSummary:
-    """The machine PC's health from the exporter's `system_*` samples (absent figures stay None)."""
-    plain = {s.name: s.value for s in samples if not s.labels and math.isfinite(s.value)}
-    boot = plain.get("system_boot_time_seconds")
-    total = plain.get("system_memory_total_bytes")
-    available = plain.get("system_memory_available_bytes")
-    disk_total: dict[str, float] = {}
-    disk_free: dict[str, float] = {}
-    for s in samples:
-        mount = s.labels.get("mountpoint")
-        if mount is None or not math.isfinite(s.value):
-            continue
-        if s.name == "system_disk_total_bytes":
-            disk_total[mount] = s.value
-        elif s.name == "system_disk_free_bytes":
-            disk_free[mount] = s.value
-    disk_ratios = [
-        _clamp(1 - disk_free[m] / size) for m, size in disk_total.items() if size > 0 and m in disk_free
-    ]
-    cpu = plain.get("system_cpu_usage_ratio")
-    return SystemSummary(
-        uptime_seconds=None if boot is None or boot <= 0 else max(0.0, scraped_at - boot),
-        cpu_usage_ratio=None if cpu is None else _clamp(cpu),
-        memory_used_ratio=None if not total or available is None else _clamp(1 - available / total),
-        disk_used_ratio=max(disk_ratios) if disk_ratios else None,
-    )
+def plain_finite_values(samples: Sequence[Sample]) -> dict[str, float]:
+    """The finite values of the unlabelled samples by name (the last of a name wins)."""
+    return _Unlabelled.of(samples).finite
 
 
 @dataclass(frozen=True)
@@ -132,7 +172,7 @@ def judge(
     return Status.UP, None
 
 
-def evaluate(machine: Machine, samples: list[Sample], scraped_at: float, duration: float) -> MachineView:
+def evaluate(machine: Machine, samples: Sequence[Sample], scraped_at: float, duration: float) -> MachineView:
     """The view after a successful scrape of `machine` that returned `samples`.
 
     Thresholds apply to unlabelled samples of the metric they name (normally the `machine_*`
@@ -141,7 +181,8 @@ def evaluate(machine: Machine, samples: list[Sample], scraped_at: float, duratio
     view = machine.initial_view()
     if not machine.enabled:
         return view
-    plain = {s.name: s.value for s in samples if not s.labels}
+    gathered = _Unlabelled.of(samples)
+    plain = gathered.plain
     status, reason = judge(
         plain,
         machine.thresholds,
@@ -155,8 +196,8 @@ def evaluate(machine: Machine, samples: list[Sample], scraped_at: float, duratio
         reason=reason,
         last_scrape=LastScrape(time=scraped_at, duration_seconds=duration, error=None, samples=len(samples)),
         last_success_time=scraped_at,
-        readings=readings_of(samples),
-        system=system_summary(samples, scraped_at),
+        readings=_readings(gathered.finite),
+        system=gathered.system(scraped_at),
     )
 
 

@@ -230,14 +230,16 @@ def test_the_world_view_draws_the_light_basemap_and_a_zoom_fetches_the_detailed_
     basemaps: list[str] = []
     page.on(
         "request",
-        lambda request: basemaps.append(request.url.rsplit("/", 1)[-1])
-        if "/assets/countries-" in request.url
-        else None,
+        lambda request: (
+            basemaps.append(request.url.rsplit("/", 1)[-1]) if "/assets/countries-" in request.url else None
+        ),
     )
     with serve(fleet, port, tmp_path) as server:
         server.wait_healthy(port)
         page.goto(f"http://127.0.0.1:{port}/#map=2/40/10")
-        expect(marker(page, "forge_berlin").or_(page.locator(".mw-cluster"))).not_to_have_count(0, timeout=20_000)
+        expect(marker(page, "forge_berlin").or_(page.locator(".mw-cluster"))).not_to_have_count(
+            0, timeout=20_000
+        )
         page.wait_for_function("document.querySelector('.leaflet-mw-basemap-pane canvas') !== null")
         assert [name.split("-")[1] for name in basemaps] == ["110m"], basemaps
 

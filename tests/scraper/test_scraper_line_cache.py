@@ -1,0 +1,182 @@
+"""The per-machine line cache of the parser: the same samples and errors as a cold parse, bounded,
+and the machine's limits still enforced on the lines it knows."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from scraper_helpers import FakeExporter, async_wait_until, machine_yaml, run, running, write_inventory
+
+from scraper.errors import BadExposition, LimitExceeded, SampleLimitExceeded, ScrapeError
+from scraper.exposition import MAX_LINE_LENGTH, Sample, parse_exposition, parse_samples
+from scraper.limits import ScrapeLimits
+from scraper.line_cache import LineCache
+from scraper.state import FleetState, Status
+from scraper.store import SampleBatch, Store
+
+
+def exposition() -> str:
+    registry = CollectorRegistry()
+    requests = Counter("http_requests", "Requests.", ["method", "path"], registry=registry)
+    requests.labels("GET", "/metrics").inc(3)
+    requests.labels("POST", 'we"ird\\path').inc()
+    Gauge("machine_temperature_celsius", "Temperature.", registry=registry).set(72.5)
+    Gauge("machine_nan", "Not a number.", registry=registry).set(float("nan"))
+    Histogram("latency_seconds", "Latency.", registry=registry, buckets=(0.1, 1.0)).observe(0.5)
+    return generate_latest(registry).decode()
+
+
+def outcome(parse: Callable[..., Sequence[Sample]], *args: object) -> object:
+    """What `parse(*args)` gives: the samples as comparable tuples (NaN as a string), or the
+    error's type and text."""
+    try:
+        samples = parse(*args)
+    except ScrapeError as e:
+        return (type(e).__name__, str(e))
+    return [(s.name, sorted(s.labels.items()), repr(s.value)) for s in samples]
+
+
+def test_a_warm_cache_gives_the_samples_of_a_cold_parse_scrape_after_scrape() -> None:
+    cache = LineCache()
+    limits = ScrapeLimits()
+    for value in (1.0, 2.5, float("nan"), -3e-9):
+        text = exposition().replace("72.5", repr(value))
+        cold = parse_exposition(text, limits=limits)
+        warm = parse_samples(text, cache, None, limits)
+        assert outcome(list, warm) == outcome(list, cold)
+        assert not any(s.name.endswith("_created") for s in warm), "_created samples stay dropped"
+    assert len(cache) > 0
+
+
+def test_random_mutations_of_known_lines_give_the_cold_parsers_samples_or_error() -> None:
+    """Mangled versions of lines the cache knows: the warm parse must not accept anything the
+    careful parser rejects, nor report another error or line."""
+    base = exposition() + "plain_gauge 1\n" + 'labelled{a="1"} 2\n' + "crlf_gauge 3\r\n"
+    alphabet = ['"', "\\", "{", "}", " ", "\t", "\n", "\r", "#", "\x00", "_", "é", "e", "+", ".", "1", "١"]
+    rng = random.Random(20261130)
+    for _ in range(1500):
+        cache = LineCache()
+        parse_samples(base, cache)
+        chars = list(base)
+        for _ in range(rng.randint(1, 4)):
+            position = rng.randrange(len(chars))
+            action = rng.random()
+            if action < 0.4:
+                chars[position] = rng.choice(alphabet)
+            elif action < 0.7:
+                chars.insert(position, rng.choice(alphabet))
+            else:
+                del chars[position]
+        text = "".join(chars)
+        assert outcome(parse_samples, text, cache) == outcome(parse_exposition, text), text
+
+
+@pytest.mark.parametrize(
+    ("value", "detail"),
+    [("1_000", "bad value '1_000'"), ("0x10", "bad value"), ("1e", "bad value")],
+)
+def test_a_known_line_with_a_bad_value_is_rejected_with_its_line(value: str, detail: str) -> None:
+    cache = LineCache()
+    parse_samples('ok 1\nm{a="x"} 1\n', cache)
+    with pytest.raises(BadExposition) as caught:
+        parse_samples(f'ok 1\nm{{a="x"}} {value}\n', cache)
+    assert caught.value.line == 2
+    assert detail in caught.value.detail
+
+
+def test_a_known_line_grown_past_the_line_length_is_rejected() -> None:
+    cache = LineCache()
+    parse_samples("m 1\n", cache)
+    with pytest.raises(BadExposition, match="line 1: line longer than"):
+        parse_samples("m 1" + "0" * MAX_LINE_LENGTH + "\n", cache)
+
+
+def test_a_changed_label_value_makes_a_new_series(tmp_path: Path) -> None:
+    cache = LineCache()
+    first = parse_samples('# TYPE job_state gauge\njob_state{job="a-17"} 1\n', cache)
+    second = parse_samples('# TYPE job_state gauge\njob_state{job="a-18"} 1\n', cache)
+    assert list(first) == [Sample("job_state", {"job": "a-17"}, 1.0)]
+    assert list(second) == [Sample("job_state", {"job": "a-18"}, 1.0)]
+    store = Store(f"sqlite:///{tmp_path / 'mw.db'}")
+    store.migrate()
+    try:
+        store.write([SampleBatch("m1", 100.0, first), SampleBatch("m1", 115.0, second)])
+        assert store.query_samples("m1", "job_state", 0, 200, {"job": "a-17"}) == [(100.0, 1.0)]
+        assert store.query_samples("m1", "job_state", 0, 200, {"job": "a-18"}) == [(115.0, 1.0)]
+    finally:
+        store.close()
+
+
+def test_the_cache_stays_within_its_bound_when_labels_change_at_every_scrape() -> None:
+    cache = LineCache(max_lines=50)
+    for scrape in range(40):
+        text = "# HELP up_since Start.\nup_since 1\n" + "".join(
+            f'request{{id="{scrape}-{i}"}} {i}\n' for i in range(7)
+        )
+        samples = parse_samples(text, cache)
+        assert len(cache) <= 50
+        assert [s.labels for s in samples][1:] == [{"id": f"{scrape}-{i}"} for i in range(7)]
+    # The unchanged lines are known again after the cache was emptied.
+    assert "up_since" in cache.series and "# HELP up_since Start." in cache.comments
+
+
+def test_limits_are_enforced_on_lines_the_cache_knows() -> None:
+    cache = LineCache()
+    text = 'm{path="/a/long/path"} 1\nm{path="/b"} 2\nn 3\n'
+    assert len(parse_samples(text, cache, None, ScrapeLimits())) == 3
+    # The machine's limits are lowered by an inventory change: the known lines are checked again.
+    with pytest.raises(LimitExceeded, match="label_value_length_limit 5 exceeded"):
+        parse_samples(text, cache, None, ScrapeLimits(label_value_length_limit=5))
+    with pytest.raises(LimitExceeded, match="label_limit 0 exceeded"):
+        parse_samples(text, cache, None, ScrapeLimits(label_limit=0))
+    with pytest.raises(SampleLimitExceeded, match="sample_limit 2 exceeded"):
+        parse_samples(text, cache, None, ScrapeLimits(sample_limit=2))
+    with pytest.raises(SampleLimitExceeded, match="sample_limit 1 exceeded"):
+        parse_samples(text, cache, 1, ScrapeLimits())
+    assert len(parse_samples(text, cache, None, ScrapeLimits())) == 3
+
+
+def test_created_samples_follow_the_type_lines_of_each_scrape() -> None:
+    cache = LineCache()
+    typed = "# TYPE jobs counter\njobs_total 4\njobs_created 1.7e9\n"
+    untyped = "jobs_total 4\njobs_created 1.7e9\n"
+    assert [s.name for s in parse_samples(typed, cache)] == ["jobs_total"]
+    # Without the TYPE line `jobs_created` is an ordinary sample, even from the cache.
+    assert [s.name for s in parse_samples(untyped, cache)] == ["jobs_total", "jobs_created"]
+    assert [s.name for s in parse_samples(typed, cache)] == ["jobs_total"]
+    values = parse_samples(typed.replace("4", "nan"), cache).values
+    assert len(values) == 1 and math.isnan(values[0])
+
+
+def test_a_reload_lowering_a_machines_limits_applies_to_the_lines_it_already_sent(
+    tmp_path: Path, sqlite_store: Store, exporter: FakeExporter
+) -> None:
+    hourly = {"scrape_interval": "1h", "scrape_timeout": "2s"}  # scraped here by hand only
+    path = write_inventory(
+        tmp_path / "machines.yaml",
+        [machine_yaml("a", exporter.url, **hourly), machine_yaml("b", exporter.url, **hourly)],
+    )
+    state = FleetState()
+
+    async def scenario() -> None:
+        async with running(path, sqlite_store, state) as service:
+            assert (await service.scrape_now("a")).status is Status.UP
+            assert (await service.scrape_now("a")).status is Status.UP  # every line known by now
+            assert (await service.scrape_now("b")).status is Status.UP
+            write_inventory(path, [machine_yaml("a", exporter.url, label_value_length_limit=2, **hourly)])
+            await async_wait_until(
+                lambda: service.inventory is not None and service.inventory.get("b") is None,
+                what="the reload",
+            )
+            view = await service.scrape_now("a")
+            assert view.status is Status.DOWN
+            assert view.reason is not None and "label_value_length_limit 2 exceeded" in view.reason
+            # b left the inventory, and its line cache with it: memory follows the fleet.
+            assert set(service._lines) == {"a"}
+
+    run(scenario())
