@@ -7,7 +7,8 @@ the host; what the page sees would not change. So this script plays the scraper 
 deployment: it writes the machines' views into the database (`Store.save_views`, what
 `millwatch scrape` does after each scrape), and `millwatch serve --no-scrape` follows the database
 (`server/follower.py`; SQLite: reads every `MILLWATCH_STORE_POLL_INTERVAL` = 1 s; PostgreSQL:
-LISTEN/NOTIFY) and sends the changes to the page over its WebSocket, as in production.
+LISTEN/NOTIFY, the notification sent after each write as the store writer does) and sends the
+changes to the page over its WebSocket, as in production.
 
 Measured:
 1. `GET /api/machines` latency (p50, p95) over `--requests` sequential requests, anonymous read on
@@ -51,6 +52,7 @@ import httpx
 import psutil
 from playwright.sync_api import sync_playwright
 
+from scraper.notify import notify_views
 from scraper.state import LastScrape, Location, MachineView, Status, Threshold
 from scraper.store import Store
 from server.demo_fleet import DemoMachine, Scenario, plan_fleet
@@ -206,6 +208,9 @@ class Updater:
             began = time.perf_counter()
             try:
                 self._store.save_views(fresh)
+                # As the scraper's store writer does after a write (PostgreSQL; nothing on SQLite):
+                # `serve --no-scrape` reads the views on this notification, not by polling.
+                notify_views(self._store)
             except Exception as e:  # noqa: BLE001 - reported at the end, the bench goes on
                 self.errors.append(str(e))
             else:
