@@ -19,10 +19,12 @@ The reconciliation rule (docs/architecture.md, "Scrape time and sensor time"):
 - The samples' key (series, time) makes every insert idempotent, so a backfill that is retried,
   or runs twice after a restart, stores each reading once.
 
-A backfill that cannot fetch is retried at the machine's next successful scrape (the gap is
-kept in memory, merged with any newer one). What a machine's `/history` may send is bounded:
-at most `MAX_READINGS` readings per gap, names checked against the reading name rule, values
-and times finite and inside the gap.
+A backfill that cannot fetch is retried after the machine's later successful scrapes (the gap is
+kept in memory, merged with any newer one): at the next one first, then waiting twice as long
+after each failure in a row, at most `RETRY_MAX_SECONDS`, so an exporter whose `/history` keeps
+failing costs a request now and then, not one beside every scrape. What a machine's `/history`
+may send is bounded: at most `MAX_READINGS` readings per gap, names checked against the reading
+name rule, values and times finite and inside the gap.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ MAX_PAGE_BYTES = 4 * 2**20
 # A /history page (up to PAGE_LIMIT rows from the exporter's SQLite buffer) is far more work for an old
 # machine PC than /metrics: it gets at least this long, whatever the scrape timeout.
 MIN_PAGE_TIMEOUT_S = 10.0
+RETRY_MAX_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -92,12 +95,15 @@ class Backfiller:
         self._last_reading: dict[str, float] = {}
         self._pending: dict[str, Gap] = {}
         self._running: set[str] = set()
+        # After fetch failures in a row: (failures, no retry before this scrape time).
+        self._retry: dict[str, tuple[int, float]] = {}
 
     def forget(self, machine_ids: Iterable[str]) -> None:
         for machine_id in machine_ids:
             self._last_success.pop(machine_id, None)
             self._last_reading.pop(machine_id, None)
             self._pending.pop(machine_id, None)
+            self._retry.pop(machine_id, None)
 
     def observe(self, machine: Machine, result: ScrapeResult) -> Gap | None:
         """Note a scrape; returns the gap to fill now (None: no gap, or one is being filled)."""
@@ -119,6 +125,10 @@ class Backfiller:
         pending = self._pending.pop(machine.id, None)
         if pending is not None:
             gap = pending if gap is None else _merge(pending, gap)
+            retry = self._retry.get(machine.id)
+            if retry is not None and result.time < retry[1]:
+                self._pending[machine.id] = gap  # still waiting after failed fetches
+                return None
         if gap is None:
             return None
         if machine.id in self._running:
@@ -151,11 +161,19 @@ class Backfiller:
                 readings = await self._fetch(client, machine, after, gap.before)
             except ScrapeError as e:
                 self._stats.backfill_failures_total += 1
+                failures = self._retry.get(machine.id, (0, 0.0))[0] + 1
+                wait = min(RETRY_MAX_SECONDS, (2 ** (failures - 1) - 1) * machine.scrape_interval_seconds)
+                self._retry[machine.id] = (failures, gap.scraped_at + wait)
                 log.warning(
-                    "%s: backfill from /history failed (retried after the next scrape): %s", machine.id, e
+                    "%s: backfill from /history failed (%d in a row; retried after a scrape %.0f s on): %s",
+                    machine.id,
+                    failures,
+                    wait,
+                    e,
                 )
                 self._postpone(machine.id, Gap(after, gap.before, gap.scraped_at))
                 return 0
+            self._retry.pop(machine.id, None)
             batches = _batches(machine.id, readings)
             self._queue(batches)
             self._stats.backfill_readings_total += len(readings)

@@ -387,3 +387,70 @@ def test_a_gap_merged_with_one_whose_start_is_unknown_is_still_filled(
             got[sample.name].setdefault(ms(batch.time), sample.value)
     assert count >= sum(len(e) for e in expected.values()) > 0  # two readings of one ms: one sample
     assert got == expected
+
+
+@pytest.mark.timeout(120)
+def test_a_history_that_keeps_failing_is_retried_less_and_less_often(
+    tmp_path: Path, sqlite_store: Store
+) -> None:
+    """An exporter whose `/history` answers 500 (a broken buffer, an older exporter): the gap is
+    retried after the next scrape, then after longer and longer waits, not beside every scrape."""
+    import http.server
+    import threading
+
+    requests = {"metrics": 0, "history": 0}
+    failing_until = [0.0]
+
+    class Exporter(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            if self.path.startswith("/history"):
+                requests["history"] += 1
+                self.send_error(500, "buffer unreadable")
+                return
+            requests["metrics"] += 1
+            if time.time() < failing_until[0]:
+                self.send_error(503, "busy")
+                return
+            body = (
+                "machine_temperature_celsius 65\n"
+                f"millwatch_serial_last_reading_timestamp_seconds {time.time() - 0.05}\n"
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's name
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Exporter)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        inventory = write_inventory(
+            tmp_path / "machines.yaml",
+            [machine_yaml("press_01", f"http://127.0.0.1:{server.server_address[1]}/metrics")],
+            defaults="defaults:\n  scrape_interval: 0.2s\n  scrape_timeout: 0.15s\n",
+        )
+        state = FleetState()
+
+        async def scenario() -> tuple[int, int]:
+            async with running(inventory, sqlite_store, state) as service:
+                await async_wait_until(lambda: status_of(state, "press_01") is Status.UP, 30, "up")
+                failing_until[0] = time.time() + 1.5
+                await async_wait_until(lambda: status_of(state, "press_01") is Status.DOWN, 30, "down")
+                await async_wait_until(
+                    lambda: service.stats.backfill_failures_total >= 1, 30, "a failed backfill"
+                )
+                scrapes_before, history_before = requests["metrics"], requests["history"]
+                await async_wait_until(
+                    lambda: requests["metrics"] - scrapes_before >= 40, 60, "40 more scrapes"
+                )
+                return requests["metrics"] - scrapes_before, requests["history"] - history_before
+
+        scrapes, history = run(scenario(), timeout=100)
+    finally:
+        server.shutdown()
+        server.server_close()
+    # Waits of 0, 1, 3, 7, 15, 31 intervals after each failure: about six retries in 40 scrapes.
+    assert 1 <= history <= 7, (scrapes, history)
