@@ -246,7 +246,8 @@ class InventoryEditor:
         with self._document_lock:
             if self._document is not None and self._document[0] == etag:
                 return
-            if self._preparing is not None and self._preparing[0] == etag:
+            if self._preparing is not None and (self._preparing[0] == etag or not self._preparing[1].done()):
+                # One parse at a time: a file changed again meanwhile is parsed by the edit itself.
                 return
 
             future: Future[tuple[Any, inventory_yaml.Layout]] = Future()
