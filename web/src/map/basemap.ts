@@ -84,11 +84,6 @@ export class WorldBasemap {
     this.update();
   }
 
-  /** The scale whose shapes are on the map now (null until the first has arrived). */
-  get resolution(): Resolution | null {
-    return this.drawn;
-  }
-
   /** Removes the basemap from the map. */
   destroy(): void {
     this.destroyed = true;
