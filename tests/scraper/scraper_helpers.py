@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import random
 import socket
 import threading
 import time
@@ -256,3 +257,19 @@ class RawServer:
 
 Exporters = Callable[[], FakeExporter]
 """The `exporter_factory` fixture: each call starts one more FakeExporter (closed at the end)."""
+
+
+def mangled(text: str, rng: random.Random, alphabet: list[str], most_edits: int) -> str:
+    """`text` with 1 to `most_edits` random edits: a character replaced, inserted or deleted (the
+    parsers' fuzz tests)."""
+    chars = list(text)
+    for _ in range(rng.randint(1, most_edits)):
+        position = rng.randrange(len(chars))
+        action = rng.random()
+        if action < 0.4:
+            chars[position] = rng.choice(alphabet)
+        elif action < 0.7:
+            chars.insert(position, rng.choice(alphabet))
+        else:
+            del chars[position]
+    return "".join(chars)

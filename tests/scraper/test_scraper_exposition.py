@@ -17,6 +17,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.parser import text_string_to_metric_families
+from scraper_helpers import mangled
 
 from scraper.errors import BadExposition, SampleLimitExceeded
 from scraper.exposition import MAX_LINE_LENGTH, Sample, parse_exposition
@@ -187,18 +188,8 @@ def test_random_mutations_never_raise_anything_but_bad_exposition() -> None:
     rng = random.Random(20251126)
     outcomes = {"parsed": 0, "rejected": 0}
     for _ in range(1500):
-        chars = list(base)
-        for _ in range(rng.randint(1, 6)):
-            position = rng.randrange(len(chars))
-            action = rng.random()
-            if action < 0.4:
-                chars[position] = rng.choice(alphabet)
-            elif action < 0.7:
-                chars.insert(position, rng.choice(alphabet))
-            else:
-                del chars[position]
         try:
-            samples = parse_exposition("".join(chars))
+            samples = parse_exposition(mangled(base, rng, alphabet, 6))
         except BadExposition:
             outcomes["rejected"] += 1
         else:

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from scraper_helpers import FakeExporter, async_wait_until, machine_yaml, run, running, write_inventory
+from scraper_helpers import (
+    FakeExporter,
+    async_wait_until,
+    machine_yaml,
+    mangled,
+    run,
+    running,
+    write_inventory,
+)
 
 from scraper.errors import BadExposition, LimitExceeded, SampleLimitExceeded, ScrapeError
 from scraper.exposition import MAX_LINE_LENGTH, Sample, parse_exposition, parse_samples
@@ -62,17 +70,7 @@ def test_random_mutations_of_known_lines_give_the_cold_parsers_samples_or_error(
     for _ in range(1500):
         cache = LineCache()
         parse_samples(base, cache)
-        chars = list(base)
-        for _ in range(rng.randint(1, 4)):
-            position = rng.randrange(len(chars))
-            action = rng.random()
-            if action < 0.4:
-                chars[position] = rng.choice(alphabet)
-            elif action < 0.7:
-                chars.insert(position, rng.choice(alphabet))
-            else:
-                del chars[position]
-        text = "".join(chars)
+        text = mangled(base, rng, alphabet, 4)
         assert outcome(parse_samples, text, cache) == outcome(parse_exposition, text), text
 
 
