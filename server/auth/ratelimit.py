@@ -5,12 +5,19 @@ a load balancer each allow the rate). Only failures count, so an operator who ty
 right is never held up; once either window is full, every attempt for that address or name is
 answered 429 with Retry-After until the window has room again, the right password included.
 A guesser can so hold a name's logins off for one window; that is the price of stopping them.
+
+Attempts still being checked count too: a password check takes tens of milliseconds (argon2), so
+without them a burst of parallel guesses would all pass the window before the first failure was
+counted (40 parallel guesses against a limit of 3 got 33 checks). `begin` looks at the windows and
+reserves the attempt under one lock; `end` releases it and counts it if it failed.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
@@ -35,26 +42,37 @@ class Refusal:
 
 
 class LoginLimiter:
-    """Failed-login windows per address and per name."""
+    """Failed-login windows per address and per name, plus the attempts being checked right now."""
 
     def __init__(self, per_address: str, per_user: str) -> None:
         self._per_address = parse_rate(per_address)
         self._per_user = parse_rate(per_user)
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._lock = threading.Lock()  # logins are checked in the server's worker threads
+        self._checking: Counter[tuple[str, str]] = Counter()
 
-    def check(self, address: str, name: str) -> Refusal | None:
-        """Whether an attempt from `address` for `name` may be tried now (None), or why not."""
-        for reason, item, key in (
-            ("address", self._per_address, address),
-            ("user", self._per_user, name.lower()),
-        ):
-            if not self._limiter.test(item, reason, key):
+    def _keys(self, address: str, name: str) -> tuple[tuple[str, RateLimitItem, str], ...]:
+        return (("address", self._per_address, address), ("user", self._per_user, name.lower()))
+
+    def begin(self, address: str, name: str) -> Refusal | None:
+        """Reserve an attempt from `address` for `name` (None: go on, then call `end`), or why not."""
+        with self._lock:
+            keys = self._keys(address, name)
+            for reason, item, key in keys:
                 stats = self._limiter.get_window_stats(item, reason, key)
-                wait = max(1, math.ceil(stats.reset_time - time.time()))
-                return Refusal(reason, wait)
-        return None
+                if stats.remaining - self._checking[(reason, key)] <= 0:
+                    wait = max(1, math.ceil(stats.reset_time - time.time()))
+                    return Refusal(reason, wait)
+            for reason, _, key in keys:
+                self._checking[(reason, key)] += 1
+            return None
 
-    def failed(self, address: str, name: str) -> None:
-        """Count a failed attempt against both windows."""
-        self._limiter.hit(self._per_address, "address", address)
-        self._limiter.hit(self._per_user, "user", name.lower())
+    def end(self, address: str, name: str, *, failed: bool) -> None:
+        """Release an attempt `begin` reserved; a failed one is counted against both windows."""
+        with self._lock:
+            for reason, item, key in self._keys(address, name):
+                self._checking[(reason, key)] -= 1
+                if not self._checking[(reason, key)]:
+                    del self._checking[(reason, key)]
+                if failed:
+                    self._limiter.hit(item, reason, key)

@@ -46,7 +46,8 @@ def login(body: LoginBody, request: Request, context: ContextDep, auth: AuthStor
     Retry-After after too many failures from this address or for this name."""
     address = request.client.host if request.client is not None else "unknown"
     metrics = context.http_metrics.logins_refused
-    refusal = context.login_limiter.check(address, body.name)
+    limiter = context.login_limiter
+    refusal = limiter.begin(address, body.name)
     if refusal is not None:
         metrics.labels(f"rate_limited_{refusal.reason}").inc()
         log.warning("login from %s refused: too many failed logins (per %s)", address, refusal.reason)
@@ -55,9 +56,12 @@ def login(body: LoginBody, request: Request, context: ContextDep, auth: AuthStor
             detail="too many failed logins: try again later",
             headers={"Retry-After": str(refusal.retry_after)},
         )
-    user_id = auth.check_login(body.name, body.password)
+    user_id = None
+    try:
+        user_id = auth.check_login(body.name, body.password)
+    finally:
+        limiter.end(address, body.name, failed=user_id is None)
     if user_id is None:
-        context.login_limiter.failed(address, body.name)
         metrics.labels("bad_credentials").inc()
         # Without the name typed: people type their password into the name field.
         log.warning("login from %s refused: wrong name or password", address)

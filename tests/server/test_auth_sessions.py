@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -140,6 +141,20 @@ def test_failed_logins_are_limited_per_user_then_per_address(server: str, accoun
     assert by_address.status_code == 429
     refused = refused_logins(server, accounts.viewer_token)
     assert refused == {"bad_credentials": 6, "rate_limited_user": 1, "rate_limited_address": 1}
+
+
+def test_parallel_guesses_get_no_more_password_checks_than_the_limit(server: str, accounts: Accounts) -> None:
+    # A password check takes tens of milliseconds: guesses sent all at once must not all slip into
+    # the window before the first failure is counted.
+    def attempt(_: int) -> int:
+        body = {"name": "vic", "password": "wrong-password"}
+        return httpx.post(f"{server}/api/auth/login", json=body, timeout=60).status_code
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        codes = list(pool.map(attempt, range(20)))
+    assert sorted(codes) == [401] * 3 + [429] * 17
+    refused = refused_logins(server, accounts.viewer_token)
+    assert refused == {"bad_credentials": 3, "rate_limited_user": 17, "rate_limited_address": 0}
 
 
 def test_a_login_must_be_json(server: str) -> None:
