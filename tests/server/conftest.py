@@ -41,6 +41,8 @@ def serve(static_dir: Path) -> Iterator[Serve]:
                 "static_dir": static_dir,
                 "live_batch_interval": 0.05,
                 "anonymous_read": True,
+                # Never the default ./millwatch.db in the working folder (the machine keys' database).
+                "database_url": f"sqlite:///{static_dir.parent / 'server.db'}",
             }
             values.update(overrides)
             app = create_app(Settings(**values), state=state, store=store, scraper=scraper)
