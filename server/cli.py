@@ -284,16 +284,20 @@ def _add_key_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     create.set_defaults(handler=_key_create)
     revoke = key_sub.add_parser(
         "revoke",
+        usage=f"{PROG} key revoke [-h] [--db URL] (MACHINE_ID | --id KEY_ID)",
         help="revoke every active key of a machine, or one key by its id",
         description="Revoke every active key of MACHINE_ID, or with --id the one key of that id "
-        "(as `millwatch key list` shows it). Pushes with a revoked key are refused at once.",
+        "(as `millwatch key list` shows it). Pushes with a revoked key are refused at once. "
+        "Exit status 1 when no active key matches.",
     )
     target = revoke.add_mutually_exclusive_group(required=True)
     target.add_argument(
         "machine_id", metavar="MACHINE_ID", nargs="?", help="the machine whose keys to revoke"
     )
     target.add_argument("--id", dest="key_id", metavar="KEY_ID", help="revoke only this key (key_...)")
-    _add_inventory_and_db(revoke)
+    _add_db(revoke)
+    # Accepted and unused, so one set of options serves every key command in a script.
+    revoke.add_argument("--inventory", type=Path, help=argparse.SUPPRESS)
     revoke.set_defaults(handler=_key_revoke)
     listing = key_sub.add_parser(
         "list",
@@ -301,7 +305,9 @@ def _add_key_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description="List every machine key: its id, machine, creation and revocation time. "
         "The keys themselves are not stored and cannot be shown.",
     )
-    _add_inventory_and_db(listing)
+    _add_db(listing)
+    # Accepted and unused, so one set of options serves every key command in a script.
+    listing.add_argument("--inventory", type=Path, help=argparse.SUPPRESS)
     listing.set_defaults(handler=_key_list)
 
 
@@ -309,21 +315,41 @@ def _add_user_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     user = sub.add_parser(
         "user",
         help="manage the users who log in to the map page (add, list, remove, passwd)",
-        description="Manage the users of the map page and API. A viewer reads; an admin also manages "
+        description="Manage the users of the map page and API. A viewer reads (and acknowledges "
+        "alerts); an admin also edits the inventory, floor plans and maintenance windows and manages "
         "users and tokens. Passwords are asked twice on a terminal, or read as one line from stdin.",
     )
     actions = user.add_subparsers(dest="action", metavar="ACTION", required=True)
-    add = actions.add_parser("add", help="add a user (password asked, or one line from stdin)")
+
+    def password_source(action: str) -> str:
+        return (
+            "The password (at least 8 characters) is asked twice on a terminal, or read as one line "
+            f"from stdin for scripts: `printf '%s\\n' \"$PASSWORD\" | millwatch user {action} NAME`."
+        )
+
+    add = actions.add_parser(
+        "add",
+        help="add a user (password asked, or one line from stdin)",
+        description=f"Add a user who logs in to the map page. {password_source('add')}",
+    )
     add.add_argument("name", help="login name: letters, digits, _ . @ - (64 at most)")
     add.add_argument("--role", choices=("viewer", "admin"), default="viewer", help="role (default viewer)")
     add.set_defaults(handler=_auth_command("user_add"))
     listing = actions.add_parser("list", help="list users with role and dates")
     listing.set_defaults(handler=_auth_command("user_list"))
-    remove = actions.add_parser("remove", help="remove a user and end their sessions")
-    remove.add_argument("name")
+    remove = actions.add_parser(
+        "remove",
+        help="remove a user and end their sessions",
+        description="Remove a user and end their sessions at once. The last admin cannot be removed.",
+    )
+    remove.add_argument("name", help="the user's login name")
     remove.set_defaults(handler=_auth_command("user_remove"))
-    passwd = actions.add_parser("passwd", help="set a user's password (ends their sessions)")
-    passwd.add_argument("name")
+    passwd = actions.add_parser(
+        "passwd",
+        help="set a user's password (ends their sessions)",
+        description=f"Set a user's password; their sessions end at once. {password_source('passwd')}",
+    )
+    passwd.add_argument("name", help="the user's login name")
     passwd.set_defaults(handler=_auth_command("user_passwd"))
     for parser in (add, listing, remove, passwd):
         _add_db(parser)
@@ -344,7 +370,7 @@ def _add_token_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     listing = actions.add_parser("list", help="list tokens: name, role, created, last used (never the token)")
     listing.set_defaults(handler=_auth_command("token_list"))
     revoke = actions.add_parser("revoke", help="revoke a token at once")
-    revoke.add_argument("name")
+    revoke.add_argument("name", help="the token's name, as `millwatch token list` shows it")
     revoke.set_defaults(handler=_auth_command("token_revoke"))
     for parser in (create, listing, revoke):
         _add_db(parser)

@@ -14,6 +14,7 @@ import pytest
 from push_helpers import INVENTORY, body, database_url, stored_samples
 from server_helpers import metric_samples, running_app
 from support import wait_until
+from websockets.sync.client import connect
 
 from millwatch_common.push_wire import MAX_BODY_BYTES, MAX_READINGS
 from scraper.state import FleetState
@@ -66,6 +67,24 @@ def push_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Push
     finally:
         keys.close()
         store.close()
+
+
+def test_a_batch_reaches_the_live_map_at_once(push_server: PushServer) -> None:
+    # An operator's open map hears of a push machine as of a scraped one: by a live update.
+    _, key = push_server.keys.create("press")
+    with connect(push_server.base.replace("http://", "ws://") + "/api/live") as ws:
+        snapshot = json.loads(ws.recv(timeout=10))
+        assert snapshot["type"] == "snapshot"
+        assert {m["id"]: m["status"] for m in snapshot["machines"]}.get("press") != "up"
+        assert push_server.post(key, body()).status_code == 200
+        deadline = time.monotonic() + 20
+        while True:
+            message = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+            pushed = [m for m in message.get("machines", []) if m["id"] == "press"]
+            if message["type"] == "update" and pushed:
+                break
+    assert pushed[0]["status"] == "up" and pushed[0]["mode"] == "push"
+    assert pushed[0]["readings"]["machine_temperature_celsius"] == 72.0
 
 
 def refused(answer: httpx.Response, status: int, reason: str) -> bool:
