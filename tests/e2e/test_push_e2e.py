@@ -5,6 +5,7 @@ keeps reading, then started again: every reading of the gap is in the database e
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import sqlite3
 import time
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from playwright.sync_api import Browser, expect
 from support import MillwatchProcess, database_url, free_port, get_json, run_millwatch, wait_until
 
 from exporter.app import ExporterApp
@@ -91,7 +93,7 @@ def buffered(path: Path, up_to_position: int) -> list[tuple[int, str, float]]:
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 @pytest.mark.timeout(240)
 def test_a_push_exporter_is_up_unscraped_and_loses_nothing_when_the_centre_is_down(
-    tmp_path: Path, backend: str, exporter_requests: _Requests
+    tmp_path: Path, backend: str, exporter_requests: _Requests, browser: Browser
 ) -> None:
     url = database_url(backend, tmp_path)
     inventory = tmp_path / "machines.yaml"
@@ -139,6 +141,18 @@ def test_a_push_exporter_is_up_unscraped_and_loses_nothing_when_the_centre_is_do
                 wait_until(up_with_readings, timeout=30, what="the push machine to be up on the map")
                 view = press(base)
                 assert view is not None and view["mode"] == "push" and view["url"] == ""
+                # And on the page an operator keeps open: its marker, up, says when it last pushed.
+                context = browser.new_context(viewport={"width": 1280, "height": 720})
+                try:
+                    page = context.new_page()
+                    page.goto(f"{base}/#map=7/41.15/-8.63")
+                    marker = page.locator('.mw-marker[data-machine-id="press"]')
+                    expect(marker).to_have_attribute("data-status", "up", timeout=20_000)
+                    expect(marker).to_have_attribute("aria-label", re.compile("^Press Porto: "))
+                    marker.click()
+                    expect(page.get_by_text("Last push", exact=True).first).to_be_visible(timeout=10_000)
+                finally:
+                    context.close()
                 assert first.stop(signal.SIGTERM) == 0
                 down_since = time.time()
                 assert app.push is not None
