@@ -34,8 +34,13 @@ def fleet(when: float, value: float, machines: range = range(MACHINES)) -> list[
         SampleBatch(
             f"m{m:03d}",
             when + m / 1000,
-            [Sample("machine_temperature_celsius", {}, value + m)]
-            + [Sample("system_disk_free_bytes", {"mountpoint": f"/{i}"}, value * i) for i in range(1, SERIES)],
+            (
+                [Sample("machine_temperature_celsius", {}, value + m)]
+                + [
+                    Sample("system_disk_free_bytes", {"mountpoint": f"/{i}"}, value * i)
+                    for i in range(1, SERIES)
+                ]
+            ),
         )
         for m in machines
     ]
