@@ -1,7 +1,8 @@
 """Ingest throughput of the store: samples per second through `Store.write`, SQLite and PostgreSQL.
 
 Batches look like the scraper's: each machine's scrape is one `SampleBatch` of the real exporter's
-~60 samples at one time, and one write takes several machines' batches (as the store writer does,
+~60 samples at one time, as the parser hands them over (`--samples list`: `Sample` lists, as push
+ingest and the backfill write them), and one write takes several machines' batches (as the store writer does,
 up to its MAX_SAMPLES_PER_WRITE). Every machine is scraped `--rounds` times, 15 s apart. The figure
 includes everything a write does: series ids, the insert, the minute and hour rollups; the time
 spent building rollups is also reported apart. SQLite also reports its size on disk per sample.
@@ -14,7 +15,7 @@ running scraper: a write builds each minute once, 30 s after it ends, and an hou
 so 240 rounds are one hour of scrapes, its hour rollup included. `--stamping old`: the stamping of
 before 2026-11-30 14:30 UTC (rounds from a minute before an hour, stamped ahead of the wall clock,
 every rollup built by one timed flush at the end): with few rounds the rollups weigh far more than
-in a steady state (6 rounds: ~0.7 rollup rows a sample instead of ~0.25).
+in a steady state (6 rounds: 0.5 rollup rows a sample instead of ~0.25), and the table stays small.
 
 Talks to a SQLite file in a temporary folder and, when given, a PostgreSQL database whose
 `public` schema it DROPS and recreates (use a database of your own). Stops by itself.

@@ -305,6 +305,11 @@ class Store:
         minutes that are over (store_bulk.py). A machine that already has
         `max_series_per_machine` series gets no new one: the samples of refused series are
         dropped and counted in `series_refused_total`. Raises StoreError naming `operation`.
+
+        PostgreSQL stores a fleet's write (`PARALLEL_WRITE_MIN_SAMPLES`, two machines or more) over
+        two connections, split by machine: still all or nothing, but for one instant (the second
+        transaction committed, the first's commit failing), after which the write raises and its
+        retry stores the rest, each sample once (`_write_in_parallel`).
         """
         new_series: dict[str, dict[SeriesName, int]] = {}
         with self._operation(operation), self._write_lock:
