@@ -40,7 +40,17 @@ from scraper.exposition import ParsedSamples, Sample
 from scraper.migration_lock import migration_lock
 from scraper.series_cache import SeriesCache, SeriesName
 from scraper.state import MachineView
-from scraper.store_bulk import HOUR_MS, MINUTE_MS, Row, hour_start, write_postgres, write_sqlite
+from scraper.store_bulk import (
+    HOUR_MS,
+    MINUTE_MS,
+    Row,
+    build_postgres,
+    hour_start,
+    lock_watermark_postgres,
+    store_rows_postgres,
+    write_postgres,
+    write_sqlite,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +68,9 @@ DEFAULT_MAX_SERIES_PER_MACHINE = 10_000
 # A minute's rollups are built this long after it ends (by the first write then): a scrape of the
 # minute written later than that is merged into them on its own, a slower path (store_bulk.py).
 ROLLUP_GRACE_MS = 30_000
+# PostgreSQL: a write of at least this many samples (and two machines) is stored over two
+# connections at once (`Store._write_in_parallel`); a smaller one is not worth a second transaction.
+PARALLEL_WRITE_MIN_SAMPLES = 10_000
 _EMPTY_LABELS = schema.labels_json({})
 
 
@@ -161,6 +174,8 @@ class Store:
         minute_rollup_retention: float = DEFAULT_MINUTE_ROLLUP_RETENTION_SECONDS,
         series_cache_size: int = DEFAULT_SERIES_CACHE_SIZE,
         max_series_per_machine: int = DEFAULT_MAX_SERIES_PER_MACHINE,
+        clock: Callable[[], float] = time.time,
+        parallel_writes: bool = True,
     ) -> None:
         if not sqlite_busy_timeout > 0 or not postgres_statement_timeout > 0:
             raise ValueError("the store's timeouts must be greater than 0")
@@ -170,6 +185,12 @@ class Store:
         self.minute_rollup_retention = minute_rollup_retention
         self.max_series_per_machine = max_series_per_machine
         self.series_refused_total = 0
+        # Seconds spent building rollups in SQL (within writes and on their own): the share of the
+        # write path that is not the samples' insert (bench/ingest.py reports it apart).
+        self.rollup_build_seconds = 0.0
+        # When the rollups are due (and retention's "now"): the wall clock, or a bench's simulated one.
+        self._clock = clock
+        self.parallel_writes = parallel_writes
         self._sqlite_busy_ms = max(1, round(sqlite_busy_timeout * 1000))
         self._postgres_statement_ms = max(1, round(postgres_statement_timeout * 1000))
         try:
@@ -284,6 +305,11 @@ class Store:
         minutes that are over (store_bulk.py). A machine that already has
         `max_series_per_machine` series gets no new one: the samples of refused series are
         dropped and counted in `series_refused_total`. Raises StoreError naming `operation`.
+
+        PostgreSQL stores a fleet's write (`PARALLEL_WRITE_MIN_SAMPLES`, two machines or more) over
+        two connections, split by machine: still all or nothing, but for one instant (the second
+        transaction committed, the first's commit failing), after which the write raises and its
+        retry stores the rest, each sample once (`_write_in_parallel`).
         """
         new_series: dict[str, dict[SeriesName, int]] = {}
         with self._operation(operation), self._write_lock:
@@ -302,16 +328,96 @@ class Store:
     ) -> int:
         """One write's transaction; returns the new sample rows. `advance_to`: see `_insert_rows`."""
         with self._engine.begin() as connection:
-            rows: list[Row] = []
-            for batch in batches:
-                time_ms = round(batch.time * 1000)
-                names, sample_values = _names_and_values(batch.samples)
-                values = self._batch_values(connection, batch.machine_id, names, sample_values, new_series)
-                # Built in C: one tuple a row, no per-sample Python here.
-                rows.extend(zip(values, repeat(time_ms), values.values()))
-            # Batches of one machine at the same millisecond collide in the stage: the first wins.
-            inserted = self._insert_rows(connection, rows, advance_to) if rows else 0
+            halves = self._parallel_halves(batches)
+            if halves is not None:
+                inserted = self._write_in_parallel(connection, halves, new_series, advance_to)
+            else:
+                rows = self._rows(connection, batches, new_series)
+                # Batches of one machine at the same millisecond collide in the stage: the first wins.
+                inserted = self._insert_rows(connection, rows, advance_to) if rows else 0
             self._upsert_views(connection, views)
+        return inserted
+
+    def _rows(
+        self,
+        connection: Connection,
+        batches: Sequence[SampleBatch],
+        new_series: dict[str, dict[SeriesName, int]],
+    ) -> list[Row]:
+        rows: list[Row] = []
+        for batch in batches:
+            time_ms = round(batch.time * 1000)
+            names, sample_values = _names_and_values(batch.samples)
+            values = self._batch_values(connection, batch.machine_id, names, sample_values, new_series)
+            # Built in C: one tuple a row, no per-sample Python here.
+            rows.extend(zip(values, repeat(time_ms), values.values()))
+        return rows
+
+    def _parallel_halves(
+        self, batches: Sequence[SampleBatch]
+    ) -> tuple[list[SampleBatch], list[SampleBatch]] | None:
+        """PostgreSQL, a big write of several machines: its batches in two halves of about as many
+        samples, each machine's batches in one half, in their order (so the halves' keys are
+        disjoint: neither connection ever waits for a row of the other). None: one connection."""
+        if self.dialect != "postgresql" or not self.parallel_writes:
+            return None
+        total = sum(len(batch.samples) for batch in batches)
+        if total < PARALLEL_WRITE_MIN_SAMPLES:
+            return None
+        by_machine: dict[str, list[SampleBatch]] = {}
+        for batch in batches:
+            by_machine.setdefault(batch.machine_id, []).append(batch)
+        first: list[SampleBatch] = []
+        second: list[SampleBatch] = []
+        count = 0
+        for group in by_machine.values():
+            (first if count < total // 2 else second).extend(group)
+            count += sum(len(batch.samples) for batch in group)
+        return (first, second) if first and second else None
+
+    def _write_in_parallel(
+        self,
+        connection: Connection,
+        halves: tuple[list[SampleBatch], list[SampleBatch]],
+        new_series: dict[str, dict[SeriesName, int]],
+        advance_to: int | None,
+    ) -> int:
+        """Store the second half's rows over a second connection while this one stores the first
+        half's (the server's insert is most of a write's time and uses one core a connection).
+
+        This transaction locks the watermark first and commits last: the second transaction (no
+        lock of its own) commits after both halves are stored and before this one, so a build in
+        another process, waiting for this lock, sees every row of the write, and a build due now
+        runs here after the second half is committed. A failure before the second commit rolls both
+        back; only this transaction's own commit failing after it (a connection lost at that
+        moment) leaves the second half stored alone: the write raises, and its retry (writes are
+        idempotent) stores the rest, each sample once.
+        """
+        first, second = halves
+        rows_b = self._rows(connection, second, new_series)
+        if new_series:
+            # Series ids were looked up or created in this uncommitted transaction: the second
+            # connection could not see new ones (a first scrape, a restart). One connection, then.
+            rows = self._rows(connection, first, new_series) + rows_b
+            return self._insert_rows(connection, rows, advance_to) if rows else 0
+        dbapi_connection: Any = connection.connection.dbapi_connection
+        with dbapi_connection.cursor() as cursor:
+            watermark = lock_watermark_postgres(cursor, advance_to)
+        side = _SecondHalf(self._engine, rows_b, watermark)
+        side.start()
+        try:
+            # The first half's rows are built while the server stores the second half.
+            rows_a = self._rows(connection, first, new_series)
+            with dbapi_connection.cursor() as cursor:
+                inserted = store_rows_postgres(cursor, rows_a, watermark) if rows_a else 0
+        except BaseException:
+            side.roll_back()
+            raise
+        inserted += side.commit()
+        with dbapi_connection.cursor() as cursor:
+            watermark, build_seconds = build_postgres(cursor, watermark, advance_to)
+        self.rollup_build_seconds += build_seconds
+        self._rolled_up_ms = watermark
         return inserted
 
     def _batch_values(
@@ -376,7 +482,7 @@ class Store:
             raise ValueError("batch_rows must be at least 1")
         before_ms = math.ceil(before * 1000)
         # Every sample about to go is in the rollups first (its minute ends by the watermark).
-        due = _minute_floor(math.floor(time.time() * 1000) - ROLLUP_GRACE_MS)
+        due = _minute_floor(math.floor(self._clock() * 1000) - ROLLUP_GRACE_MS)
         watermark = self._advance_rollups(max(due, _minute_floor(before_ms - 1) + MINUTE_MS), "prune")
         # Only the series that have something to delete (one index probe each, in one statement).
         candidates = sa.text(
@@ -406,7 +512,7 @@ class Store:
                     if budget > 0:
                         position += 1  # this series has nothing older left
         if keep_going():
-            now = time.time()
+            now = self._clock()
             minute = now - self.minute_rollup_retention if rollups_before is None else rollups_before
             # The hour not built yet is built from its minutes: they stay until then.
             minute = min(minute, hour_start(watermark) / 1000)
@@ -467,7 +573,8 @@ class Store:
         """`_insert_rows`, and the watermark after it."""
         dbapi_connection = connection.connection.dbapi_connection
         write = write_postgres if self.dialect == "postgresql" else write_sqlite
-        inserted, watermark = write(dbapi_connection, rows, advance_to)
+        inserted, watermark, build_seconds = write(dbapi_connection, rows, advance_to)
+        self.rollup_build_seconds += build_seconds
         # Read under the lock: the value after this transaction, if it commits (if it does not, a
         # too-high guess only makes the next build come later; a build starts from the stored one).
         self._rolled_up_ms = watermark
@@ -476,7 +583,7 @@ class Store:
     def _due_rollups(self) -> int | None:
         """The watermark the rollups should be built up to now, or None when they are (as far as
         this process knows): the minutes that ended at least `ROLLUP_GRACE_MS` ago."""
-        target = _minute_floor(math.floor(time.time() * 1000) - ROLLUP_GRACE_MS)
+        target = _minute_floor(math.floor(self._clock() * 1000) - ROLLUP_GRACE_MS)
         known = self._rolled_up_ms
         return target if known is None or target > known else None
 
@@ -494,7 +601,7 @@ class Store:
         a slower path. Raises StoreError."""
         with self._operation("flush_rollups"), self._engine.connect() as connection:
             newest = connection.execute(sa.text(_NEWEST_SAMPLE)).scalar()
-        now = math.floor(time.time() * 1000)
+        now = math.floor(self._clock() * 1000)
         target = _minute_floor(max(now, -1 if newest is None else int(newest))) + MINUTE_MS
         self._advance_rollups(target, "flush_rollups")
 
@@ -715,6 +822,52 @@ class Store:
             if dbapi is not None and isinstance(e, dbapi.Error):
                 raise StoreError(name, _detail(e)) from e
             raise
+
+
+class _SecondHalf(threading.Thread):
+    """The second connection of a parallel write (`Store._write_in_parallel`): stores its rows in a
+    transaction left open until `commit` or `roll_back`, which the writing thread calls."""
+
+    def __init__(self, engine: Engine, rows: list[Row], watermark: int) -> None:
+        super().__init__(name="millwatch store, second half", daemon=True)
+        self._engine = engine
+        self._rows = rows
+        self._watermark = watermark
+        self._connection: Connection | None = None
+        self._inserted = 0
+        self._error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._connection = self._engine.connect()
+            self._connection.begin()
+            if self._rows:
+                dbapi_connection: Any = self._connection.connection.dbapi_connection
+                with dbapi_connection.cursor() as cursor:
+                    self._inserted = store_rows_postgres(cursor, self._rows, self._watermark)
+        except BaseException as e:  # raised in the writing thread by `commit`
+            self._error = e
+
+    def commit(self) -> int:
+        """Wait for the rows, commit them; returns how many were new. Raises what storing them raised."""
+        self.join()
+        try:
+            if self._error is not None:
+                raise self._error
+            assert self._connection is not None
+            self._connection.commit()
+            return self._inserted
+        finally:
+            self._close()
+
+    def roll_back(self) -> None:
+        self.join()
+        self._close()
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()  # rolls back what is not committed
+            self._connection = None
 
 
 def decode_view(machine_id: str, text: str) -> MachineView | None:

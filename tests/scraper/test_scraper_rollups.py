@@ -252,3 +252,51 @@ def test_a_downgrade_to_0008_leaves_whole_rollups(store_url: str) -> None:
         engine.dispose()
     assert table_buckets(store_url, "rollup_minute") == recomputed(store_url, MINUTE_MS)
     assert table_buckets(store_url, "rollup_hour") == recomputed(store_url, HOUR_MS)
+
+
+def test_the_upgrade_to_0010_keeps_every_sample_and_builds_minutes_after_it(store_url: str) -> None:
+    """Revision 0010 adds PostgreSQL's time index for the builds (nothing on SQLite): the samples of
+    a 0009 database stay, the minutes after them are built exactly, and a downgrade keeps them too."""
+    h = next_hour()
+    migrate_to(store_url, "0009")
+    engine = sa.create_engine(store_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO series (id, machine_id, metric, labels_json) "
+                    "VALUES (1, 'a', 'machine_temperature_celsius', '{}')"
+                )
+            )
+            rows = [{"t": round((h - 600 + 15 * i) * 1000), "v": float(i)} for i in range(30)]
+            connection.execute(sa.text("INSERT INTO samples VALUES (1, :t, :v)"), rows)
+    finally:
+        engine.dispose()
+    store = Store(store_url)
+    try:
+        store.migrate()
+        for k in range(8):
+            assert store.write([readings("a", h + 15 * k, float(k))]) == 1
+        store.flush_rollups()
+        assert table_buckets(store_url, "rollup_minute") == recomputed(store_url, MINUTE_MS)
+        (point,) = store.history("a", "machine_temperature_celsius", h, h + 119, 120)
+        assert (point.min, point.max, point.count) == (0.0, 7.0, 8)
+    finally:
+        store.close()
+    engine = sa.create_engine(store_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    try:
+        with engine.connect() as connection:
+            if store_url.startswith("postgresql"):
+                indexes = connection.execute(
+                    sa.text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_samples_time_brin'")
+                ).scalars()
+                assert ["brin" in d for d in indexes] == [True]
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0009")
+        with engine.connect() as connection:
+            assert connection.execute(sa.text("SELECT count(*) FROM samples")).scalar_one() == 38
+    finally:
+        engine.dispose()

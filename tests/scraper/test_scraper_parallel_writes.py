@@ -1,0 +1,157 @@
+"""Big writes, as the store writer makes them for a fleet: on PostgreSQL stored over two connections
+at once (`Store._write_in_parallel`). Each sample once, rollups exact, all or nothing; SQLite runs
+the same checks through its one connection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from support import database_url
+
+from scraper.errors import StoreError
+from scraper.exposition import Sample
+from scraper.store import PARALLEL_WRITE_MIN_SAMPLES, SampleBatch, Store
+from scraper.store_bulk import HOUR_MS, MINUTE_MS
+from tests.scraper.test_scraper_rollups import next_hour, recomputed, table_buckets
+
+MACHINES = 300
+SERIES = 40  # 12,000 samples a round: over PARALLEL_WRITE_MIN_SAMPLES
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def fleet(when: float, value: float, machines: range = range(MACHINES)) -> list[SampleBatch]:
+    """One scrape of each machine at `when` (spread over a second, as scrapes are)."""
+    return [
+        SampleBatch(
+            f"m{m:03d}",
+            when + m / 1000,
+            (
+                [Sample("machine_temperature_celsius", {}, value + m)]
+                + [
+                    Sample("system_disk_free_bytes", {"mountpoint": f"/{i}"}, value * i)
+                    for i in range(1, SERIES)
+                ]
+            ),
+        )
+        for m in machines
+    ]
+
+
+def scalar(url: str, sql: str, **params: object) -> int:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.execute(sa.text(sql), params).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def test_a_fleet_s_write_stores_each_sample_once_and_its_repeat_nothing(store_url: str) -> None:
+    assert MACHINES * SERIES >= PARALLEL_WRITE_MIN_SAMPLES
+    h = next_hour()
+    store = Store(store_url, clock=Clock(h))
+    store.migrate()
+    try:
+        assert store.write(fleet(h, 1.0)) == MACHINES * SERIES  # creates the series
+        assert store.write(fleet(h + 15, 2.0)) == MACHINES * SERIES
+        assert store.write(fleet(h + 15, 9.0)) == 0  # a retried write: nothing twice, first value kept
+        # Half the fleet repeated beside a new round of the other half, in one write.
+        mixed = fleet(h + 15, 9.0, range(MACHINES // 2)) + fleet(h + 30, 3.0, range(MACHINES // 2, MACHINES))
+        assert store.write(mixed) == MACHINES // 2 * SERIES
+        assert scalar(store_url, "SELECT count(*) FROM samples") == (2 * MACHINES + MACHINES // 2) * SERIES
+        last = f"m{MACHINES - 1:03d}"
+        assert store.query_samples(last, "machine_temperature_celsius", h, h + 60) == [
+            (round((h + (MACHINES - 1) / 1000) * 1000) / 1000, 1.0 + MACHINES - 1),
+            (round((h + 15 + (MACHINES - 1) / 1000) * 1000) / 1000, 2.0 + MACHINES - 1),
+            (round((h + 30 + (MACHINES - 1) / 1000) * 1000) / 1000, 3.0 + MACHINES - 1),
+        ]
+        if store.dialect == "postgresql":
+            # The round at h + 15 was stored by two transactions (the two connections), as meant.
+            assert (
+                scalar(
+                    store_url,
+                    "SELECT count(DISTINCT xmin::text) FROM samples WHERE time_ms BETWEEN :a AND :b",
+                    a=round((h + 15) * 1000),
+                    b=round((h + 16) * 1000),
+                )
+                == 2
+            )
+    finally:
+        store.close()
+
+
+def test_a_build_due_in_a_fleet_s_write_counts_both_halves_and_late_samples_once(store_url: str) -> None:
+    """The write that builds a minute holds samples of that minute from both halves; later writes
+    bring late samples (before the watermark) in both halves: every rollup equals a recomputation."""
+    h = next_hour()
+    clock = Clock(h + 2)
+    store = Store(store_url, clock=clock)
+    store.migrate()
+    try:
+        assert store.write(fleet(h, 1.0)) == MACHINES * SERIES
+        clock.now = h + 20
+        assert store.write(fleet(h + 15, 2.0)) == MACHINES * SERIES
+        # Due now: the minute [h, h + 60), built by this write after its samples of h + 45 are in.
+        clock.now = h + 95
+        assert store.write(fleet(h + 45, 4.0) + fleet(h + 75, 5.0, range(10))) == (MACHINES + 10) * SERIES
+        minute = round(h * 1000)
+        assert scalar(store_url, "SELECT rolled_up_to_ms FROM rollup_state") == minute + MINUTE_MS
+        assert scalar(store_url, "SELECT sum(count) FROM rollup_minute WHERE bucket_ms = :b", b=minute) == (
+            3 * MACHINES * SERIES
+        )
+        # Late: minute h is built; these are merged into it by the write that stores them.
+        clock.now = h + 100
+        assert store.write(fleet(h + 30, 3.0)) == MACHINES * SERIES
+        assert store.write(fleet(h + 30, 3.0)) == 0
+        clock.now = h + 3600 + 31
+        store.flush_rollups()
+        assert table_buckets(store_url, "rollup_minute") == recomputed(store_url, MINUTE_MS)
+        assert table_buckets(store_url, "rollup_hour") == recomputed(store_url, HOUR_MS)
+        (point,) = store.history("m000", "machine_temperature_celsius", h, h + 59, 60)
+        assert (point.min, point.max, point.count) == (1.0, 4.0, 4)
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_a_fleet_s_write_whose_second_half_fails_stores_nothing(tmp_path: Path) -> None:
+    """Another transaction holds a row the second connection must insert: that half runs into the
+    statement timeout, the whole write fails, and none of its samples (first half included) is
+    stored; once the other transaction is gone, the retried write stores every sample once."""
+    url = database_url("postgres", tmp_path)
+    h = next_hour()
+    store = Store(url, clock=Clock(h), postgres_statement_timeout=1.0)
+    store.migrate()
+    blocker = sa.create_engine(url)
+    try:
+        assert store.write(fleet(h, 1.0)) == MACHINES * SERIES
+        last = f"m{MACHINES - 1:03d}"
+        series_id = scalar(
+            url,
+            "SELECT id FROM series WHERE machine_id = :m AND metric = 'machine_temperature_celsius'",
+            m=last,
+        )
+        when = h + 15
+        with blocker.connect() as other:
+            other.execute(
+                sa.text("INSERT INTO samples VALUES (:s, :t, -1)"),
+                {"s": series_id, "t": round((when + (MACHINES - 1) / 1000) * 1000)},
+            )
+            with pytest.raises(StoreError):
+                store.write(fleet(when, 2.0))
+            other.rollback()
+        assert scalar(url, "SELECT count(*) FROM samples WHERE time_ms >= :t", t=round(when * 1000)) == 0
+        assert store.write(fleet(when, 2.0)) == MACHINES * SERIES
+        assert scalar(url, "SELECT count(*) FROM samples") == 2 * MACHINES * SERIES
+    finally:
+        blocker.dispose()
+        store.close()
