@@ -139,6 +139,7 @@ class _Connection(asyncio.Protocol):
         self._answered = False
         self._head_bytes = 0
         self._headers = 0
+        self._header_bytes = 0
         self._status_bytes = 0
         self._headers_done = False
         self._complete = False
@@ -200,7 +201,7 @@ class _Connection(asyncio.Protocol):
             self._settle()
         elif not self._headers_done:
             if self._head_bytes > MAX_HEAD_BYTES:
-                self._settle(error=TransferFailed(f"{_PROTOCOL_ERROR}response head larger than {MAX_HEAD_BYTES} bytes"))
+                self._settle(error=_head_too_large())
         elif self._status != 200:
             self._settle()  # the status is the answer; the rest of its body is not read
 
@@ -244,6 +245,10 @@ class _Connection(asyncio.Protocol):
         for part in (name, value):
             if len(part) > MAX_LINE_BYTES:
                 self._fail(TransferFailed(_PROTOCOL_ERROR + _too_long(part)))
+        # A head that arrives in one read is only seen here, header by header.
+        self._header_bytes += len(name) + len(value) + 4
+        if self._header_bytes > MAX_HEAD_BYTES:
+            self._fail(_head_too_large())
         lower = name.lower()
         if lower == b"content-length":
             try:
@@ -338,6 +343,10 @@ class _Connection(asyncio.Protocol):
             body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
             waiter.set_result((200, "", body))
         self._chunks = []
+
+
+def _head_too_large() -> TransferFailed:
+    return TransferFailed(f"{_PROTOCOL_ERROR}response head larger than {MAX_HEAD_BYTES} bytes")
 
 
 def _too_long(part: bytes) -> str:
