@@ -61,7 +61,13 @@ def serve() -> Iterator[Callable[[Serve], RawServer]]:
         server.close()
 
 
-def scrapes(url: str, count: int, transport: Http1Transport | None = None, timeout: float = 3.0) -> list[str]:
+def scrapes(
+    url: str,
+    count: int,
+    transport: Http1Transport | None = None,
+    timeout: float = 3.0,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+) -> list[str]:
     """`count` scrapes of `url` in a row through one transport: each body or error text."""
 
     async def scenario() -> list[str]:
@@ -77,6 +83,9 @@ def scrapes(url: str, count: int, transport: Http1Transport | None = None, timeo
             await client.aclose()
         return results
 
+    if loop_factory is not None:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(asyncio.wait_for(scenario(), 60))
     return run(scenario())
 
 
@@ -348,3 +357,24 @@ def test_idle_connections_expire(serve: Callable[[Serve], RawServer]) -> None:
             await transport.aclose()
 
     assert run(scenario())
+
+
+def test_uvloop_serves_the_same_scrapes(serve: Callable[[Serve], RawServer]) -> None:
+    """`millwatch serve` runs the scraper on uvicorn's loop, uvloop when installed: its transports
+    are not asyncio's classes."""
+    uvloop = pytest.importorskip("uvloop")
+    connections: list[int] = []
+
+    def answer_twice_then_hang_up(connection: socket.socket, stop: threading.Event) -> None:
+        connections.append(1)
+        connection.sendall(answer())
+        if read_request(connection):
+            chunk = b"%x\r\n%s\r\n0\r\n\r\n" % (len(SAMPLE), SAMPLE)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk)
+        read_request(connection)  # the third request: closed unanswered, it goes again
+
+    server = serve(answer_twice_then_hang_up)
+    body = SAMPLE.decode()
+    transport = Http1Transport()
+    assert scrapes(server.url, 4, transport, loop_factory=uvloop.new_event_loop) == [body] * 4
+    assert len(connections) == 2 and transport.connections_opened == 2
