@@ -1,5 +1,8 @@
 """CPU per request of the HTTP clients the scraper could use, against one loopback server.
 
+httpx and aiohttp (the `dev` extra installs aiohttp for this comparison only) beside the scraper's
+own `scraper.http1.Http1Transport`.
+
 A second process serves a real exporter's `/metrics` body (gzip, ~4.8 kB; keep-alive or
 `Connection: close`); this process sends `--requests` GETs with N in flight through each client
 and prints CPU-s per 1000 requests (the client's process only, the body read and decompressed):
@@ -26,7 +29,7 @@ import aiohttp
 import httpx
 from scrape_fleet import capture_exposition
 
-from scraper.fetch import AiohttpTransport
+from scraper.http1 import Http1Transport
 
 
 async def serve(body: bytes, keep_alive: bool, lifetime: float) -> None:
@@ -89,13 +92,13 @@ async def run_clients(url: str, requests: int, in_flight: int) -> dict[str, floa
                 return len(await response.read())
 
         results["aiohttp"] = await measure(aiohttp_get, requests, in_flight)
-    transport = AiohttpTransport()
+    transport = Http1Transport()
     try:
 
         async def transport_get() -> int:
             return len(await transport.get(url, headers, 10 * 2**20, False))
 
-        results["millwatch AiohttpTransport"] = await measure(transport_get, requests, in_flight)
+        results["millwatch Http1Transport"] = await measure(transport_get, requests, in_flight)
     finally:
         await transport.aclose()
     return results

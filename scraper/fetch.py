@@ -1,15 +1,16 @@
 """One scrape of one machine over HTTP: the body text of its `/metrics`, or a `ScrapeError`.
 
 The HTTP client sits behind one small interface, `Transport` (one GET with a byte limit, and
-`aclose`); `AiohttpTransport` is the one in use (measured against httpx in bench/http_clients.py:
-see docs/architecture.md). Every low-level failure (aiohttp, OS, TLS, decoding) is mapped here,
-once, into the error tree of `scraper.errors`, so that the reason shown on the map is short and
-says what really happened.
+`aclose`); `scraper.http1.Http1Transport` is the one in use (measured against aiohttp and httpx in
+bench/http_clients.py: see docs/architecture.md). What any transport shares lives here: the
+redirect rules (`get_following_redirects`), the names of connection failures (`connect_cause`),
+the body's decoding and the overall timeout, so that the reason shown on the map is short and says
+what really happened.
 
 Bounded whatever a target sends: the body is counted after decompression while it streams in and
 cut at the limit (a gzip bomb inflates at most `limit` bytes), the whole request is bounded by the
-machine's timeout, redirects are refused unless the machine allows same-host ones, and headers are
-bounded by aiohttp's parser (8 KiB a line).
+machine's timeout, redirects are refused unless the machine allows same-host ones, and the
+response head is bounded by the transport (8 KiB a line, 128 headers, 64 KiB in all).
 """
 
 from __future__ import annotations
@@ -19,23 +20,16 @@ import errno
 import socket
 import ssl
 import time
-import zlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 from urllib.parse import urljoin, urlsplit
-
-import aiohttp
-from yarl import URL
 
 from scraper.credentials import auth_headers
 from scraper.errors import (
     BadExposition,
-    BodyTooLarge,
-    ConnectFailed,
     HTTPStatusError,
     ScrapeError,
     ScrapeTimeout,
-    TransferFailed,
 )
 from scraper.inventory import Machine
 
@@ -71,163 +65,37 @@ class Transport(Protocol):
         ...
 
 
-_URL_CACHE_SIZE = 100_000
+GetOnce = Callable[[str, Mapping[str, str], int], Awaitable[tuple[int, str, bytes]]]
+"""One GET without following redirects: (status, Location header or "", body of a 200 answer)."""
 
 
-class AiohttpTransport:
-    """`Transport` over one aiohttp session: connections kept alive between scrapes.
+async def get_following_redirects(
+    get_once: GetOnce, url: str, headers: Mapping[str, str], limit: int, same_host_redirects: bool
+) -> bytes:
+    """The body of `url`'s 200 answer through `get_once` (one request, no redirect followed).
 
-    An exporter may close an idle connection at any time (its own idle timeout); a request that
-    fails that way before any answer came is sent once more, on a new connection. Proxy settings
-    of the environment are ignored (they are meant for people's browsers, not the plant network).
+    A redirect is refused unless `same_host_redirects`, and then followed only to the same scheme,
+    host and port, at most MAX_REDIRECTS times; any other status is an `HTTPStatusError`.
     """
-
-    def __init__(self, keepalive_seconds: float = KEEPALIVE_SECONDS) -> None:
-        self._keepalive = keepalive_seconds
-        self._session: aiohttp.ClientSession | None = None
-        # Each machine's URL parsed once, not at every request (yarl's parse and encode were a
-        # tenth of aiohttp's work per request); emptied when full (redirect targets are many).
-        self._urls: dict[str, URL] = {}
-
-    def _open(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=0,  # the scraper's own semaphore bounds the scrapes in flight
-                keepalive_timeout=self._keepalive,
-                ttl_dns_cache=60,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                auto_decompress=False,  # decompressed here, counted against the limit as it streams
-                trust_env=False,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                timeout=aiohttp.ClientTimeout(total=None),
-                skip_auto_headers=("User-Agent",),
-                headers={"User-Agent": "millwatch-scraper"},
-            )
-        return self._session
-
-    async def get(self, url: str, headers: Mapping[str, str], limit: int, same_host_redirects: bool) -> bytes:
-        target = url
-        for _ in range(MAX_REDIRECTS + 1):
-            status, location, body = await self._get_once(target, headers, limit)
-            if status == 200:
-                return body
-            if status not in _REDIRECTS or not location:
-                raise HTTPStatusError(status)
-            if not same_host_redirects:
-                raise ScrapeError(f"HTTP {status} redirect refused (follow_redirects is off)")
-            following = urljoin(target, location)
-            if _origin(following) != _origin(url):
-                raise ScrapeError(f"HTTP {status} redirect to another host refused")
-            target = following
-        raise ScrapeError("too many redirects")
-
-    async def _get_once(self, url: str, headers: Mapping[str, str], limit: int) -> tuple[int, str, bytes]:
-        session = self._open()
-        for attempt in (1, 2):
-            try:
-                async with session.get(self._url(url), headers=headers, allow_redirects=False) as response:
-                    if response.status != 200:
-                        return response.status, response.headers.get("Location", ""), b""
-                    return 200, "", await _read_body(response, limit)
-            except ScrapeError:
-                raise
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientConnectionResetError) as e:
-                # An idle kept-alive connection the exporter had closed: once more, on a fresh one.
-                if attempt == 1:
-                    continue
-                raise TransferFailed("the exporter closed the connection") from e
-            except Exception as e:
-                raise _mapped(e) from e
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _url(self, url: str) -> URL:
-        parsed = self._urls.get(url)
-        if parsed is None:
-            if len(self._urls) >= _URL_CACHE_SIZE:
-                self._urls.clear()
-            try:
-                parsed = URL(url)
-            except ValueError as e:
-                raise aiohttp.InvalidUrlClientError(url) from e  # as aiohttp reports it for a text
-            self._urls[url] = parsed
-        return parsed
-
-    async def aclose(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
-
-
-async def _read_body(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    encoding = response.headers.get("Content-Encoding", "").strip().lower()
-    if encoding not in ("", "identity", "gzip", "x-gzip", "deflate"):
-        raise TransferFailed(f"unsupported content encoding {encoding[:40]!r}")
-    declared = response.content_length
-    if encoding in ("", "identity") and declared is not None and declared > limit:
-        raise BodyTooLarge(limit)
-    inflate = None
-    if encoding in ("gzip", "x-gzip"):
-        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    elif encoding == "deflate":
-        inflate = zlib.decompressobj()
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async for chunk in response.content.iter_any():
-            data = chunk
-            while data:
-                if inflate is None:
-                    piece, data = data, b""
-                else:
-                    # Never inflate more than one byte past the limit, however much a chunk packs.
-                    piece = inflate.decompress(data, limit - size + 1)
-                    data = inflate.unconsumed_tail
-                size += len(piece)
-                if size > limit:
-                    raise BodyTooLarge(limit)
-                chunks.append(piece)
-        if inflate is not None:
-            rest = inflate.flush(limit - size + 1)
-            size += len(rest)
-            if size > limit:
-                raise BodyTooLarge(limit)
-            chunks.append(rest)
-    except zlib.error as e:
-        raise TransferFailed("cannot decode the compressed body") from e
-    return b"".join(chunks)
+    target = url
+    for _ in range(MAX_REDIRECTS + 1):
+        status, location, body = await get_once(target, headers, limit)
+        if status == 200:
+            return body
+        if status not in _REDIRECTS or not location:
+            raise HTTPStatusError(status)
+        if not same_host_redirects:
+            raise ScrapeError(f"HTTP {status} redirect refused (follow_redirects is off)")
+        following = urljoin(target, location)
+        if _origin(following) != _origin(url):
+            raise ScrapeError(f"HTTP {status} redirect to another host refused")
+        target = following
+    raise ScrapeError("too many redirects")
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     return parts.scheme, (parts.hostname or ""), parts.port
-
-
-def _mapped(error: BaseException) -> ScrapeError:
-    """The ScrapeError for a failure of aiohttp or the OS under it."""
-    if isinstance(error, aiohttp.ClientConnectorCertificateError):
-        return ConnectFailed(connect_cause(error.certificate_error))
-    if isinstance(error, aiohttp.ClientConnectorError):
-        return ConnectFailed(connect_cause(error.os_error))
-    if isinstance(error, aiohttp.ClientPayloadError):
-        return TransferFailed("peer closed connection without sending complete message body")
-    if isinstance(error, aiohttp.ClientResponseError):
-        return TransferFailed(f"the exporter broke the HTTP protocol: {_sentence(error.message)}")
-    if isinstance(error, aiohttp.InvalidURL):
-        return ScrapeError(f"unusable URL: {_sentence(str(error))}")
-    if isinstance(error, aiohttp.ClientOSError):
-        cause = connect_cause(error)
-        return TransferFailed(
-            "transfer failed" if cause == "connection failed" else f"{cause} during transfer"
-        )
-    if isinstance(error, aiohttp.ClientError):
-        return ScrapeError(_sentence(str(error)) or type(error).__name__)
-    if isinstance(error, OSError):
-        return ConnectFailed(connect_cause(error))
-    if isinstance(error, ValueError):  # yarl/aiohttp refuse some URLs this way
-        return ScrapeError(f"unusable URL: {_sentence(str(error))}")
-    raise error
 
 
 async def fetch_metrics(
@@ -293,6 +161,7 @@ def connect_cause(error: BaseException) -> str:
     return "connection failed"
 
 
-def _sentence(text: str) -> str:
+def sentence(text: str) -> str:
+    """`text` as the tail of a short reason: no final period, lower-case first letter, at most 200."""
     text = text.strip().rstrip(".")
     return text[:1].lower() + text[1:200]

@@ -28,7 +28,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from scraper.backfill import Backfiller
 from scraper.errors import InventoryError, Problem, StoreError, UnknownMachineError
-from scraper.fetch import DEFAULT_MAX_BODY_BYTES, AiohttpTransport, Transport
+from scraper.fetch import DEFAULT_MAX_BODY_BYTES, Transport
+from scraper.http1 import Http1Transport
 from scraper.inventory import Inventory, Machine
 from scraper.inventory_watcher import InventoryWatcher, diff
 from scraper.job_planner import JobPlanner
@@ -226,7 +227,7 @@ class ScraperService:
         self._writer.start()
         # Keep-alive: one idle connection per exporter (whose server bounds its connections and
         # closes idle ones; the transport sends again once on a connection closed that way).
-        self._client = AiohttpTransport()
+        self._client = Http1Transport()
         scheduler.start()
         self._scheduler = scheduler
         try:

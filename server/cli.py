@@ -35,7 +35,6 @@ MAX_INTERVAL_SECONDS = 86400.0
 # means the central extra is not installed.
 CENTRAL_MODULES = frozenset(
     {
-        "aiohttp",
         "alembic",
         "anyio",
         "apscheduler",
@@ -44,6 +43,7 @@ CENTRAL_MODULES = frozenset(
         "hatchling",
         "packaging",
         "httpcore",
+        "httptools",
         "httpx",
         "limits",
         "pydantic",
@@ -56,7 +56,7 @@ CENTRAL_MODULES = frozenset(
     }
 )
 # Libraries that log once per HTTP request or per job run: an operator wants events, not traffic.
-_CHATTY_LOGGERS = ("aiohttp", "httpx", "httpcore", "apscheduler", "uvicorn.access", "alembic")
+_CHATTY_LOGGERS = ("httpx", "httpcore", "apscheduler", "uvicorn.access", "alembic")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

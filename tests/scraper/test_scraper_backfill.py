@@ -26,7 +26,7 @@ from support import MillwatchProcess, exporter_on_sensor, wait_until
 from scraper.backfill import Backfiller, Gap
 from scraper.backfill import _merge as merge_gaps
 from scraper.errors import StoreError
-from scraper.fetch import AiohttpTransport
+from scraper.http1 import Http1Transport
 from scraper.inventory import parse_inventory
 from scraper.state import FleetState, Status
 from scraper.stats import ScraperStats
@@ -371,7 +371,7 @@ def test_a_gap_merged_with_one_whose_start_is_unknown_is_still_filled(
         queued: list[SampleBatch] = []
 
         async def fill() -> int:
-            client = AiohttpTransport()
+            client = Http1Transport()
             try:
                 backfiller = Backfiller(sqlite_store, ScraperStats(), queued.extend, asyncio.Semaphore(4))
                 return await backfiller.run(client, machine, merged)

@@ -13,7 +13,8 @@ from exporter.passwords import hash_password
 from exporter.simulator import SimulatedSensor
 from scraper.errors import HTTPStatusError
 from scraper.exposition import parse_exposition
-from scraper.fetch import AiohttpTransport, fetch_metrics
+from scraper.fetch import fetch_metrics
+from scraper.http1 import Http1Transport
 from scraper.inventory import Auth, BasicAuth, Machine
 
 
@@ -24,7 +25,7 @@ def machine(url: str, auth: Auth | None) -> Machine:
 
 
 async def scrape_twice(target: Machine) -> list[str]:
-    transport = AiohttpTransport()  # one transport: the second scrape reuses the connection
+    transport = Http1Transport()  # one transport: the second scrape reuses the connection
     try:
         return [(await fetch_metrics(transport, target))[0] for _ in range(2)]
     finally:

@@ -23,7 +23,8 @@ from scraper.errors import (
     TransferFailed,
 )
 from scraper.exposition import parse_exposition
-from scraper.fetch import AiohttpTransport, connect_cause, fetch_metrics
+from scraper.fetch import connect_cause, fetch_metrics
+from scraper.http1 import Http1Transport
 from scraper.inventory import Auth, BasicAuth, Machine
 
 
@@ -34,7 +35,7 @@ def machine(url: str, timeout: float = 2.0, auth: Auth | None = None) -> Machine
 
 
 async def fetch(target: Machine, **kwargs: int) -> tuple[str, float]:
-    transport = AiohttpTransport()
+    transport = Http1Transport()
     try:
         return await fetch_metrics(transport, target, **kwargs)
     finally:

@@ -28,7 +28,8 @@ from scraper_helpers import (
     write_inventory,
 )
 
-from scraper.fetch import AiohttpTransport, fetch_metrics
+from scraper.fetch import fetch_metrics
+from scraper.http1 import Http1Transport
 from scraper.inventory import Machine
 from scraper.state import FleetState, Status
 from scraper.store import Store
@@ -182,7 +183,7 @@ def test_connections_are_kept_alive_and_a_closed_one_is_replaced(servers: list[R
     target = Machine(id="m", name="m", url=server.url, scrape_interval_seconds=10, scrape_timeout_seconds=5)
 
     async def scrape_five_times() -> list[str]:
-        transport = AiohttpTransport()
+        transport = Http1Transport()
         try:
             return [(await fetch_metrics(transport, target))[0] for _ in range(5)]
         finally:
@@ -216,7 +217,7 @@ def test_redirects_are_refused_unless_same_host_is_allowed(
     servers += [same, elsewhere]
 
     async def fetch(url: str, same_host: bool) -> str:
-        transport = AiohttpTransport()
+        transport = Http1Transport()
         target = Machine(id="m", name="m", url=url, scrape_interval_seconds=10, scrape_timeout_seconds=5)
         try:
             return (await fetch_metrics(transport, target, same_host_redirects=same_host))[0]
