@@ -53,6 +53,16 @@ class SeriesCache:
                 _, evicted = self._machines.popitem(last=False)
                 self._size -= len(evicted)
 
+    def resize(self, max_entries: int) -> None:
+        """Hold at most `max_entries` ids from now on (evicting the least recently used machines)."""
+        if max_entries < 1:
+            raise ValueError("the series cache must hold at least one entry")
+        with self._lock:
+            self.max_entries = max_entries
+            while self._size > self.max_entries and len(self._machines) > 1:
+                _, evicted = self._machines.popitem(last=False)
+                self._size -= len(evicted)
+
     def forget(self, machine_id: str) -> None:
         with self._lock:
             evicted = self._machines.pop(machine_id, None)

@@ -461,6 +461,7 @@ class ScraperService:
             ) from e
 
         self._inventory = inventory
+        self._store.fit_series_cache(len(inventory.machines))
         now = time.time()
         saved = self._saved if previous is None else {}
         self._state.replace_all(

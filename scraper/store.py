@@ -63,7 +63,11 @@ DEFAULT_ROLLUP_RETENTION_SECONDS = 400 * 86400.0
 # Minute rollups hold a row per series and minute, 3 times the rows of 30 days of raw samples
 # at 15 s if kept 400 days: they are kept as long as this, the hour rollups as long as the above.
 DEFAULT_MINUTE_ROLLUP_RETENTION_SECONDS = 30 * 86400.0
-DEFAULT_SERIES_CACHE_SIZE = 1_000_000  # ~150-200 bytes each: 10,000 machines of 60 series fit
+DEFAULT_SERIES_CACHE_SIZE = 1_000_000  # ~110-200 bytes each: 10,000 machines of 60 series fit
+SERIES_CACHE_PER_MACHINE = 200
+"""Series ids the cache makes room for per machine of the inventory (`fit_series_cache`). Today's
+exporter serves ~115 series; a cache smaller than the fleet's working set evicts each machine just
+before its next scrape (an LRU over a cycle), so every scrape would look its ids up again."""
 DEFAULT_MAX_SERIES_PER_MACHINE = 10_000
 # A minute's rollups are built this long after it ends (by the first write then): a scrape of the
 # minute written later than that is merged into them on its own, a slower path (store_bulk.py).
@@ -209,6 +213,7 @@ class Store:
         except (SQLAlchemyError, ImportError) as e:
             raise StoreError("open", _detail(e)) from e
         self._series = SeriesCache(series_cache_size)
+        self._series_cache_floor = series_cache_size
         # The rollups' watermark as this process last saw it (None: not read yet); another process
         # may have moved it since, which costs at most one needless lock (`_due_rollups`).
         self._rolled_up_ms: int | None = None
@@ -524,6 +529,11 @@ class Store:
         with self._operation("prune"), self._write_lock, self._engine.begin() as connection:
             for table, before in cutoffs.items():
                 connection.execute(table.delete().where(table.c.bucket_ms < math.floor(before * 1000)))
+
+    def fit_series_cache(self, machines: int) -> None:
+        """Make the series-id cache hold `SERIES_CACHE_PER_MACHINE` ids per machine of a fleet of
+        `machines` (never less than the size it was opened with)."""
+        self._series.resize(max(self._series_cache_floor, machines * SERIES_CACHE_PER_MACHINE))
 
     def _series_ids(
         self,
