@@ -144,6 +144,19 @@ def test_a_write_builds_the_minutes_that_are_over(store_url: str) -> None:
         store.close()
 
 
+def write_old_samples(connection: sa.Connection, h: float) -> None:
+    """As an older version stored them: one series, 30 samples 15 s apart in the 10 minutes before
+    hour `h`."""
+    connection.execute(
+        sa.text(
+            "INSERT INTO series (id, machine_id, metric, labels_json) "
+            "VALUES (1, 'a', 'machine_temperature_celsius', '{}')"
+        )
+    )
+    rows = [{"t": round((h - 600 + 15 * i) * 1000), "v": float(i)} for i in range(30)]
+    connection.execute(sa.text("INSERT INTO samples VALUES (1, :t, :v)"), rows)
+
+
 def test_the_upgrade_from_0008_counts_no_stored_sample_twice(store_url: str) -> None:
     """A database the previous version wrote (its rollups merged as it wrote) gets a watermark after
     its newest sample; samples written after the upgrade are rolled up once, the hour then open is
@@ -153,14 +166,7 @@ def test_the_upgrade_from_0008_counts_no_stored_sample_twice(store_url: str) -> 
     engine = sa.create_engine(store_url)
     try:
         with engine.begin() as connection:
-            connection.execute(
-                sa.text(
-                    "INSERT INTO series (id, machine_id, metric, labels_json) "
-                    "VALUES (1, 'a', 'machine_temperature_celsius', '{}')"
-                )
-            )
-            rows = [{"t": round((h - 600 + 15 * i) * 1000), "v": float(i)} for i in range(30)]
-            connection.execute(sa.text("INSERT INTO samples VALUES (1, :t, :v)"), rows)
+            write_old_samples(connection, h)
             # As the previous version left them: every stored sample merged into both rollups.
             for table, width in (("rollup_minute", MINUTE_MS), ("rollup_hour", HOUR_MS)):
                 connection.execute(
@@ -262,14 +268,7 @@ def test_the_upgrade_to_0010_keeps_every_sample_and_builds_minutes_after_it(stor
     engine = sa.create_engine(store_url)
     try:
         with engine.begin() as connection:
-            connection.execute(
-                sa.text(
-                    "INSERT INTO series (id, machine_id, metric, labels_json) "
-                    "VALUES (1, 'a', 'machine_temperature_celsius', '{}')"
-                )
-            )
-            rows = [{"t": round((h - 600 + 15 * i) * 1000), "v": float(i)} for i in range(30)]
-            connection.execute(sa.text("INSERT INTO samples VALUES (1, :t, :v)"), rows)
+            write_old_samples(connection, h)
     finally:
         engine.dispose()
     store = Store(store_url)
