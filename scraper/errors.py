@@ -17,9 +17,10 @@ StoreError                  a database operation failed; carries the operation's
 UnknownMachineError         (LookupError) no machine with this id in the current inventory
 ```
 
-Low-level errors (aiohttp, OS, SQLAlchemy, the database drivers) are mapped into this tree once,
-where they happen (`fetch.py`, `store.py`), so callers only ever see these types. No message here
-ever contains a secret: credentials are named by their file or environment variable, never quoted.
+Low-level errors (the HTTP client, OS, SQLAlchemy, the database drivers) are mapped into this tree
+once, where they happen (`http1.py`, `fetch.py`, `store.py`), so callers only ever see these types.
+No message here ever contains a secret: credentials are named by their file or environment
+variable, never quoted.
 """
 
 from __future__ import annotations
