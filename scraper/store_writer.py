@@ -35,6 +35,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.exc import SQLAlchemyError
 
 from scraper.errors import StoreError
+from scraper.event_wait import wait_event
 from scraper.notify import notify_views
 from scraper.state import MachineView
 from scraper.store import SampleBatch, Store
@@ -199,8 +200,7 @@ class StoreWriter:
             rest = until - time.monotonic()
             if rest > 0 and not self._closing.is_set():
                 # Work queued during the rest waits for its end; only `close` cuts it short.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._closing.wait(), rest)
+                await wait_event(self._closing, rest)
                 continue
             self._gather_until = time.monotonic() + self._gather_seconds
             written = await self._write_some()

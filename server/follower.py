@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 
 from scraper.errors import StoreError
+from scraper.event_wait import wait_event
 from scraper.notify import ViewListener
 from scraper.state import FleetState, MachineView
 from scraper.status import apply_staleness
@@ -163,10 +164,7 @@ class StoreFollower:
         last_full = time.monotonic()
         try:
             while True:
-                try:
-                    await asyncio.wait_for(wake.wait(), self._interval)
-                except TimeoutError:
-                    pass
+                await wait_event(wake, self._interval)
                 if wake.is_set():
                     await asyncio.sleep(NOTIFY_GATHER_SECONDS)  # one read for a burst of notifications
                     wake.clear()

@@ -33,6 +33,7 @@ from scraper.alerting.notifier import Notifier
 from scraper.alerting.rules import AlertRule
 from scraper.alerting.store import ACKNOWLEDGED, AlertRecord, AlertStore
 from scraper.errors import StoreError
+from scraper.event_wait import wait_event
 from scraper.inventory import Inventory
 from scraper.state import FleetState, MachineView, Maintenance, Status
 
@@ -181,8 +182,7 @@ class AlertEngine:
                 log.warning("alerts cannot read the database yet (retrying): %s", e)
                 await asyncio.sleep(self._tick_interval)
         while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._tick_interval)
+            await wait_event(self._wake, self._tick_interval)
             self._wake.clear()
             try:
                 await self.evaluate()
