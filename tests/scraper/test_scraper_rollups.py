@@ -8,13 +8,11 @@ import threading
 import time
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 
 from scraper.exposition import Sample
-from scraper.store import MIGRATIONS, SampleBatch, Store
+from scraper.store import SampleBatch, Store
 from scraper.store_bulk import HOUR_MS, MINUTE_MS
-from tests.scraper.test_scraper_store_compact import migrate_to
+from tests.scraper.test_scraper_store_compact import downgrade_to, migrate_to
 
 Buckets = dict[tuple[int, int], tuple[float, float, float, int]]
 
@@ -247,15 +245,7 @@ def test_a_downgrade_to_0008_leaves_whole_rollups(store_url: str) -> None:
             assert store.write([readings("a", h - 90 + 15 * k, float(k), 2.0 * k)]) == 2
     finally:
         store.close()
-    engine = sa.create_engine(store_url)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    try:
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.downgrade(config, "0008")
-    finally:
-        engine.dispose()
+    downgrade_to(store_url, "0008")
     assert table_buckets(store_url, "rollup_minute") == recomputed(store_url, MINUTE_MS)
     assert table_buckets(store_url, "rollup_hour") == recomputed(store_url, HOUR_MS)
 
@@ -283,18 +273,14 @@ def test_the_upgrade_to_0010_keeps_every_sample_and_builds_minutes_after_it(stor
     finally:
         store.close()
     engine = sa.create_engine(store_url)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
     try:
-        with engine.connect() as connection:
-            if store_url.startswith("postgresql"):
+        if store_url.startswith("postgresql"):
+            with engine.connect() as connection:
                 indexes = connection.execute(
                     sa.text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_samples_time_brin'")
                 ).scalars()
                 assert ["brin" in d for d in indexes] == [True]
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.downgrade(config, "0009")
+        downgrade_to(store_url, "0009")
         with engine.connect() as connection:
             assert connection.execute(sa.text("SELECT count(*) FROM samples")).scalar_one() == 38
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -142,13 +143,23 @@ def test_a_machine_gets_no_more_series_than_its_bound(store_url: str) -> None:
 
 
 def migrate_to(store_url: str, revision: str) -> None:
+    """Upgrade the database to `revision` (not further), as an older version left it."""
+    _alembic(store_url, command.upgrade, revision)
+
+
+def downgrade_to(store_url: str, revision: str) -> None:
+    """Downgrade the database to `revision`, as going back to an older version does."""
+    _alembic(store_url, command.downgrade, revision)
+
+
+def _alembic(store_url: str, action: Callable[[Config, str], None], revision: str) -> None:
     engine = sa.create_engine(store_url)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     try:
         with engine.begin() as connection:
             config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+            action(config, revision)
     finally:
         engine.dispose()
 
