@@ -487,8 +487,9 @@ class Store:
             raise ValueError("batch_rows must be at least 1")
         before_ms = math.ceil(before * 1000)
         # Every sample about to go is in the rollups first (its minute ends by the watermark).
-        due = _minute_floor(math.floor(self._clock() * 1000) - ROLLUP_GRACE_MS)
-        watermark = self._advance_rollups(max(due, _minute_floor(before_ms - 1) + MINUTE_MS), "prune")
+        watermark = self._advance_rollups(
+            max(self._rollups_due_to(), _minute_floor(before_ms - 1) + MINUTE_MS), "prune"
+        )
         # Only the series that have something to delete (one index probe each, in one statement).
         candidates = sa.text(
             "SELECT id FROM series WHERE EXISTS "
@@ -590,10 +591,14 @@ class Store:
         self._rolled_up_ms = watermark
         return inserted, watermark
 
+    def _rollups_due_to(self) -> int:
+        """The watermark due now: the start of the minute `ROLLUP_GRACE_MS` ago."""
+        return _minute_floor(math.floor(self._clock() * 1000) - ROLLUP_GRACE_MS)
+
     def _due_rollups(self) -> int | None:
         """The watermark the rollups should be built up to now, or None when they are (as far as
         this process knows): the minutes that ended at least `ROLLUP_GRACE_MS` ago."""
-        target = _minute_floor(math.floor(self._clock() * 1000) - ROLLUP_GRACE_MS)
+        target = self._rollups_due_to()
         known = self._rolled_up_ms
         return target if known is None or target > known else None
 
