@@ -36,7 +36,16 @@ def test_readings_statuses_and_stored_samples_follow_the_sensor(tmp_path: Path, 
             service = ScraperService(inventory, sqlite_store, state, reload_interval=0.1)
             await service.start()
             try:
-                await async_wait_until(lambda: status() is Status.UP, what="up")
+                # Up with its readings: an exporter that has just started is up while it waits for
+                # the sensor's first line (a loaded machine can scrape it in that window).
+                await async_wait_until(
+                    lambda: (
+                        (v := state.get("furnace_01")) is not None
+                        and v.status is Status.UP
+                        and TEMPERATURE in v.readings
+                    ),
+                    what="up with readings",
+                )
                 view = state.get("furnace_01")
                 assert view is not None
                 # The simulated sensor drifts around 65 °C, 1 bar, 1480 rpm.

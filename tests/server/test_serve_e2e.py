@@ -64,6 +64,8 @@ def test_serve_scrapes_real_exporters_and_stops_on_sigterm(tmp_path: Path, fleet
             got = statuses(base)
             seen = {k: (v["status"], v["reason"]) for k, v in got.items()}
             assert got.get("press_01", {}).get("status") == "up", seen
+            # Up while waiting for the sensor's first line is up too; wait for the readings.
+            assert "machine_temperature_celsius" in got["press_01"]["readings"], seen
             assert got["furnace_02"]["status"] == "alarm", seen
             assert got["lathe_03"]["status"] == "down", seen
             return True
