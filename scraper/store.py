@@ -474,7 +474,7 @@ class Store:
     ) -> int:
         """Delete every sample older than `before` (Unix seconds); returns how many were deleted.
 
-        Goes series by series along the primary key, oldest samples first, about `batch_rows` rows
+        Goes along the primary key from its start, oldest samples first, about `batch_rows` rows
         a transaction, so that a big delete never holds the database's write lock for long: writes
         of the scraper go on between batches. Before each batch `keep_going()` is asked, and a
         False ends the prune there (a stopping service does not wait for the rest). Then the
@@ -490,33 +490,34 @@ class Store:
         watermark = self._advance_rollups(
             max(self._rollups_due_to(), _minute_floor(before_ms - 1) + MINUTE_MS), "prune"
         )
-        # Only the series that have something to delete (one index probe each, in one statement).
-        candidates = sa.text(
-            "SELECT id FROM series WHERE EXISTS "
-            "(SELECT 1 FROM samples WHERE samples.series_id = series.id AND samples.time_ms < :before) "
-            "ORDER BY id"
+        # Batches along the key from its start (the oldest slices; time first): each finds where
+        # it ends, `batch_rows` rows on, and deletes up to there. In the slice that holds `before`
+        # the older rows are interleaved with the kept ones: the batches go on from where the last
+        # one ended, so no kept row is read twice.
+        last = (before_ms - 1) // schema.BUCKET_MS
+        time_ms = f"(bucket * {schema.BUCKET_MS} + offset_ms)"
+        older = f"(bucket, series_id, offset_ms) > (:b, :s, :o) AND bucket <= :last AND {time_ms} < :before"
+        find_end = sa.text(
+            f"SELECT bucket, series_id, offset_ms FROM samples WHERE {older} "
+            "ORDER BY bucket, series_id, offset_ms LIMIT 1 OFFSET :skip"
         )
-        with self._operation("prune"), self._engine.connect() as connection:
-            series_ids = list(connection.execute(candidates, {"before": before_ms}).scalars())
-        # One statement a series: its oldest rows up to the budget of the batch, by key range.
         delete = sa.text(
-            "DELETE FROM samples WHERE series_id = :s AND time_ms < :before AND time_ms <= coalesce("
-            "(SELECT time_ms FROM samples WHERE series_id = :s AND time_ms < :before "
-            "ORDER BY time_ms LIMIT 1 OFFSET :skip), :before)"
+            f"DELETE FROM samples WHERE {older} AND (bucket, series_id, offset_ms) <= (:eb, :es, :eo)"
         )
+        # Past every key (the last batch deletes the rest).
+        end_of_all = {"eb": last + 1, "es": 0, "eo": 0}
+        params: dict[str, int] = {"b": -1, "s": -1, "o": -1, "last": last, "before": before_ms}
         deleted = 0
-        position = 0
-        while position < len(series_ids) and keep_going():
+        done = False
+        while not done and keep_going():
             with self._operation("prune"), self._write_lock, self._engine.begin() as connection:
-                budget = batch_rows
-                while position < len(series_ids) and budget > 0:
-                    count = connection.execute(
-                        delete, {"s": series_ids[position], "before": before_ms, "skip": budget - 1}
-                    ).rowcount
-                    deleted += count
-                    budget -= count
-                    if budget > 0:
-                        position += 1  # this series has nothing older left
+                end = connection.execute(find_end, {**params, "skip": batch_rows - 1}).first()
+                bounds = end_of_all if end is None else {"eb": end[0], "es": end[1], "eo": end[2]}
+                deleted += connection.execute(delete, {**params, **bounds}).rowcount
+            if end is None:
+                done = True
+            else:
+                params.update(b=end[0], s=end[1], o=end[2])
         if keep_going():
             now = self._clock()
             minute = now - self.minute_rollup_retention if rollups_before is None else rollups_before
@@ -674,21 +675,21 @@ class Store:
         The series is (machine_id, metric, labels); labels default to none (the sensor readings).
         Raises StoreError.
         """
-        series, samples = schema.series, schema.samples
-        statement = (
-            sa.select(samples.c.time_ms, samples.c.value)
-            .join(series, series.c.id == samples.c.series_id)
-            .where(
-                series.c.machine_id == machine_id,
-                series.c.metric == metric,
-                series.c.labels_json == schema.labels_json(labels or {}),
-                samples.c.time_ms >= math.ceil(start * 1000),
-                samples.c.time_ms <= math.floor(end * 1000),
-            )
-            .order_by(samples.c.time_ms)
-        )
+        start_ms, end_ms = math.ceil(start * 1000), math.floor(end * 1000)
         with self._operation("query_samples"), self._engine.connect() as connection:
-            return [(t / 1000, float(v)) for t, v in connection.execute(statement)]
+            series_id = _series_id(connection, machine_id, metric, labels)
+            stored = _stored_buckets(connection)
+            if series_id is None or stored is None:
+                return []
+            buckets = _clamp(schema.buckets_between(start_ms, end_ms + 1), stored)
+            found: list[tuple[float, float]] = []
+            # In chunks: a statement's list of slices stays short whatever the range.
+            for at in range(0, len(buckets), QUERY_BUCKETS):
+                statement = _history_part(
+                    schema.samples, series_id, start_ms, end_ms + 1, buckets=buckets[at : at + QUERY_BUCKETS]
+                ).order_by("t")
+                found.extend((t / 1000, float(v)) for t, v, *_ in connection.execute(statement))
+            return found
 
     def history(
         self,
@@ -722,8 +723,22 @@ class Store:
             .scalar_subquery()
         )
         start_ms, end_ms = math.ceil(start * 1000), math.floor(end * 1000)
+        with self._operation("history"), self._engine.connect() as connection:
+            return self._history(connection, series_id, start_ms, end_ms, step_ms, width)
+
+    def _history(
+        self,
+        connection: Connection,
+        series_id: Any,
+        start_ms: int,
+        end_ms: int,
+        step_ms: int,
+        width: int | None,
+    ) -> list[HistoryPoint]:
+        stored = _stored_buckets(connection)
         if width is None:
-            parts = [_history_part(schema.samples, series_id, start_ms, end_ms + 1)]
+            buckets = _clamp(schema.buckets_between(start_ms, end_ms + 1), stored)
+            parts = [_history_part(schema.samples, series_id, start_ms, end_ms + 1, buckets=buckets)]
         else:
             # Buckets are selected by their start: the rows (and samples) of the buckets that start
             # in [start, end] are those with a time in [lo, hi).
@@ -731,8 +746,12 @@ class Store:
             hi = end_ms - end_ms % width + width
             # One statement, so one snapshot: the watermark and the tables it describes agree.
             watermark = sa.select(schema.rollup_state.c.rolled_up_to_ms).scalar_subquery()
-            # What the rollups do not hold yet comes from the finer rollup and the samples.
-            parts = [_history_part(schema.samples, series_id, lo, hi, since=watermark)]
+            # What the rollups do not hold yet comes from the finer rollup and the samples: the
+            # slices from the watermark read now on (the statement's own can only be later).
+            read = connection.execute(sa.select(schema.rollup_state.c.rolled_up_to_ms)).scalar()
+            since = max(lo, 0 if read is None else int(read))
+            buckets = _clamp(schema.buckets_between(since, hi), stored)
+            parts = [_history_part(schema.samples, series_id, lo, hi, since=watermark, buckets=buckets)]
             if width == MINUTE_MS:
                 parts.append(_history_part(schema.rollup_minute, series_id, lo, hi, until=watermark))
             else:
@@ -754,38 +773,45 @@ class Store:
             .group_by(bucket)
             .order_by(bucket)
         )
-        with self._operation("history"), self._engine.connect() as connection:
-            return [
-                HistoryPoint(int(t) / 1000, float(lo), float(total) / int(n), float(hi), int(n))
-                for t, lo, total, hi, n in connection.execute(statement)
-            ]
+        return [
+            HistoryPoint(int(t) / 1000, float(lo), float(total) / int(n), float(hi), int(n))
+            for t, lo, total, hi, n in connection.execute(statement)
+        ]
 
     def last_value(self, machine_id: str, metric: str, *, before: float | None = None) -> float | None:
         """The value of the newest sample of the unlabelled series (machine, metric) older than `before`.
 
         None when there is none. Raises StoreError. (The backfill's starting point.)
         """
-        series, samples = schema.series, schema.samples
-        statement = (
-            sa.select(samples.c.value)
-            .join(series, series.c.id == samples.c.series_id)
-            .where(
-                series.c.machine_id == machine_id,
-                series.c.metric == metric,
-                series.c.labels_json == schema.labels_json({}),
-            )
-            .order_by(samples.c.time_ms.desc())
-            .limit(1)
-        )
-        if before is not None:
-            # A batch at `before` is stored at round(before * 1000) (`_write_transaction`): strictly
-            # older is below that. (Below its ceiling, the ceiling once, let a scrape's own sample
-            # through whenever its time rounded down: a backfill after a restart then started at
-            # the reading that scrape saw and fetched nothing, losing the whole gap.)
-            statement = statement.where(samples.c.time_ms < round(before * 1000))
+        samples = schema.samples
         with self._operation("last_value"), self._engine.connect() as connection:
-            value = connection.execute(statement).scalar_one_or_none()
-        return None if value is None else float(value)
+            series_id = _series_id(connection, machine_id, metric, None)
+            stored = _stored_buckets(connection)
+            if series_id is None or stored is None:
+                return None
+            first, top = stored
+            statement = (
+                sa.select(samples.c.value)
+                .where(samples.c.series_id == series_id)
+                .order_by(samples.c.bucket.desc(), samples.c.offset_ms.desc())
+                .limit(1)
+            )
+            if before is not None:
+                # A batch at `before` is stored at round(before * 1000) (`_write_transaction`):
+                # strictly older is below that. (Below its ceiling, the ceiling once, let a scrape's
+                # own sample through whenever its time rounded down: a backfill after a restart
+                # then started at the reading that scrape saw and fetched nothing, losing the gap.)
+                before_ms = round(before * 1000)
+                statement = statement.where(schema.SAMPLE_TIME_MS < before_ms)
+                top = min(top, (before_ms - 1) // schema.BUCKET_MS)
+            # Newest slices first, a few hours of them a statement, until one holds the series.
+            while top >= first:
+                chunk = list(range(top, max(first, top - QUERY_BUCKETS + 1) - 1, -1))
+                value = connection.execute(statement.where(_in_buckets(chunk))).scalar_one_or_none()
+                if value is not None:
+                    return float(value)
+                top -= QUERY_BUCKETS
+        return None
 
     @property
     def engine(self) -> Engine:
@@ -902,12 +928,16 @@ def _history_part(
     *,
     since: Any = None,
     until: Any = None,
+    buckets: list[int] | None = None,
 ) -> sa.Select[Any]:
     """(t, lo, total, hi, n) of one series' samples or rollup rows with a time in [lo, hi), and in
-    [since, until) when given (SQL expressions: the watermark)."""
+    [since, until) when given (SQL expressions: the watermark). Samples are read in `buckets`, the
+    slices that may hold them: a seek a slice."""
+    extra: list[Any] = []
     if table is schema.samples:
-        time_column = table.c.time_ms
+        time_column = schema.SAMPLE_TIME_MS
         value = table.c.value
+        extra.append(_in_buckets(buckets or []))
         columns = [time_column.label("t"), value.label("lo"), value.label("total"), value.label("hi")]
         columns.append(sa.literal(1, sa.BigInteger).label("n"))
     else:
@@ -919,7 +949,9 @@ def _history_part(
             table.c.max.label("hi"),
             table.c.count.label("n"),
         ]
-    statement = sa.select(*columns).where(table.c.series_id == series_id, time_column >= lo, time_column < hi)
+    statement = sa.select(*columns).where(
+        *extra, table.c.series_id == series_id, time_column >= lo, time_column < hi
+    )
     if since is not None:
         statement = statement.where(time_column >= since)
     if until is not None:
@@ -927,8 +959,47 @@ def _history_part(
     return statement
 
 
-# The newest sample's time: one seek to the end of each series' key range, no table scan.
-_NEWEST_SAMPLE = "SELECT max((SELECT max(time_ms) FROM samples WHERE series_id = series.id)) FROM series"
+# The newest sample's time: the newest slice (one seek to the end of the key), read whole.
+_NEWEST_SAMPLE = (
+    f"SELECT max(bucket * {schema.BUCKET_MS} + offset_ms) FROM samples "
+    "WHERE bucket = (SELECT max(bucket) FROM samples)"
+)
+# Slices a statement reads at most (4 hours): a series over a long range is read in chunks.
+QUERY_BUCKETS = 48
+
+
+def _in_buckets(buckets: list[int]) -> Any:
+    # Written into the SQL, not bound one parameter a slice: a long list stays one parameter-less
+    # IN, which both engines answer with a seek a slice on the key's first column.
+    return schema.samples.c.bucket.in_(sa.bindparam("buckets", buckets, expanding=True, literal_execute=True))
+
+
+def _stored_buckets(connection: Connection) -> tuple[int, int] | None:
+    """The oldest and the newest slice holding samples (a seek to each end of the key), or None."""
+    samples = schema.samples
+    first = connection.execute(sa.select(sa.func.min(samples.c.bucket))).scalar()
+    last = connection.execute(sa.select(sa.func.max(samples.c.bucket))).scalar()
+    return None if first is None or last is None else (int(first), int(last))
+
+
+def _clamp(buckets: list[int], stored: tuple[int, int] | None) -> list[int]:
+    """The slices of `buckets` that may hold samples."""
+    if stored is None:
+        return []
+    return [b for b in buckets if stored[0] <= b <= stored[1]]
+
+
+def _series_id(
+    connection: Connection, machine_id: str, metric: str, labels: dict[str, str] | None
+) -> int | None:
+    series = schema.series
+    return connection.execute(
+        sa.select(series.c.id).where(
+            series.c.machine_id == machine_id,
+            series.c.metric == metric,
+            series.c.labels_json == schema.labels_json(labels or {}),
+        )
+    ).scalar_one_or_none()
 
 
 def _minute_floor(time_ms: int) -> int:

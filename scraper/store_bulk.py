@@ -1,10 +1,12 @@
 """The store's hot path: many samples into the database in one transaction; rollups built in SQL.
 
-Rows arrive as `(series_id, time_ms, value)` tuples, in any order (the first of a key wins). The
-common case, every row new, goes straight into `samples` (SQLite: `executemany`, one prepared
-statement run in C; PostgreSQL: one binary `COPY` whose payload is packed in C). A write that
-repeats stored samples (a retry after an unclear failure, a backfill) is rolled back to a savepoint
-and done through a temporary staging table, which keeps exactly the rows that were new.
+Rows arrive as `(series_id, time_ms, value)` tuples, in any order (the first of a key wins), and
+are stored as `samples`' (bucket, series_id, offset_ms, value) (scraper/schema.py). The common
+case, every row new, goes straight into `samples` (SQLite: `executemany`, one prepared statement
+run in C that splits the time itself; PostgreSQL: one binary `COPY` whose payload is packed in C).
+A write that repeats stored samples (a retry after an unclear failure, a backfill) is rolled back
+to a savepoint and done through a temporary staging table, which keeps exactly the rows that were
+new.
 
 Rollups are not gathered per sample. `rollup_state.rolled_up_to_ms` (the watermark W, a whole
 minute) says how far they are built:
@@ -39,7 +41,7 @@ from struct import Struct
 from time import perf_counter
 from typing import Any
 
-from scraper.schema import ROLLUPS
+from scraper.schema import BUCKET_MS, ROLLUPS
 
 Row = tuple[int, int, float]
 
@@ -47,6 +49,8 @@ MINUTE_MS = min(ROLLUPS)
 HOUR_MS = max(ROLLUPS)
 # An hour is built from its minutes: it must be a whole number of them (and there are two tables).
 assert len(ROLLUPS) == 2 and HOUR_MS % MINUTE_MS == 0
+# A minute lies within one slice of `samples`.
+assert BUCKET_MS % MINUTE_MS == 0
 _MINUTE = ROLLUPS[MINUTE_MS].name
 _HOUR = ROLLUPS[HOUR_MS].name
 
@@ -100,18 +104,26 @@ def _postgres_late(source: str, table: str, width: int) -> str:
 
 
 # (PostgreSQL's statements take psycopg parameters: their modulo is written %%.)
-# Building rollups: the series table drives one index seek into the samples (or minutes) of each
-# series over the range; a plain range condition on time would scan the whole table, keyed
-# (series_id, time). SQLite: CROSS JOIN keeps `series` the outer loop. PostgreSQL's minutes: a BRIN
-# index on the samples' time (migration 0010) finds the minute's rows in the last pages of the
-# table, cheaper than 60,000 seeks, and far cheaper than the scan of the whole table that the
-# planner chose for the join (without statistics, or with a table only ~10 times the minute).
+# Building rollups: the minutes [start, end) are a range of `samples`' key, its slices from
+# start's to end's (time first), read in key order with no index seek a series; the GROUP BY sorts
+# a minute of every series (~15 MB at 10,000 machines). An hour is built from its minutes, one
+# index seek a series (the minute rollups are keyed by series).
+_TIME = f"(bucket * {BUCKET_MS} + offset_ms)"
 _SQLITE_BUILD_MINUTES = (
     f"INSERT INTO {_MINUTE} (series_id, bucket_ms, min, max, sum, count) "
-    f"SELECT x.series_id, x.time_ms - x.time_ms % {MINUTE_MS}, min(x.value), max(x.value), "
-    "sum(x.value), count(*) FROM series s CROSS JOIN samples x "
-    "WHERE x.series_id = s.id AND x.time_ms >= ? AND x.time_ms < ? GROUP BY 1, 2 " + _OVERWRITE
+    f"SELECT series_id, {_TIME} - {_TIME} % {MINUTE_MS}, min(value), max(value), sum(value), count(*) "
+    f"FROM samples WHERE bucket >= ?1 / {BUCKET_MS} AND bucket <= (?2 - 1) / {BUCKET_MS} "
+    f"AND {_TIME} >= ?1 AND {_TIME} < ?2 GROUP BY 1, 2 " + _OVERWRITE
 )
+# SQLite, the usual build of a minute or a few: a minute at a time, one seek a series into the
+# slice being written (in the cache), in the order of the series, so no sort (a third of the cost).
+_SQLITE_BUILD_ONE_MINUTE = (
+    f"INSERT INTO {_MINUTE} (series_id, bucket_ms, min, max, sum, count) "
+    "SELECT s.id, ?1, min(x.value), max(x.value), sum(x.value), count(*) FROM series s CROSS JOIN samples x "
+    f"WHERE x.bucket = ?1 / {BUCKET_MS} AND x.series_id = s.id AND x.offset_ms >= ?1 % {BUCKET_MS} "
+    f"AND x.offset_ms < ?1 % {BUCKET_MS} + {MINUTE_MS} GROUP BY s.id " + _OVERWRITE
+)
+_MINUTE_BY_MINUTE = 10
 _SQLITE_BUILD_HOURS = (
     f"INSERT INTO {_HOUR} (series_id, bucket_ms, min, max, sum, count) "
     f"SELECT m.series_id, m.bucket_ms - m.bucket_ms % {HOUR_MS}, min(m.min), max(m.max), "
@@ -120,18 +132,10 @@ _SQLITE_BUILD_HOURS = (
 )
 _POSTGRES_BUILD_MINUTES = (
     f"INSERT INTO {_MINUTE} (series_id, bucket_ms, min, max, sum, count) "
-    f"SELECT series_id, time_ms - time_ms %% {MINUTE_MS}, min(value), max(value), sum(value), count(*) "
-    "FROM samples WHERE time_ms >= %(start)s AND time_ms < %(end)s GROUP BY 1, 2 ORDER BY 1, 2"
+    f"SELECT series_id, {_TIME} - {_TIME} %% {MINUTE_MS}, min(value), max(value), sum(value), count(*) "
+    f"FROM samples WHERE bucket >= %(start)s / {BUCKET_MS} AND bucket <= (%(end)s - 1) / {BUCKET_MS} "
+    f"AND {_TIME} >= %(start)s AND {_TIME} < %(end)s GROUP BY 1, 2 ORDER BY 1, 2"
 )
-# The BRIN index only skips the ranges it has summarized; the ranges filled since the last build
-# are summarized first (a read of the pages written since: ~15 MB a minute at 1,000 machines).
-# Only the index's owner may do it; a lock held by a VACUUM is not waited for: either way the build
-# stays exact and only reads more pages.
-_POSTGRES_SUMMARIZE = (
-    "SELECT brin_summarize_new_values(i) FROM (SELECT to_regclass('ix_samples_time_brin') AS i) AS b "
-    "WHERE i IS NOT NULL"
-)
-_SKIPPABLE = {"42501", "55P03"}  # insufficient_privilege, lock_not_available
 _POSTGRES_BUILD_HOURS = (
     f"INSERT INTO {_HOUR} (series_id, bucket_ms, min, max, sum, count) "
     f"SELECT m.series_id, m.bucket_ms - m.bucket_ms %% {HOUR_MS}, min(m.min), max(m.max), "
@@ -164,7 +168,7 @@ def write_sqlite(
         if rows:
             cursor.execute("SAVEPOINT millwatch_samples")
             before = dbapi_connection.total_changes
-            cursor.executemany("INSERT OR IGNORE INTO samples VALUES (?, ?, ?)", rows)
+            cursor.executemany(_SQLITE_INSERT, rows)
             if dbapi_connection.total_changes - before == len(rows):
                 cursor.execute("RELEASE millwatch_samples")
                 inserted = len(rows)
@@ -193,7 +197,11 @@ def write_sqlite(
         build_seconds = 0.0
         if advance_to is not None and advance_to > watermark:
             started = perf_counter()
-            cursor.execute(_SQLITE_BUILD_MINUTES, (watermark, advance_to))
+            if advance_to - watermark <= _MINUTE_BY_MINUTE * MINUTE_MS:
+                for minute in range(watermark, advance_to, MINUTE_MS):
+                    cursor.execute(_SQLITE_BUILD_ONE_MINUTE, (minute,))
+            else:  # a long way behind (a restart after a while): one pass, sorted
+                cursor.execute(_SQLITE_BUILD_MINUTES, (watermark, advance_to))
             if hour_start(advance_to) > hour_start(watermark):
                 cursor.execute(_SQLITE_BUILD_HOURS, (hour_start(watermark), hour_start(advance_to)))
             cursor.execute("UPDATE rollup_state SET rolled_up_to_ms = ? WHERE id = 1", (advance_to,))
@@ -204,6 +212,9 @@ def write_sqlite(
         cursor.close()
 
 
+_SQLITE_INSERT = f"INSERT OR IGNORE INTO samples VALUES (?2 / {BUCKET_MS}, ?1, ?2 % {BUCKET_MS}, ?3)"
+
+
 def _stage_new_sqlite(cursor: Any, rows: Sequence[Row]) -> int:
     """Insert the rows not stored yet; they stay in `staging_samples` (for their rollups)."""
     cursor.execute(_SQLITE_STAGE)
@@ -211,9 +222,13 @@ def _stage_new_sqlite(cursor: Any, rows: Sequence[Row]) -> int:
     cursor.executemany("INSERT OR IGNORE INTO staging_samples VALUES (?, ?, ?)", rows)
     cursor.execute(
         "DELETE FROM staging_samples WHERE EXISTS (SELECT 1 FROM samples s "
-        "WHERE s.series_id = staging_samples.series_id AND s.time_ms = staging_samples.time_ms)"
+        f"WHERE s.bucket = staging_samples.time_ms / {BUCKET_MS} AND s.series_id = staging_samples.series_id "
+        f"AND s.offset_ms = staging_samples.time_ms % {BUCKET_MS})"
     )
-    cursor.execute("INSERT INTO samples (series_id, time_ms, value) SELECT * FROM staging_samples")
+    cursor.execute(
+        "INSERT INTO samples (bucket, series_id, offset_ms, value) "
+        f"SELECT time_ms / {BUCKET_MS}, series_id, time_ms % {BUCKET_MS}, value FROM staging_samples"
+    )
     return int(cursor.rowcount)
 
 
@@ -222,21 +237,34 @@ def _stage_new_sqlite(cursor: Any, rows: Sequence[Row]) -> int:
 _UNIQUE_VIOLATION = "23505"
 # One binary COPY row: field count, then (length, value) per field. The lengths and the count are
 # constants, written into the zero padding after packing (fewer arguments for struct to take).
-_COPY_ROW = Struct(">6xi4xq4xd")
-_COPY_ROW_SIZE = _COPY_ROW.size
-_COPY_CONSTANTS = ((1, b"\x03"), (5, b"\x04"), (13, b"\x08"), (25, b"\x08"))
+# The staging tables' rows are (int4 series_id, int8 time_ms, float8 value); `samples`' rows
+# (int8 bucket, int4 series_id, int4 offset_ms, float8 value).
+_STAGE_ROW = Struct(">6xi4xq4xd")
+_STAGE_CONSTANTS = ((1, b"\x03"), (5, b"\x04"), (13, b"\x08"), (25, b"\x08"))
+_SAMPLE_ROW = Struct(">6xq4xi4xi4xd")
+_SAMPLE_CONSTANTS = ((1, b"\x04"), (5, b"\x08"), (17, b"\x04"), (25, b"\x04"), (33, b"\x08"))
 _COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
 _COPY_TRAILER = b"\xff\xff"
 
 
-def copy_payload(rows: Sequence[Row]) -> bytes:
-    """The whole binary COPY stream of `(int4, int8, float8)` rows, packed in C (no per-row Python:
-    psycopg's `write_row` cost about a microsecond a row)."""
-    body = bytearray(b"".join(starmap(_COPY_ROW.pack, rows)))
-    count = len(rows)
-    for offset, byte in _COPY_CONSTANTS:
-        body[offset::_COPY_ROW_SIZE] = byte * count
+def _copy_stream(body: bytearray, size: int, count: int, constants: tuple[tuple[int, bytes], ...]) -> bytes:
+    for offset, byte in constants:
+        body[offset::size] = byte * count
     return _COPY_SIGNATURE + bytes(body) + _COPY_TRAILER
+
+
+def copy_payload(rows: Sequence[Row]) -> bytes:
+    """The whole binary COPY stream of `(int4, int8, float8)` rows (the staging tables), packed in
+    C (no per-row Python: psycopg's `write_row` cost about a microsecond a row)."""
+    body = bytearray(b"".join(starmap(_STAGE_ROW.pack, rows)))
+    return _copy_stream(body, _STAGE_ROW.size, len(rows), _STAGE_CONSTANTS)
+
+
+def samples_payload(rows: Sequence[Row]) -> bytes:
+    """The binary COPY stream of `rows` as `samples`' rows (the time split into bucket and offset)."""
+    pack = _SAMPLE_ROW.pack
+    body = bytearray(b"".join([pack(t // BUCKET_MS, s, t % BUCKET_MS, v) for s, t, v in rows]))
+    return _copy_stream(body, _SAMPLE_ROW.size, len(rows), _SAMPLE_CONSTANTS)
 
 
 def write_postgres(
@@ -267,17 +295,18 @@ def store_rows_postgres(cursor: Any, rows: Sequence[Row], watermark: int) -> int
     """Store the new rows among `rows` (non-empty) and merge the late ones (time < `watermark`)
     into the rollups; returns how many were new. The caller holds the watermark (a lock on it, in
     this transaction or in one that commits after this one)."""
-    payload = copy_payload(rows)
     cursor.execute("SAVEPOINT millwatch_samples")
     try:
-        with cursor.copy("COPY samples (series_id, time_ms, value) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.write(payload)
+        with cursor.copy(
+            "COPY samples (bucket, series_id, offset_ms, value) FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            copy.write(samples_payload(rows))
     except Exception as e:
         if getattr(e, "sqlstate", None) != _UNIQUE_VIOLATION:
             raise
         cursor.execute("ROLLBACK TO SAVEPOINT millwatch_samples")
         cursor.execute("RELEASE SAVEPOINT millwatch_samples")
-        return _insert_new_postgres(cursor, payload, watermark)
+        return _insert_new_postgres(cursor, copy_payload(rows), watermark)
     cursor.execute("RELEASE SAVEPOINT millwatch_samples")
     if min(map(itemgetter(1), rows)) < watermark:
         late = [r for r in rows if r[1] < watermark]
@@ -296,30 +325,11 @@ def build_postgres(cursor: Any, watermark: int, advance_to: int | None) -> tuple
     # The GROUP BY of a minute of every series: sorted in memory, not in temporary files
     # (the default 4 MB holds ~20,000 series). Ends with this transaction.
     cursor.execute("SET LOCAL work_mem = '64MB'")
-    _summarize_time_index(cursor)
-    # Never the scan of the whole table (see _POSTGRES_BUILD_MINUTES).
-    cursor.execute("SET LOCAL enable_seqscan = off")
     _build_postgres(cursor, _POSTGRES_BUILD_MINUTES, watermark, advance_to)
-    cursor.execute("SET LOCAL enable_seqscan = on")
     if hour_start(advance_to) > hour_start(watermark):
         _build_postgres(cursor, _POSTGRES_BUILD_HOURS, hour_start(watermark), hour_start(advance_to))
     cursor.execute("UPDATE rollup_state SET rolled_up_to_ms = %s WHERE id = 1", (advance_to,))
     return advance_to, perf_counter() - started
-
-
-def _summarize_time_index(cursor: Any) -> None:
-    cursor.execute("SELECT current_setting('lock_timeout')")
-    (lock_timeout,) = cursor.fetchone()
-    cursor.execute("SAVEPOINT millwatch_summarize")
-    try:
-        cursor.execute("SELECT set_config('lock_timeout', '200ms', true)")
-        cursor.execute(_POSTGRES_SUMMARIZE)
-    except Exception as e:
-        if getattr(e, "sqlstate", None) not in _SKIPPABLE:
-            raise
-        cursor.execute("ROLLBACK TO SAVEPOINT millwatch_summarize")
-    cursor.execute("RELEASE SAVEPOINT millwatch_summarize")
-    cursor.execute("SELECT set_config('lock_timeout', %s, true)", (lock_timeout,))
 
 
 def _build_postgres(cursor: Any, statement: str, start: int, end: int) -> None:
@@ -357,10 +367,11 @@ def _insert_new_postgres(cursor: Any, payload: bytes, watermark: int) -> int:
         "CREATE TEMP TABLE IF NOT EXISTS new_samples (series_id integer NOT NULL, "
         "time_ms bigint NOT NULL, value double precision NOT NULL) ON COMMIT DELETE ROWS"
     )
+    # Run without parameters: psycopg passes its % through as it is.
     cursor.execute(
-        "WITH new AS (INSERT INTO samples (series_id, time_ms, value) "
-        "SELECT series_id, time_ms, value FROM staging_samples ORDER BY series_id, time_ms "
-        "ON CONFLICT DO NOTHING RETURNING series_id, time_ms, value) "
+        "WITH new AS (INSERT INTO samples (bucket, series_id, offset_ms, value) "
+        f"SELECT time_ms / {BUCKET_MS}, series_id, time_ms % {BUCKET_MS}, value FROM staging_samples "
+        f"ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING RETURNING series_id, {_TIME}, value) "
         "INSERT INTO new_samples SELECT * FROM new"
     )
     inserted = int(cursor.rowcount)

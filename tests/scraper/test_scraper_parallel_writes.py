@@ -12,6 +12,7 @@ from support import database_url
 
 from scraper.errors import StoreError
 from scraper.exposition import Sample
+from scraper.schema import BUCKET_MS
 from scraper.store import PARALLEL_WRITE_MIN_SAMPLES, SampleBatch, Store
 from scraper.store_bulk import HOUR_MS, MINUTE_MS
 from tests.scraper.test_scraper_rollups import next_hour, recomputed, table_buckets
@@ -79,7 +80,8 @@ def test_a_fleet_s_write_stores_each_sample_once_and_its_repeat_nothing(store_ur
             assert (
                 scalar(
                     store_url,
-                    "SELECT count(DISTINCT xmin::text) FROM samples WHERE time_ms BETWEEN :a AND :b",
+                    "SELECT count(DISTINCT xmin::text) FROM samples "
+                    f"WHERE bucket * {BUCKET_MS} + offset_ms BETWEEN :a AND :b",
                     a=round((h + 15) * 1000),
                     b=round((h + 16) * 1000),
                 )
@@ -143,13 +145,23 @@ def test_a_fleet_s_write_whose_second_half_fails_stores_nothing(tmp_path: Path) 
         when = h + 15
         with blocker.connect() as other:
             other.execute(
-                sa.text("INSERT INTO samples VALUES (:s, :t, -1)"),
-                {"s": series_id, "t": round((when + (MACHINES - 1) / 1000) * 1000)},
+                sa.text("INSERT INTO samples VALUES (:b, :s, :o, -1)"),
+                {
+                    "s": series_id,
+                    **dict(zip("bo", divmod(round((when + (MACHINES - 1) / 1000) * 1000), BUCKET_MS))),
+                },
             )
             with pytest.raises(StoreError):
                 store.write(fleet(when, 2.0))
             other.rollback()
-        assert scalar(url, "SELECT count(*) FROM samples WHERE time_ms >= :t", t=round(when * 1000)) == 0
+        assert (
+            scalar(
+                url,
+                f"SELECT count(*) FROM samples WHERE bucket * {BUCKET_MS} + offset_ms >= :t",
+                t=round(when * 1000),
+            )
+            == 0
+        )
         assert store.write(fleet(when, 2.0)) == MACHINES * SERIES
         assert scalar(url, "SELECT count(*) FROM samples") == 2 * MACHINES * SERIES
     finally:

@@ -10,6 +10,7 @@ import time
 import sqlalchemy as sa
 
 from scraper.exposition import Sample
+from scraper.schema import BUCKET_MS
 from scraper.store import SampleBatch, Store
 from scraper.store_bulk import HOUR_MS, MINUTE_MS
 from tests.scraper.test_scraper_store_compact import downgrade_to, migrate_to
@@ -43,14 +44,22 @@ def table_buckets(url: str, table: str) -> Buckets:
         engine.dispose()
 
 
+def sample_time(connection: sa.Connection) -> str:
+    """A sample's time in milliseconds in SQL, in the samples table as its revision keeps it: split
+    into slice and offset since 0011, one column before."""
+    columns = {c["name"] for c in sa.inspect(connection).get_columns("samples")}
+    return f"(bucket * {BUCKET_MS} + offset_ms)" if "bucket" in columns else "time_ms"
+
+
 def recomputed(url: str, width: int, before_ms: int | None = None) -> Buckets:
     """The rollup a table should hold, from the raw samples (buckets before `before_ms` only)."""
     engine = sa.create_engine(url)
     try:
         with engine.connect() as connection:
+            t = sample_time(connection)
             rows = connection.execute(
                 sa.text(
-                    f"SELECT series_id, time_ms - time_ms % {width}, min(value), max(value), sum(value), "
+                    f"SELECT series_id, {t} - {t} % {width}, min(value), max(value), sum(value), "
                     "count(*) FROM samples GROUP BY 1, 2"
                 )
             )
@@ -251,8 +260,9 @@ def test_a_downgrade_to_0008_leaves_whole_rollups(store_url: str) -> None:
 
 
 def test_the_upgrade_to_0010_keeps_every_sample_and_builds_minutes_after_it(store_url: str) -> None:
-    """Revision 0010 adds PostgreSQL's time index for the builds (nothing on SQLite): the samples of
-    a 0009 database stay, the minutes after them are built exactly, and a downgrade keeps them too."""
+    """Revision 0010 adds PostgreSQL's time index for the builds (nothing on SQLite); 0011 keys the
+    samples time first and drops it: the samples of a 0009 database stay, exact, the minutes after
+    them are built exactly, and a downgrade to 0010 (the index back) and on to 0009 keeps them."""
     h = next_hour()
     migrate_to(store_url, "0009")
     engine = sa.create_engine(store_url)
@@ -261,11 +271,14 @@ def test_the_upgrade_to_0010_keeps_every_sample_and_builds_minutes_after_it(stor
             write_old_samples(connection, h)
     finally:
         engine.dispose()
+    old = [(h - 600 + 15 * i, float(i)) for i in range(30)]
     store = Store(store_url)
     try:
         store.migrate()
+        assert store.query_samples("a", "machine_temperature_celsius", h - 3600, h) == old
         for k in range(8):
             assert store.write([readings("a", h + 15 * k, float(k))]) == 1
+        assert store.write([readings("a", h - 600, 99.0)]) == 0  # stored once, before and after
         store.flush_rollups()
         assert table_buckets(store_url, "rollup_minute") == recomputed(store_url, MINUTE_MS)
         (point,) = store.history("a", "machine_temperature_celsius", h, h + 119, 120)
@@ -274,8 +287,11 @@ def test_the_upgrade_to_0010_keeps_every_sample_and_builds_minutes_after_it(stor
         store.close()
     engine = sa.create_engine(store_url)
     try:
-        if store_url.startswith("postgresql"):
-            with engine.connect() as connection:
+        downgrade_to(store_url, "0010")
+        with engine.connect() as connection:
+            times = connection.execute(sa.text("SELECT time_ms, value FROM samples ORDER BY 1")).all()
+            assert [(t / 1000, v) for t, v in times] == old + [(h + 15 * k, float(k)) for k in range(8)]
+            if store_url.startswith("postgresql"):
                 indexes = connection.execute(
                     sa.text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_samples_time_brin'")
                 ).scalars()

@@ -14,6 +14,7 @@ from alembic import command
 from alembic.config import Config
 
 from scraper.exposition import Sample
+from scraper.schema import BUCKET_MS
 from scraper.state import MachineView
 from scraper.store import MIGRATIONS, SampleBatch, Store
 
@@ -200,7 +201,7 @@ def test_the_migration_from_0002_keeps_every_sample(store_url: str) -> None:
                 stored = {
                     (s, t): v
                     for s, t, v in connection.execute(
-                        sa.text("SELECT series_id, time_ms, value FROM samples")
+                        sa.text(f"SELECT series_id, bucket * {BUCKET_MS} + offset_ms, value FROM samples")
                     )
                 }
         finally:
