@@ -22,6 +22,7 @@ from exporter.app import ExporterApp
 from exporter.config import parse_config
 from exporter.push import PositionFile
 from exporter.simulator import SimulatedSensor
+from scraper.schema import BUCKET_MS
 
 OUTAGE_SECONDS = 30.0
 INVENTORY = """\
@@ -72,7 +73,8 @@ def stored(url: str) -> list[tuple[int, str, float]]:
         with engine.connect() as connection:
             rows = connection.execute(
                 sa.text(
-                    "SELECT p.time_ms, s.metric, p.value FROM samples p JOIN series s ON s.id = p.series_id"
+                    f"SELECT p.bucket * {BUCKET_MS} + p.offset_ms, s.metric, p.value FROM samples p "
+                    "JOIN series s ON s.id = p.series_id"
                     " WHERE s.machine_id = 'press'"
                 )
             ).all()
