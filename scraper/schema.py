@@ -10,8 +10,10 @@
   series' samples are together, so a series is read with one seek per slice. The key makes every
   insert idempotent, so a retried write or a backfill never duplicates a sample. Retention deletes
   from the start of the key, the oldest slices, and a minute's rollups read a range of it.
-- `rollup_minute`, `rollup_hour`: per series and minute/hour bucket (start in ms): min, max, sum
-  and count (avg = sum / count), kept longer than samples. Built in SQL from the stored samples
+- `rollup_minute`, `rollup_hour`: per minute/hour bucket (start in ms) and series: min, max, sum
+  and count (avg = sum / count), kept longer than samples. Keyed time first too (revision 0011):
+  a build appends its bucket's rows at the end, retention deletes from the start, and a series is
+  read with one seek per bucket. Built in SQL from the stored samples
   (an hour from its minutes) once the minute (hour) is over; `rollup_state.rolled_up_to_ms` says
   how far: the minutes before it and the hours before its hour are built (scraper/store_bulk.py).
 - `machine_state`: the last view of each machine, so a restart shows the fleet as it was.
@@ -79,7 +81,8 @@ def _rollup(name: str) -> sa.Table:
         sa.Column("max", sa.Double, nullable=False),
         sa.Column("sum", sa.Double, nullable=False),
         sa.Column("count", sa.BigInteger, nullable=False),
-        sa.PrimaryKeyConstraint("series_id", "bucket_ms", name=f"pk_{name}"),
+        # Time first, as `samples` (revision 0011): a build appends a bucket of every series.
+        sa.PrimaryKeyConstraint("bucket_ms", "series_id", name=f"pk_{name}"),
         sqlite_with_rowid=False,
     )
 

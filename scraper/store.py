@@ -752,14 +752,28 @@ class Store:
             since = max(lo, 0 if read is None else int(read))
             buckets = _clamp(schema.buckets_between(since, hi), stored)
             parts = [_history_part(schema.samples, series_id, lo, hi, since=watermark, buckets=buckets)]
+            # The rollups' buckets are read one seek each too (keyed time first), those stored.
+            minutes = _stored_span(connection, schema.rollup_minute.c.bucket_ms)
             if width == MINUTE_MS:
-                parts.append(_history_part(schema.rollup_minute, series_id, lo, hi, until=watermark))
+                buckets = _clamp(list(range(lo, hi, MINUTE_MS)), minutes)
+                parts.append(
+                    _history_part(schema.rollup_minute, series_id, lo, hi, until=watermark, buckets=buckets)
+                )
             else:
                 hour = watermark - watermark % HOUR_MS
+                # The minutes of the hour not built yet: from the hour of the watermark read now.
+                first = max(lo, hour_start(since))
+                buckets = _clamp(list(range(first, hi, MINUTE_MS)), minutes)
                 parts.append(
-                    _history_part(schema.rollup_minute, series_id, lo, hi, since=hour, until=watermark)
+                    _history_part(
+                        schema.rollup_minute, series_id, lo, hi, since=hour, until=watermark, buckets=buckets
+                    )
                 )
-                parts.append(_history_part(schema.rollup_hour, series_id, lo, hi, until=hour))
+                hours = _stored_span(connection, schema.rollup_hour.c.bucket_ms)
+                buckets = _clamp(list(range(lo, hi, HOUR_MS)), hours)
+                parts.append(
+                    _history_part(schema.rollup_hour, series_id, lo, hi, until=hour, buckets=buckets)
+                )
         rows = (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery()
         bucket = (rows.c.t - rows.c.t % step_ms).label("bucket")
         statement = (
@@ -807,7 +821,9 @@ class Store:
             # Newest slices first, a few hours of them a statement, until one holds the series.
             while top >= first:
                 chunk = list(range(top, max(first, top - QUERY_BUCKETS + 1) - 1, -1))
-                value = connection.execute(statement.where(_in_buckets(chunk))).scalar_one_or_none()
+                value = connection.execute(
+                    statement.where(_in_buckets(samples.c.bucket, chunk))
+                ).scalar_one_or_none()
                 if value is not None:
                     return float(value)
                 top -= QUERY_BUCKETS
@@ -931,17 +947,17 @@ def _history_part(
     buckets: list[int] | None = None,
 ) -> sa.Select[Any]:
     """(t, lo, total, hi, n) of one series' samples or rollup rows with a time in [lo, hi), and in
-    [since, until) when given (SQL expressions: the watermark). Samples are read in `buckets`, the
-    slices that may hold them: a seek a slice."""
-    extra: list[Any] = []
+    [since, until) when given (SQL expressions: the watermark). They are read in `buckets`, the
+    samples' slices or the rollup's buckets that may hold them: a seek each."""
     if table is schema.samples:
         time_column = schema.SAMPLE_TIME_MS
         value = table.c.value
-        extra.append(_in_buckets(buckets or []))
+        extra = [_in_buckets(table.c.bucket, buckets or [])]
         columns = [time_column.label("t"), value.label("lo"), value.label("total"), value.label("hi")]
         columns.append(sa.literal(1, sa.BigInteger).label("n"))
     else:
         time_column = table.c.bucket_ms
+        extra = [_in_buckets(time_column, buckets or [])]
         columns = [
             time_column.label("t"),
             table.c.min.label("lo"),
@@ -968,17 +984,22 @@ _NEWEST_SAMPLE = (
 QUERY_BUCKETS = 48
 
 
-def _in_buckets(buckets: list[int]) -> Any:
-    # Written into the SQL, not bound one parameter a slice: a long list stays one parameter-less
-    # IN, which both engines answer with a seek a slice on the key's first column.
-    return schema.samples.c.bucket.in_(sa.bindparam("buckets", buckets, expanding=True, literal_execute=True))
+def _in_buckets(column: sa.ColumnElement[int], buckets: list[int]) -> Any:
+    # Written into the SQL, not bound one parameter a bucket: a long list stays one parameter-less
+    # IN, which both engines answer with a seek a bucket on the key's first column.
+    name = f"buckets_{column.table.name}"
+    return column.in_(sa.bindparam(name, buckets, expanding=True, literal_execute=True))
 
 
 def _stored_buckets(connection: Connection) -> tuple[int, int] | None:
     """The oldest and the newest slice holding samples (a seek to each end of the key), or None."""
-    samples = schema.samples
-    first = connection.execute(sa.select(sa.func.min(samples.c.bucket))).scalar()
-    last = connection.execute(sa.select(sa.func.max(samples.c.bucket))).scalar()
+    return _stored_span(connection, schema.samples.c.bucket)
+
+
+def _stored_span(connection: Connection, column: sa.ColumnElement[int]) -> tuple[int, int] | None:
+    """The least and the greatest of a key's first column (a seek to each end), or None."""
+    first = connection.execute(sa.select(sa.func.min(column))).scalar()
+    last = connection.execute(sa.select(sa.func.max(column))).scalar()
     return None if first is None or last is None else (int(first), int(last))
 
 

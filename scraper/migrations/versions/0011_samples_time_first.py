@@ -1,5 +1,5 @@
 """Samples keyed time first: (bucket, series_id, offset_ms), the time split into its five-minute
-slice and the milliseconds into it.
+slice and the milliseconds into it; the minute and hour rollups keyed (bucket_ms, series_id).
 
 Keyed (series_id, time_ms), a write of the last seconds' samples put one row at the end of every
 series' key range: one page a series, all over the table, each copied whole into SQLite's WAL (or
@@ -8,10 +8,12 @@ fell as the table grew (bench/README.md). Time first, those rows land in the las
 The slice number and the offset take the bytes the millisecond time took, so a sample stays ~22
 bytes on SQLite.
 
-Every sample is copied in key order, then the old table (and PostgreSQL's BRIN index on its time,
-revision 0010, which the new key makes useless) is dropped. This rewrites the whole table: on a
-big database it takes a while (about a minute per 50 million samples here) and needs the table's
-size again in free disk until it ends.
+The rollups had the same pattern: each minute's build wrote one row per series, a page per series.
+
+Every sample and rollup row is copied in key order, then the old tables (and PostgreSQL's BRIN
+index on the samples' time, revision 0010, which the new key makes useless) are dropped. This
+rewrites the tables: on a big database it takes a while (docs/operations.md has a figure) and needs
+their size again in free disk until it ends.
 
 Revision ID: 0011
 Revises: 0010
@@ -33,7 +35,26 @@ BUCKET_MS = 300_000
 _BRIN = "ix_samples_time_brin"
 
 
-def _replace_samples(new: str, columns: list[sa.Column[object]], key: list[str], select: str) -> None:
+_ROLLUPS = ("rollup_minute", "rollup_hour")
+
+
+def _rollup_columns() -> list[sa.Column[object]]:
+    return [
+        sa.Column("series_id", sa.Integer, nullable=False),
+        sa.Column("bucket_ms", sa.BigInteger, nullable=False),
+        sa.Column("min", sa.Double, nullable=False),
+        sa.Column("max", sa.Double, nullable=False),
+        sa.Column("sum", sa.Double, nullable=False),
+        sa.Column("count", sa.BigInteger, nullable=False),
+    ]
+
+
+def _rekey_rollups(key: list[str]) -> None:
+    for table in _ROLLUPS:
+        _replace(table, f"{table}_rekeyed", _rollup_columns(), key, f"SELECT * FROM {table}")
+
+
+def _replace(old: str, new: str, columns: list[sa.Column[object]], key: list[str], select: str) -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
     op.create_table(
         new,
@@ -45,15 +66,16 @@ def _replace_samples(new: str, columns: list[sa.Column[object]], key: list[str],
     # In key order (by position: the select's columns are the new table's).
     order = ", ".join(str(1 + [c.name for c in columns].index(k)) for k in key)
     op.execute(f"INSERT INTO {new} ({names}) {select} ORDER BY {order}")
-    op.drop_table("samples")
-    op.rename_table(new, "samples")
+    op.drop_table(old)
+    op.rename_table(new, old)
     if postgres:
         # PostgreSQL's constraint (and index) names are the schema's: the new one took its own.
-        op.execute(f"ALTER TABLE samples RENAME CONSTRAINT pk_{new} TO pk_samples")
+        op.execute(f"ALTER TABLE {old} RENAME CONSTRAINT pk_{new} TO pk_{old}")
 
 
 def upgrade() -> None:
-    _replace_samples(
+    _replace(
+        "samples",
         "samples_time_first",
         [
             sa.Column("bucket", sa.BigInteger, nullable=False),
@@ -64,10 +86,13 @@ def upgrade() -> None:
         ["bucket", "series_id", "offset_ms"],
         f"SELECT time_ms / {BUCKET_MS}, series_id, time_ms % {BUCKET_MS}, value FROM samples",
     )
+    _rekey_rollups(["bucket_ms", "series_id"])
 
 
 def downgrade() -> None:
-    _replace_samples(
+    _rekey_rollups(["series_id", "bucket_ms"])
+    _replace(
+        "samples",
         "samples_by_series",
         [
             sa.Column("series_id", sa.Integer, nullable=False),
