@@ -135,6 +135,14 @@ _POSTGRES_BUILD_MINUTES = (
     f"FROM samples WHERE bucket >= %(start)s / {BUCKET_MS} AND bucket <= (%(end)s - 1) / {BUCKET_MS} "
     f"AND {_TIME} >= %(start)s AND {_TIME} < %(end)s GROUP BY 1, 2 ORDER BY 2, 1"
 )
+# PostgreSQL, a minute at a time likewise: the slice's rows come in the key's order, grouped by
+# series without a sort, and the rows go in in the rollup's key order.
+_POSTGRES_BUILD_ONE_MINUTE = (
+    f"INSERT INTO {_MINUTE} (series_id, bucket_ms, min, max, sum, count) "
+    "SELECT series_id, %(start)s, min(value), max(value), sum(value), count(*) FROM samples "
+    f"WHERE bucket = %(start)s / {BUCKET_MS} AND offset_ms >= %(start)s %% {BUCKET_MS} "
+    f"AND offset_ms < %(start)s %% {BUCKET_MS} + {MINUTE_MS} GROUP BY series_id ORDER BY series_id"
+)
 _POSTGRES_BUILD_HOURS = (
     f"INSERT INTO {_HOUR} (series_id, bucket_ms, min, max, sum, count) "
     f"SELECT series_id, bucket_ms - bucket_ms %% {HOUR_MS}, min(min), max(max), sum(sum), sum(count) "
@@ -323,7 +331,11 @@ def build_postgres(cursor: Any, watermark: int, advance_to: int | None) -> tuple
     # The GROUP BY of a minute of every series: sorted in memory, not in temporary files
     # (the default 4 MB holds ~20,000 series). Ends with this transaction.
     cursor.execute("SET LOCAL work_mem = '64MB'")
-    _build_postgres(cursor, _POSTGRES_BUILD_MINUTES, watermark, advance_to)
+    if advance_to - watermark <= _MINUTE_BY_MINUTE * MINUTE_MS:
+        for minute in range(watermark, advance_to, MINUTE_MS):
+            _build_postgres(cursor, _POSTGRES_BUILD_ONE_MINUTE, minute, minute + MINUTE_MS)
+    else:
+        _build_postgres(cursor, _POSTGRES_BUILD_MINUTES, watermark, advance_to)
     if hour_start(advance_to) > hour_start(watermark):
         _build_postgres(cursor, _POSTGRES_BUILD_HOURS, hour_start(watermark), hour_start(advance_to))
     cursor.execute("UPDATE rollup_state SET rolled_up_to_ms = %s WHERE id = 1", (advance_to,))
