@@ -2,12 +2,13 @@
 
 - `series`: one row per (machine, metric, labels); labels as canonical JSON (sorted keys).
 - `samples`: (series, time in integer milliseconds, value), stored as `bucket` (the time's
-  five-minute slice, `time_ms // BUCKET_MS`), `series_id`, `offset_ms` (the milliseconds into the
-  slice) and `value`, keyed (bucket, series_id, offset_ms) and, on SQLite, `WITHOUT ROWID`: the key
+  minute, `time_ms // BUCKET_MS`), `series_id`, `offset_ms` (the milliseconds into the minute
+  less `OFFSET_BIAS`: -30,000 to 29,999, which SQLite stores in 2 bytes where 0 to 59,999 took 3)
+  and `value`, keyed (bucket, series_id, offset_ms) and, on SQLite, `WITHOUT ROWID`: the key
   is the table, ~22 bytes a sample on disk. Time first, so that a write of the samples of the last
   seconds lands in the last few pages of the table instead of one page per series all over it
-  (revision 0011: ~6x the ingest of a series-first key on an hour's table); within a slice, a
-  series' samples are together, so a series is read with one seek per slice. The key makes every
+  (revision 0011: ~6x the ingest of a series-first key on an hour's table); within a minute, a
+  series' samples are together, so a series is read with one seek per minute. The key makes every
   insert idempotent, so a retried write or a backfill never duplicates a sample. Retention deletes
   from the start of the key, the oldest slices, and a minute's rollups read a range of it.
 - `rollup_minute`, `rollup_hour`: per minute/hour bucket (start in ms) and series: min, max, sum
@@ -43,11 +44,12 @@ series = sa.Table(
     sa.UniqueConstraint("machine_id", "metric", "labels_json", name="uq_series_machine_metric_labels"),
 )
 
-BUCKET_MS = 300_000
-"""The width of a `samples` slice. A whole number of minutes (a minute's rollup reads within one
-slice); small enough that the slice being written stays a few megabytes (its pages stay in the
-cache, and every page a write touches holds many of its rows); large enough that a day of one
-series is 288 seeks and the slice number fits in three bytes on SQLite until 2049."""
+BUCKET_MS = 60_000
+"""The width of a `samples` slice: a minute. A minute's rollup reads one slice. Small, so that in
+the slice being written a series has a few rows (4 at 15 s) and a write of a machine's scrape
+touches a few pages (bench/README.md: five-minute slices fell from 310k to 210k rows/s as the slice
+filled at 10,000 machines, minute slices stayed at 420k); a day of one series is 1,440 seeks. The
+slice number takes 4 bytes on SQLite and the offset 2 (`OFFSET_BIAS`): as many as the time did."""
 
 samples = sa.Table(
     "samples",
@@ -60,8 +62,27 @@ samples = sa.Table(
     sa.PrimaryKeyConstraint("bucket", "series_id", "offset_ms", name="pk_samples"),
     sqlite_with_rowid=False,
 )
-SAMPLE_TIME_MS = samples.c.bucket * BUCKET_MS + samples.c.offset_ms
+OFFSET_BIAS = BUCKET_MS // 2
+"""Subtracted from the milliseconds into the slice, so the stored offset fits 2 bytes on SQLite."""
+SAMPLE_TIME_MS = samples.c.bucket * BUCKET_MS + samples.c.offset_ms + OFFSET_BIAS
 """A sample's time in milliseconds, as SQL."""
+
+
+def sample_time_sql(alias: str = "") -> str:
+    """A sample's time in milliseconds, as SQL text (`alias`: the samples table's, if any)."""
+    prefix = f"{alias}." if alias else ""
+    return f"({prefix}bucket * {BUCKET_MS} + {prefix}offset_ms + {OFFSET_BIAS})"
+
+
+def split_time_sql(time_ms: str) -> tuple[str, str]:
+    """SQL text of the bucket and the stored offset of a time in milliseconds (SQL text, >= 0)."""
+    return f"{time_ms} / {BUCKET_MS}", f"{time_ms} % {BUCKET_MS} - {OFFSET_BIAS}"
+
+
+def split_time(time_ms: int) -> tuple[int, int]:
+    """The bucket and the stored offset of a time in milliseconds."""
+    bucket, into = divmod(time_ms, BUCKET_MS)
+    return bucket, into - OFFSET_BIAS
 
 
 def buckets_between(start_ms: int, end_ms: int) -> list[int]:

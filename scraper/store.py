@@ -495,7 +495,7 @@ class Store:
         # the older rows are interleaved with the kept ones: the batches go on from where the last
         # one ended, so no kept row is read twice.
         last = (before_ms - 1) // schema.BUCKET_MS
-        time_ms = f"(bucket * {schema.BUCKET_MS} + offset_ms)"
+        time_ms = schema.sample_time_sql()
         older = f"(bucket, series_id, offset_ms) > (:b, :s, :o) AND bucket <= :last AND {time_ms} < :before"
         find_end = sa.text(
             f"SELECT bucket, series_id, offset_ms FROM samples WHERE {older} "
@@ -977,11 +977,10 @@ def _history_part(
 
 # The newest sample's time: the newest slice (one seek to the end of the key), read whole.
 _NEWEST_SAMPLE = (
-    f"SELECT max(bucket * {schema.BUCKET_MS} + offset_ms) FROM samples "
-    "WHERE bucket = (SELECT max(bucket) FROM samples)"
+    f"SELECT max{schema.sample_time_sql()} FROM samples WHERE bucket = (SELECT max(bucket) FROM samples)"
 )
 # Slices a statement reads at most (4 hours): a series over a long range is read in chunks.
-QUERY_BUCKETS = 48
+QUERY_BUCKETS = 240
 
 
 def _in_buckets(column: sa.ColumnElement[int], buckets: list[int]) -> Any:

@@ -41,7 +41,7 @@ from struct import Struct
 from time import perf_counter
 from typing import Any
 
-from scraper.schema import BUCKET_MS, ROLLUPS
+from scraper.schema import BUCKET_MS, OFFSET_BIAS, ROLLUPS, sample_time_sql, split_time_sql
 
 Row = tuple[int, int, float]
 
@@ -108,7 +108,7 @@ def _postgres_late(source: str, table: str, width: int) -> str:
 # start's to end's (time first), read in key order with no index seek a series; the GROUP BY sorts
 # a minute of every series (~15 MB at 10,000 machines). An hour is built from its minutes, a range
 # of the minute rollups' key (time first too), sorted by series.
-_TIME = f"(bucket * {BUCKET_MS} + offset_ms)"
+_TIME = sample_time_sql()
 _SQLITE_BUILD_MINUTES = (
     f"INSERT INTO {_MINUTE} (series_id, bucket_ms, min, max, sum, count) "
     f"SELECT series_id, {_TIME} - {_TIME} % {MINUTE_MS}, min(value), max(value), sum(value), count(*) "
@@ -120,8 +120,7 @@ _SQLITE_BUILD_MINUTES = (
 _SQLITE_BUILD_ONE_MINUTE = (
     f"INSERT INTO {_MINUTE} (series_id, bucket_ms, min, max, sum, count) "
     "SELECT s.id, ?1, min(x.value), max(x.value), sum(x.value), count(*) FROM series s CROSS JOIN samples x "
-    f"WHERE x.bucket = ?1 / {BUCKET_MS} AND x.series_id = s.id AND x.offset_ms >= ?1 % {BUCKET_MS} "
-    f"AND x.offset_ms < ?1 % {BUCKET_MS} + {MINUTE_MS} GROUP BY s.id " + _OVERWRITE
+    f"WHERE x.bucket = ?1 / {BUCKET_MS} AND x.series_id = s.id GROUP BY s.id " + _OVERWRITE
 )
 _MINUTE_BY_MINUTE = 10
 _SQLITE_BUILD_HOURS = (
@@ -140,8 +139,7 @@ _POSTGRES_BUILD_MINUTES = (
 _POSTGRES_BUILD_ONE_MINUTE = (
     f"INSERT INTO {_MINUTE} (series_id, bucket_ms, min, max, sum, count) "
     "SELECT series_id, %(start)s, min(value), max(value), sum(value), count(*) FROM samples "
-    f"WHERE bucket = %(start)s / {BUCKET_MS} AND offset_ms >= %(start)s %% {BUCKET_MS} "
-    f"AND offset_ms < %(start)s %% {BUCKET_MS} + {MINUTE_MS} GROUP BY series_id ORDER BY series_id"
+    f"WHERE bucket = %(start)s / {BUCKET_MS} GROUP BY series_id ORDER BY series_id"
 )
 _POSTGRES_BUILD_HOURS = (
     f"INSERT INTO {_HOUR} (series_id, bucket_ms, min, max, sum, count) "
@@ -218,7 +216,8 @@ def write_sqlite(
         cursor.close()
 
 
-_SQLITE_INSERT = f"INSERT OR IGNORE INTO samples VALUES (?2 / {BUCKET_MS}, ?1, ?2 % {BUCKET_MS}, ?3)"
+_SQLITE_INSERT = "INSERT OR IGNORE INTO samples VALUES ({}, ?1, {}, ?3)".format(*split_time_sql("?2"))
+_STAGED_BUCKET, _STAGED_OFFSET = split_time_sql("staging_samples.time_ms")
 
 
 def _stage_new_sqlite(cursor: Any, rows: Sequence[Row]) -> int:
@@ -228,12 +227,12 @@ def _stage_new_sqlite(cursor: Any, rows: Sequence[Row]) -> int:
     cursor.executemany("INSERT OR IGNORE INTO staging_samples VALUES (?, ?, ?)", rows)
     cursor.execute(
         "DELETE FROM staging_samples WHERE EXISTS (SELECT 1 FROM samples s "
-        f"WHERE s.bucket = staging_samples.time_ms / {BUCKET_MS} AND s.series_id = staging_samples.series_id "
-        f"AND s.offset_ms = staging_samples.time_ms % {BUCKET_MS})"
+        f"WHERE s.bucket = {_STAGED_BUCKET} AND s.series_id = staging_samples.series_id "
+        f"AND s.offset_ms = {_STAGED_OFFSET})"
     )
     cursor.execute(
         "INSERT INTO samples (bucket, series_id, offset_ms, value) "
-        f"SELECT time_ms / {BUCKET_MS}, series_id, time_ms % {BUCKET_MS}, value FROM staging_samples"
+        f"SELECT {_STAGED_BUCKET}, series_id, {_STAGED_OFFSET}, value FROM staging_samples"
     )
     return int(cursor.rowcount)
 
@@ -269,7 +268,7 @@ def copy_payload(rows: Sequence[Row]) -> bytes:
 def samples_payload(rows: Sequence[Row]) -> bytes:
     """The binary COPY stream of `rows` as `samples`' rows (the time split into bucket and offset)."""
     pack = _SAMPLE_ROW.pack
-    body = bytearray(b"".join([pack(t // BUCKET_MS, s, t % BUCKET_MS, v) for s, t, v in rows]))
+    body = bytearray(b"".join([pack(t // BUCKET_MS, s, t % BUCKET_MS - OFFSET_BIAS, v) for s, t, v in rows]))
     return _copy_stream(body, _SAMPLE_ROW.size, len(rows), _SAMPLE_CONSTANTS)
 
 
@@ -380,7 +379,7 @@ def _insert_new_postgres(cursor: Any, payload: bytes, watermark: int) -> int:
     # Run without parameters: psycopg passes its % through as it is.
     cursor.execute(
         "WITH new AS (INSERT INTO samples (bucket, series_id, offset_ms, value) "
-        f"SELECT time_ms / {BUCKET_MS}, series_id, time_ms % {BUCKET_MS}, value FROM staging_samples "
+        f"SELECT {_STAGED_BUCKET}, series_id, {_STAGED_OFFSET}, value FROM staging_samples "
         f"ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING RETURNING series_id, {_TIME}, value) "
         "INSERT INTO new_samples SELECT * FROM new"
     )

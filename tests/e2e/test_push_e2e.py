@@ -22,7 +22,7 @@ from exporter.app import ExporterApp
 from exporter.config import parse_config
 from exporter.push import PositionFile
 from exporter.simulator import SimulatedSensor
-from scraper.schema import BUCKET_MS
+from scraper.schema import sample_time_sql
 
 OUTAGE_SECONDS = 30.0
 INVENTORY = """\
@@ -73,7 +73,7 @@ def stored(url: str) -> list[tuple[int, str, float]]:
         with engine.connect() as connection:
             rows = connection.execute(
                 sa.text(
-                    f"SELECT p.bucket * {BUCKET_MS} + p.offset_ms, s.metric, p.value FROM samples p "
+                    f"SELECT {sample_time_sql('p')}, s.metric, p.value FROM samples p "
                     "JOIN series s ON s.id = p.series_id"
                     " WHERE s.machine_id = 'press'"
                 )

@@ -12,7 +12,7 @@ from support import database_url
 
 from scraper.errors import StoreError
 from scraper.exposition import Sample
-from scraper.schema import BUCKET_MS
+from scraper.schema import sample_time_sql, split_time
 from scraper.store import PARALLEL_WRITE_MIN_SAMPLES, SampleBatch, Store
 from scraper.store_bulk import HOUR_MS, MINUTE_MS
 from tests.scraper.test_scraper_rollups import next_hour, recomputed, table_buckets
@@ -81,7 +81,7 @@ def test_a_fleet_s_write_stores_each_sample_once_and_its_repeat_nothing(store_ur
                 scalar(
                     store_url,
                     "SELECT count(DISTINCT xmin::text) FROM samples "
-                    f"WHERE bucket * {BUCKET_MS} + offset_ms BETWEEN :a AND :b",
+                    f"WHERE {sample_time_sql()} BETWEEN :a AND :b",
                     a=round((h + 15) * 1000),
                     b=round((h + 16) * 1000),
                 )
@@ -148,7 +148,7 @@ def test_a_fleet_s_write_whose_second_half_fails_stores_nothing(tmp_path: Path) 
                 sa.text("INSERT INTO samples VALUES (:b, :s, :o, -1)"),
                 {
                     "s": series_id,
-                    **dict(zip("bo", divmod(round((when + (MACHINES - 1) / 1000) * 1000), BUCKET_MS))),
+                    **dict(zip("bo", split_time(round((when + (MACHINES - 1) / 1000) * 1000)))),
                 },
             )
             with pytest.raises(StoreError):
@@ -157,7 +157,7 @@ def test_a_fleet_s_write_whose_second_half_fails_stores_nothing(tmp_path: Path) 
         assert (
             scalar(
                 url,
-                f"SELECT count(*) FROM samples WHERE bucket * {BUCKET_MS} + offset_ms >= :t",
+                f"SELECT count(*) FROM samples WHERE {sample_time_sql()} >= :t",
                 t=round(when * 1000),
             )
             == 0

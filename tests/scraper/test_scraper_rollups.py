@@ -10,7 +10,7 @@ import time
 import sqlalchemy as sa
 
 from scraper.exposition import Sample
-from scraper.schema import BUCKET_MS
+from scraper.schema import sample_time_sql
 from scraper.store import SampleBatch, Store
 from scraper.store_bulk import HOUR_MS, MINUTE_MS
 from tests.scraper.test_scraper_store_compact import downgrade_to, migrate_to
@@ -48,7 +48,7 @@ def sample_time(connection: sa.Connection) -> str:
     """A sample's time in milliseconds in SQL, in the samples table as its revision keeps it: split
     into slice and offset since 0011, one column before."""
     columns = {c["name"] for c in sa.inspect(connection).get_columns("samples")}
-    return f"(bucket * {BUCKET_MS} + offset_ms)" if "bucket" in columns else "time_ms"
+    return sample_time_sql() if "bucket" in columns else "time_ms"
 
 
 def recomputed(url: str, width: int, before_ms: int | None = None) -> Buckets:

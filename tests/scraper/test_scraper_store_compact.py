@@ -14,7 +14,7 @@ from alembic import command
 from alembic.config import Config
 
 from scraper.exposition import Sample
-from scraper.schema import BUCKET_MS
+from scraper.schema import sample_time_sql
 from scraper.state import MachineView
 from scraper.store import MIGRATIONS, SampleBatch, Store
 
@@ -201,7 +201,7 @@ def test_the_migration_from_0002_keeps_every_sample(store_url: str) -> None:
                 stored = {
                     (s, t): v
                     for s, t, v in connection.execute(
-                        sa.text(f"SELECT series_id, bucket * {BUCKET_MS} + offset_ms, value FROM samples")
+                        sa.text(f"SELECT series_id, {sample_time_sql()}, value FROM samples")
                     )
                 }
         finally:

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from support import database_url
 
 from millwatch_common.push_wire import batch_body
-from scraper.schema import BUCKET_MS
+from scraper.schema import sample_time_sql
 
 __all__ = ["INVENTORY", "body", "database_url", "stored_samples"]
 
@@ -72,7 +72,7 @@ def stored_samples(url: str, machine_id: str) -> list[tuple[str, float, float]]:
         with engine.connect() as connection:
             rows = connection.execute(
                 sa.text(
-                    f"SELECT s.metric, p.bucket * {BUCKET_MS} + p.offset_ms AS t, p.value FROM samples p "
+                    f"SELECT s.metric, {sample_time_sql('p')} AS t, p.value FROM samples p "
                     "JOIN series s ON s.id = p.series_id WHERE s.machine_id = :m ORDER BY s.metric, t"
                 ),
                 {"m": machine_id},

@@ -17,7 +17,7 @@ from ruamel.yaml import YAML
 from server_helpers import wait_until
 from support import MillwatchProcess, free_port, get_json
 
-from scraper.schema import BUCKET_MS
+from scraper.schema import sample_time_sql
 from server.demo_fleet import Scenario, failure_counts, plan_fleet
 from server.settings import PACKAGE_STATIC_DIR
 from server.static_files import NOT_BUILT_MESSAGE
@@ -132,6 +132,6 @@ def test_demo_runs_again_in_the_same_folder_with_a_fresh_database(tmp_path: Path
 
         # Nothing of the previous run is left in the database.
         with contextlib.closing(sqlite3.connect(folder / "millwatch-demo.db")) as db:
-            oldest_sql = f"SELECT MIN(bucket * {BUCKET_MS} + offset_ms) / 1000.0 FROM samples"
+            oldest_sql = f"SELECT MIN{sample_time_sql()} / 1000.0 FROM samples"
             (oldest,) = db.execute(oldest_sql).fetchone()
         assert oldest is not None and oldest >= started - 1
