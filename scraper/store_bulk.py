@@ -49,8 +49,10 @@ MINUTE_MS = min(ROLLUPS)
 HOUR_MS = max(ROLLUPS)
 # An hour is built from its minutes: it must be a whole number of them (and there are two tables).
 assert len(ROLLUPS) == 2 and HOUR_MS % MINUTE_MS == 0
-# A minute lies within one slice of `samples`.
-assert BUCKET_MS % MINUTE_MS == 0
+# A slice of `samples` is a minute: the build of one minute reads its slice whole.
+assert BUCKET_MS == MINUTE_MS
+# Behind by more minutes than this (a restart after a while), the build is one sorted pass.
+_MINUTE_BY_MINUTE = 10
 _MINUTE = ROLLUPS[MINUTE_MS].name
 _HOUR = ROLLUPS[HOUR_MS].name
 
@@ -122,7 +124,6 @@ _SQLITE_BUILD_ONE_MINUTE = (
     "SELECT s.id, ?1, min(x.value), max(x.value), sum(x.value), count(*) FROM series s CROSS JOIN samples x "
     f"WHERE x.bucket = ?1 / {BUCKET_MS} AND x.series_id = s.id GROUP BY s.id " + _OVERWRITE
 )
-_MINUTE_BY_MINUTE = 10
 _SQLITE_BUILD_HOURS = (
     f"INSERT INTO {_HOUR} (series_id, bucket_ms, min, max, sum, count) "
     f"SELECT series_id, bucket_ms - bucket_ms % {HOUR_MS}, min(min), max(max), sum(sum), sum(count) "
