@@ -85,13 +85,6 @@ def split_time(time_ms: int) -> tuple[int, int]:
     return bucket, into - OFFSET_BIAS
 
 
-def buckets_between(start_ms: int, end_ms: int) -> list[int]:
-    """The slices holding times in [start_ms, end_ms), oldest first."""
-    if end_ms <= start_ms:
-        return []
-    return list(range(start_ms // BUCKET_MS, (end_ms - 1) // BUCKET_MS + 1))
-
-
 def _rollup(name: str) -> sa.Table:
     return sa.Table(
         name,

@@ -508,16 +508,14 @@ class Store:
         end_of_all = {"eb": last + 1, "es": 0, "eo": 0}
         params: dict[str, int] = {"b": -1, "s": -1, "o": -1, "last": last, "before": before_ms}
         deleted = 0
-        done = False
-        while not done and keep_going():
+        while keep_going():
             with self._operation("prune"), self._write_lock, self._engine.begin() as connection:
                 end = connection.execute(find_end, {**params, "skip": batch_rows - 1}).first()
                 bounds = end_of_all if end is None else {"eb": end[0], "es": end[1], "eo": end[2]}
                 deleted += connection.execute(delete, {**params, **bounds}).rowcount
             if end is None:
-                done = True
-            else:
-                params.update(b=end[0], s=end[1], o=end[2])
+                break
+            params.update(b=end[0], s=end[1], o=end[2])
         if keep_going():
             now = self._clock()
             minute = now - self.minute_rollup_retention if rollups_before is None else rollups_before
@@ -681,7 +679,7 @@ class Store:
             stored = _stored_buckets(connection)
             if series_id is None or stored is None:
                 return []
-            buckets = _clamp(schema.buckets_between(start_ms, end_ms + 1), stored)
+            buckets = _sample_slices(start_ms, end_ms + 1, stored)
             found: list[tuple[float, float]] = []
             # In chunks: a statement's list of slices stays short whatever the range.
             for at in range(0, len(buckets), QUERY_BUCKETS):
@@ -712,24 +710,17 @@ class Store:
         ValueError for a step <= 0.
         """
         step_ms, width = _history_resolution(step)
-        series = schema.series
-        series_id = (
-            sa.select(series.c.id)
-            .where(
-                series.c.machine_id == machine_id,
-                series.c.metric == metric,
-                series.c.labels_json == schema.labels_json(labels or {}),
-            )
-            .scalar_subquery()
-        )
         start_ms, end_ms = math.ceil(start * 1000), math.floor(end * 1000)
         with self._operation("history"), self._engine.connect() as connection:
+            series_id = _series_id(connection, machine_id, metric, labels)
+            if series_id is None:
+                return []
             return self._history(connection, series_id, start_ms, end_ms, step_ms, width)
 
     def _history(
         self,
         connection: Connection,
-        series_id: Any,
+        series_id: int,
         start_ms: int,
         end_ms: int,
         step_ms: int,
@@ -737,7 +728,7 @@ class Store:
     ) -> list[HistoryPoint]:
         stored = _stored_buckets(connection)
         if width is None:
-            buckets = _clamp(schema.buckets_between(start_ms, end_ms + 1), stored)
+            buckets = _sample_slices(start_ms, end_ms + 1, stored)
             parts = [_history_part(schema.samples, series_id, start_ms, end_ms + 1, buckets=buckets)]
         else:
             # Buckets are selected by their start: the rows (and samples) of the buckets that start
@@ -750,12 +741,12 @@ class Store:
             # slices from the watermark read now on (the statement's own can only be later).
             read = connection.execute(sa.select(schema.rollup_state.c.rolled_up_to_ms)).scalar()
             since = max(lo, 0 if read is None else int(read))
-            buckets = _clamp(schema.buckets_between(since, hi), stored)
+            buckets = _sample_slices(since, hi, stored)
             parts = [_history_part(schema.samples, series_id, lo, hi, since=watermark, buckets=buckets)]
             # The rollups' buckets are read one seek each too (keyed time first), those stored.
             minutes = _stored_span(connection, schema.rollup_minute.c.bucket_ms)
             if width == MINUTE_MS:
-                buckets = _clamp(list(range(lo, hi, MINUTE_MS)), minutes)
+                buckets = _stored_steps(lo, hi, MINUTE_MS, minutes)
                 parts.append(
                     _history_part(schema.rollup_minute, series_id, lo, hi, until=watermark, buckets=buckets)
                 )
@@ -763,14 +754,14 @@ class Store:
                 hour = watermark - watermark % HOUR_MS
                 # The minutes of the hour not built yet: from the hour of the watermark read now.
                 first = max(lo, hour_start(since))
-                buckets = _clamp(list(range(first, hi, MINUTE_MS)), minutes)
+                buckets = _stored_steps(first, hi, MINUTE_MS, minutes)
                 parts.append(
                     _history_part(
                         schema.rollup_minute, series_id, lo, hi, since=hour, until=watermark, buckets=buckets
                     )
                 )
                 hours = _stored_span(connection, schema.rollup_hour.c.bucket_ms)
-                buckets = _clamp(list(range(lo, hi, HOUR_MS)), hours)
+                buckets = _stored_steps(lo, hi, HOUR_MS, hours)
                 parts.append(
                     _history_part(schema.rollup_hour, series_id, lo, hi, until=hour, buckets=buckets)
                 )
@@ -997,16 +988,34 @@ def _stored_buckets(connection: Connection) -> tuple[int, int] | None:
 
 def _stored_span(connection: Connection, column: sa.ColumnElement[int]) -> tuple[int, int] | None:
     """The least and the greatest of a key's first column (a seek to each end), or None."""
-    first = connection.execute(sa.select(sa.func.min(column))).scalar()
-    last = connection.execute(sa.select(sa.func.max(column))).scalar()
-    return None if first is None or last is None else (int(first), int(last))
+    # Two scalar subqueries in one statement: each is a seek (one SELECT min(), max() is a scan on
+    # SQLite, which only optimizes a lone min or max).
+    table = column.table
+    row = connection.execute(
+        sa.select(
+            sa.select(sa.func.min(column)).select_from(table).scalar_subquery(),
+            sa.select(sa.func.max(column)).select_from(table).scalar_subquery(),
+        )
+    ).one()
+    return None if row[0] is None or row[1] is None else (int(row[0]), int(row[1]))
 
 
-def _clamp(buckets: list[int], stored: tuple[int, int] | None) -> list[int]:
-    """The slices of `buckets` that may hold samples."""
+def _stored_steps(first: int, stop: int, step: int, stored: tuple[int, int] | None) -> list[int]:
+    """`first`, `first + step`, … below `stop`: those from the oldest to the newest stored (`stored`),
+    computed, not filtered (a long range of minutes would be a long list)."""
     if stored is None:
         return []
-    return [b for b in buckets if stored[0] <= b <= stored[1]]
+    low, high = stored
+    if first < low:
+        first += -(-(low - first) // step) * step
+    return list(range(first, min(stop, high + 1), step))
+
+
+def _sample_slices(start_ms: int, end_ms: int, stored: tuple[int, int] | None) -> list[int]:
+    """The stored slices of `samples` that may hold times in [start_ms, end_ms)."""
+    if end_ms <= start_ms:
+        return []
+    return _stored_steps(start_ms // schema.BUCKET_MS, (end_ms - 1) // schema.BUCKET_MS + 1, 1, stored)
 
 
 def _series_id(
