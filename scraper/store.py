@@ -679,7 +679,7 @@ class Store:
             stored = _stored_buckets(connection)
             if series_id is None or stored is None:
                 return []
-            buckets = _sample_slices(start_ms, end_ms + 1, stored)
+            buckets = _sample_slices(connection, start_ms, end_ms + 1, stored)
             found: list[tuple[float, float]] = []
             # In chunks: a statement's list of slices stays short whatever the range.
             for at in range(0, len(buckets), QUERY_BUCKETS):
@@ -728,7 +728,7 @@ class Store:
     ) -> list[HistoryPoint]:
         stored = _stored_buckets(connection)
         if width is None:
-            buckets = _sample_slices(start_ms, end_ms + 1, stored)
+            buckets = _sample_slices(connection, start_ms, end_ms + 1, stored)
             parts = [_history_part(schema.samples, series_id, start_ms, end_ms + 1, buckets=buckets)]
         else:
             # Buckets are selected by their start: the rows (and samples) of the buckets that start
@@ -741,12 +741,13 @@ class Store:
             # slices from the watermark read now on (the statement's own can only be later).
             read = connection.execute(sa.select(schema.rollup_state.c.rolled_up_to_ms)).scalar()
             since = max(lo, 0 if read is None else int(read))
-            buckets = _sample_slices(since, hi, stored)
+            buckets = _sample_slices(connection, since, hi, stored)
             parts = [_history_part(schema.samples, series_id, lo, hi, since=watermark, buckets=buckets)]
             # The rollups' buckets are read one seek each too (keyed time first), those stored.
-            minutes = _stored_span(connection, schema.rollup_minute.c.bucket_ms)
+            minute_key, hour_key = schema.rollup_minute.c.bucket_ms, schema.rollup_hour.c.bucket_ms
+            minutes = _stored_span(connection, minute_key)
             if width == MINUTE_MS:
-                buckets = _stored_steps(lo, hi, MINUTE_MS, minutes)
+                buckets = _stored_steps(connection, minute_key, lo, hi, MINUTE_MS, minutes)
                 parts.append(
                     _history_part(schema.rollup_minute, series_id, lo, hi, until=watermark, buckets=buckets)
                 )
@@ -754,14 +755,14 @@ class Store:
                 hour = watermark - watermark % HOUR_MS
                 # The minutes of the hour not built yet: from the hour of the watermark read now.
                 first = max(lo, hour_start(since))
-                buckets = _stored_steps(first, hi, MINUTE_MS, minutes)
+                buckets = _stored_steps(connection, minute_key, first, hi, MINUTE_MS, minutes)
                 parts.append(
                     _history_part(
                         schema.rollup_minute, series_id, lo, hi, since=hour, until=watermark, buckets=buckets
                     )
                 )
-                hours = _stored_span(connection, schema.rollup_hour.c.bucket_ms)
-                buckets = _stored_steps(lo, hi, HOUR_MS, hours)
+                hours = _stored_span(connection, hour_key)
+                buckets = _stored_steps(connection, hour_key, lo, hi, HOUR_MS, hours)
                 parts.append(
                     _history_part(schema.rollup_hour, series_id, lo, hi, until=hour, buckets=buckets)
                 )
@@ -817,7 +818,14 @@ class Store:
                 ).scalar_one_or_none()
                 if value is not None:
                     return float(value)
-                top -= QUERY_BUCKETS
+                # The next stored slice below this chunk, one seek: an empty stretch costs one
+                # statement however long it is.
+                below = connection.execute(
+                    sa.select(sa.func.max(samples.c.bucket)).where(samples.c.bucket <= top - QUERY_BUCKETS)
+                ).scalar()
+                if below is None:
+                    break
+                top = int(below)
         return None
 
     @property
@@ -972,6 +980,8 @@ _NEWEST_SAMPLE = (
 )
 # Slices a statement reads at most (4 hours): a series over a long range is read in chunks.
 QUERY_BUCKETS = 240
+# Keys listed before the next stored one is looked up (a day of minutes): see `_stored_steps`.
+_KEY_RUN = 1440
 
 
 def _in_buckets(column: sa.ColumnElement[int], buckets: list[int]) -> Any:
@@ -1000,22 +1010,46 @@ def _stored_span(connection: Connection, column: sa.ColumnElement[int]) -> tuple
     return None if row[0] is None or row[1] is None else (int(row[0]), int(row[1]))
 
 
-def _stored_steps(first: int, stop: int, step: int, stored: tuple[int, int] | None) -> list[int]:
-    """`first`, `first + step`, … below `stop`: those from the oldest to the newest stored (`stored`),
-    computed, not filtered (a long range of minutes would be a long list)."""
+def _stored_steps(
+    connection: Connection,
+    column: sa.ColumnElement[int],
+    first: int,
+    stop: int,
+    step: int,
+    stored: tuple[int, int] | None,
+) -> list[int]:
+    """`first`, `first + step`, … below `stop` that may be stored in `column` (a key's first
+    column; `stored` its least and greatest): computed in runs of `_KEY_RUN`, and where a run
+    ends, the next stored key found with one seek, so an empty stretch costs one statement,
+    however long (one old sample and years of nothing before now must not be a list of every
+    minute in between)."""
     if stored is None:
         return []
     low, high = stored
+    stop = min(stop, high + 1)
     if first < low:
         first += -(-(low - first) // step) * step
-    return list(range(first, min(stop, high + 1), step))
+    keys: list[int] = []
+    while first < stop:
+        end = min(stop, first + step * _KEY_RUN)
+        keys.extend(range(first, end, step))
+        if end >= stop:
+            break
+        following = connection.execute(sa.select(sa.func.min(column)).where(column >= end)).scalar()
+        if following is None:
+            break
+        first = end + -(-(int(following) - end) // step) * step
+    return keys
 
 
-def _sample_slices(start_ms: int, end_ms: int, stored: tuple[int, int] | None) -> list[int]:
+def _sample_slices(
+    connection: Connection, start_ms: int, end_ms: int, stored: tuple[int, int] | None
+) -> list[int]:
     """The stored slices of `samples` that may hold times in [start_ms, end_ms)."""
     if end_ms <= start_ms:
         return []
-    return _stored_steps(start_ms // schema.BUCKET_MS, (end_ms - 1) // schema.BUCKET_MS + 1, 1, stored)
+    first, stop = start_ms // schema.BUCKET_MS, (end_ms - 1) // schema.BUCKET_MS + 1
+    return _stored_steps(connection, schema.samples.c.bucket, first, stop, 1, stored)
 
 
 def _series_id(

@@ -111,6 +111,39 @@ def test_last_value_before_a_scrape_leaves_out_that_scrape_s_own_sample(store: S
     assert store.last_value("press_14", metric) == 2.0
 
 
+@contextlib.contextmanager
+def counted_statements(store: Store) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    sa.event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", count)
+
+
+def test_samples_years_apart_are_read_in_a_few_statements(store: Store) -> None:
+    """Samples are keyed by their minute first, so a series is read a minute at a time. One sample
+    from long ago and one from now must not make a read visit every minute in between (with
+    retention off, 30 years of minutes took minutes and hit the test's timeout): an empty stretch
+    is skipped with one seek."""
+    metric = "machine_temperature_celsius"
+    long_ago = 1000.0
+    store.write_samples("m", long_ago, [Sample(metric, {}, 1.0)])
+    store.write_samples("m", T0, [Sample(metric, {}, 2.0)])
+    store.write_samples("other", T0 + 60, [Sample(metric, {}, 3.0)])
+    with counted_statements(store) as statements:
+        assert store.query_samples("m", metric, 0, 2e9) == [(long_ago, 1.0), (T0, 2.0)]
+        assert store.last_value("m", metric, before=T0) == 1.0
+        assert store.last_value("m", metric, before=long_ago) is None
+        hourly = store.history("m", metric, 0, T0 + 3600, 3600)
+    assert [(p.time, p.avg) for p in hourly] == [(0.0, 1.0), (T0 - T0 % 3600, 2.0)]
+    assert len(statements) < 40
+
+
 def test_samples_written_twice_are_stored_once(store: Store, store_url: str) -> None:
     assert store.write_samples("ironcast_berlin", T0, scrape()) == 4
     assert store.write_samples("ironcast_berlin", T0, scrape()) == 0  # a retry of the same scrape
