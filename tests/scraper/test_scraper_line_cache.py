@@ -74,6 +74,29 @@ def test_random_mutations_of_known_lines_give_the_cold_parsers_samples_or_error(
         assert outcome(parse_samples, text, cache) == outcome(parse_exposition, text), text
 
 
+def test_new_values_of_known_lines_give_the_cold_parsers_samples_or_error() -> None:
+    """Scrape after scrape only the values of known lines change, to every spelling a number's
+    text may take or almost take: the warm parse must give what the careful parser gives, samples
+    or error (the warm way checks a value's text itself before float() sees it)."""
+    base = exposition() + "plain_gauge 1\n" + 'labelled{a="1"} 2\n' + "# a free comment\n" + "jobs_created 3\n"
+    spellings = ["0", "-1.5", "+Inf", "-inf", "NaN", "nan", "Infinity", "1e9", "1E-3", ".5", "5.", "1_0", "0x1f",
+                 "1e", "--1", "inf1", "١", "1.0.0", "e5", "+", "9" * 70, "0" * 64]  # fmt: skip
+    lines = base.split("\n")
+    rng = random.Random(20261201)
+    cache = LineCache()
+    parse_samples(base, cache)
+    for _ in range(400):
+        changed = [
+            line.rpartition(" ")[0] + " " + rng.choice(spellings) if line and line[0] != "#" else line
+            for line in lines
+        ]
+        text = "\n".join(changed)
+        assert outcome(parse_samples, text, cache) == outcome(parse_exposition, text), text
+    order = "jobs_created 1\n# TYPE jobs counter\njobs_total 2\njobs_created 3\n"
+    parse_samples(order, cache)
+    assert [s.name for s in parse_samples(order, cache)] == ["jobs_created", "jobs_total"]
+
+
 @pytest.mark.parametrize(
     ("value", "detail"),
     [("1_000", "bad value '1_000'"), ("0x10", "bad value"), ("1e", "bad value")],
