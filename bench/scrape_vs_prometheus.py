@@ -25,19 +25,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gzip
 import json
 import os
 import resource
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from scrape_fleet import capture_exposition
+
+from scraper.scrape import SYNTHETIC_METRICS
 
 PROMETHEUS = "/usr/bin/prometheus"
 ROOT = Path(__file__).resolve().parents[1]
@@ -175,15 +180,26 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def measure(
-    process: subprocess.Popen[bytes], fleet: Fleet, warmup: float, window: float, rate: float, most: float
+    name: str,
+    process: subprocess.Popen[bytes],
+    fleet: Fleet,
+    warmup: float,
+    window: float,
+    interval: float,
+    most: float,
+    ready: Callable[[], bool] = lambda: True,
 ) -> tuple[float, int, int]:
     """(CPU seconds, scrapes answered, `/history` requests answered) of `process` over `window`
     seconds after the warm-up.
 
-    The warm-up lasts `warmup` seconds, and longer (at most `most` seconds) while the scraper has
-    not reached half of the expected `rate` of scrapes over the last 5 s: a big fleet's start
-    (reading a 10,000-machine inventory, creating the first series) is not what is measured.
+    The warm-up lasts `warmup` seconds, and longer (at most `most` seconds) until the scraper is
+    in its steady state: over the last interval it scraped every target once (within 10 %), and
+    `ready()` says its start is over. A big fleet's start (reading a 10,000-machine inventory,
+    creating a million series, catching up with the rounds that ran late meanwhile) is not what is
+    measured: measured in it, millwatch scraped 19 % more than the schedule's rate (the late
+    rounds) while it still created series.
     """
+    rate = len(fleet.ports) / interval
     started = time.monotonic()
     seen = [(started, fleet.served())]
     while True:
@@ -192,14 +208,31 @@ def measure(
         time.sleep(1)
         now = time.monotonic()
         seen.append((now, fleet.served()))
-        recent = [(t, n) for t, n in seen if t >= now - 5.5]
+        recent = [(t, n) for t, n in seen if t >= now - interval - 0.5]
         current = (recent[-1][1] - recent[0][1]) / max(recent[-1][0] - recent[0][0], 1e-9)
-        if now - started >= warmup and (current >= rate / 2 or now - started >= most):
+        steady = now - started >= interval and abs(current - rate) <= rate / 10
+        if now - started >= warmup and ((steady and ready()) or now - started >= most):
             break
+    state = "steady" if now - started < most else "NOT steady: the longest warm-up ran out"
+    print(f"# {name}: warm-up {now - started:.0f} s ({state})", flush=True)
     cpu0, (served0, history0) = cpu_seconds(process.pid), fleet.counts()
     time.sleep(window)
     cpu1, (served1, history1) = cpu_seconds(process.pid), fleet.counts()
     return cpu1 - cpu0, served1 - served0, history1 - history0
+
+
+def all_series_stored(database: Path, expected: int) -> Callable[[], bool]:
+    """True once millwatch's SQLite database holds `expected` series (read-only, a count)."""
+
+    def check() -> bool:
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=1)) as db:
+                (count,) = db.execute("SELECT count(*) FROM series").fetchone()
+        except sqlite3.Error:
+            return False  # not created yet, or busy
+        return bool(count >= expected)
+
+    return check
 
 
 def run_prometheus(
@@ -223,13 +256,20 @@ def run_prometheus(
         stderr=subprocess.DEVNULL,
     )
     try:
-        return measure(process, fleet, warmup, window, len(fleet.ports) / interval, most)
+        return measure("prometheus", process, fleet, warmup, window, interval, most)
     finally:
         stop(process)
 
 
 def run_millwatch(
-    folder: Path, fleet: Fleet, interval: float, warmup: float, window: float, most: float, concurrency: int
+    folder: Path,
+    fleet: Fleet,
+    interval: float,
+    warmup: float,
+    window: float,
+    most: float,
+    concurrency: int,
+    series_per_target: int,
 ) -> tuple[float, int, int]:
     inventory = folder / "machines.yaml"
     lines = ["defaults:", f"  scrape_interval: {interval:g}s", "  scrape_timeout: 5s", "machines:"]
@@ -246,7 +286,8 @@ def run_millwatch(
         env={**os.environ, "MILLWATCH_MAX_CONCURRENCY": str(concurrency)},
     )
     try:
-        return measure(process, fleet, warmup, window, len(fleet.ports) / interval, most)
+        ready = all_series_stored(folder / "mw.db", series_per_target * len(fleet.ports))
+        return measure("millwatch", process, fleet, warmup, window, interval, most, ready)
     finally:
         stop(process)
 
@@ -263,8 +304,8 @@ def main() -> int:
     parser.add_argument(
         "--max-warmup",
         type=float,
-        default=300.0,
-        help="longest warm-up while the scraper is not at speed (300)",
+        default=600.0,
+        help="longest warm-up while the scraper is not in its steady state (default 600)",
     )
     parser.add_argument(
         "--concurrency", type=int, default=256, help="MILLWATCH_MAX_CONCURRENCY of millwatch (default 256)"
@@ -311,7 +352,14 @@ def main() -> int:
                     folder, fleet, args.interval, args.warmup, args.window, args.max_warmup
                 )
                 m_cpu, m_scrapes, m_history = run_millwatch(
-                    folder, fleet, args.interval, args.warmup, args.window, args.max_warmup, args.concurrency
+                    folder,
+                    fleet,
+                    args.interval,
+                    args.warmup,
+                    args.window,
+                    args.max_warmup,
+                    args.concurrency,
+                    samples + len(SYNTHETIC_METRICS),
                 )
             finally:
                 fleet.stop()
