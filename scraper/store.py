@@ -878,7 +878,10 @@ class Store:
             # The bulk writes use the driver's connection directly (store_bulk.py): its errors too.
             dbapi = self._engine.dialect.dbapi
             if dbapi is not None and isinstance(e, dbapi.Error):
-                raise StoreError(name, _detail(e)) from e
+                # Wrapped as SQLAlchemy wraps them, so that a refusal (IntegrityError, DataError)
+                # reads as one whichever path raised it (store_writer.refused).
+                wrapped = DBAPIError.instance(None, None, e, dbapi.Error, dialect=self._engine.dialect)
+                raise StoreError(name, _detail(e)) from wrapped
             raise
 
 

@@ -2,8 +2,9 @@
 
 Rows arrive as `(series_id, time_ms, value)` tuples, in any order (the first of a key wins), and
 are stored as `samples`' (bucket, series_id, offset_ms, value) (scraper/schema.py). The common
-case, every row new, goes straight into `samples` (SQLite: `executemany`, one prepared statement
-run in C that splits the time itself; PostgreSQL: one binary `COPY` whose payload is packed in C).
+case, every row new, goes straight into `samples` (SQLite: `executemany` of one prepared
+statement of 64 rows, its parameters cut in C, which splits the time itself; PostgreSQL: one
+binary `COPY` whose payload is packed in C).
 A write that repeats stored samples (a retry after an unclear failure, a backfill) is rolled back
 to a savepoint and done through a temporary staging table, which keeps exactly the rows that were
 new.

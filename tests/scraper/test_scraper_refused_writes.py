@@ -1,9 +1,10 @@
 """A machine whose data the database refuses never holds the other machines' samples back.
 
-The refusal is the database's own: a trigger (SQLite and PostgreSQL) refuses every series of the
-machine `bad`, as a constraint of a site's DBA or a value the database rejects would. The scraper
-retries that machine, sets its batch aside, counts and logs it once, and the healthy machine's
-samples go on reaching the database. Parametrized over SQLite and PostgreSQL (the `store` fixture).
+The refusal is the database's own: a trigger (SQLite and PostgreSQL) refuses every series, or
+every sample, of the machine `bad`, as a constraint of a site's DBA or a value the database
+rejects would. The scraper retries that machine, sets its batch aside, counts and logs it once,
+and the healthy machine's samples go on reaching the database. Parametrized over SQLite and
+PostgreSQL (the `store` fixture).
 """
 
 from __future__ import annotations
@@ -26,31 +27,42 @@ from scraper_helpers import (
 from scraper.state import FleetState, Status
 from scraper.store import Store
 
+# The rule on `series` refuses bad's first write through SQLAlchemy; on `samples`, every write of
+# bad's samples, which go through the driver's own connection (SQLite's multi-row insert,
+# PostgreSQL's COPY): the driver's errors must read as a refusal too.
+BAD_ROW = {
+    "series": "NEW.machine_id = 'bad'",
+    "samples": "NEW.series_id IN (SELECT id FROM series WHERE machine_id = 'bad')",
+}
 SQLITE_TRIGGER = """
-CREATE TRIGGER refuse_bad BEFORE INSERT ON series WHEN NEW.machine_id = 'bad'
-BEGIN SELECT RAISE(ABORT, 'series of machine bad refused by the site''s rule'); END
+CREATE TRIGGER refuse_bad BEFORE INSERT ON {table} WHEN {bad_row}
+BEGIN SELECT RAISE(ABORT, 'data of machine bad refused by the site''s rule'); END
 """
+# PostgreSQL allows no subquery in a trigger's WHEN: the function tests the row.
 POSTGRES_FUNCTION = """
 CREATE FUNCTION refuse_bad() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  RAISE EXCEPTION 'series of machine bad refused by the site''s rule' USING ERRCODE = 'check_violation';
+  IF {bad_row} THEN
+    RAISE EXCEPTION 'data of machine bad refused by the site''s rule' USING ERRCODE = 'check_violation';
+  END IF;
+  RETURN NEW;
 END $$
 """
-POSTGRES_TRIGGER = """
-CREATE TRIGGER refuse_bad BEFORE INSERT ON series FOR EACH ROW
-WHEN (NEW.machine_id = 'bad') EXECUTE FUNCTION refuse_bad()
-"""
+POSTGRES_TRIGGER = (
+    "CREATE TRIGGER refuse_bad BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION refuse_bad()"
+)
 
 
-def refuse_machine_bad(store_url: str) -> None:
+def refuse_machine_bad(store_url: str, table: str) -> None:
     engine = sa.create_engine(store_url)
+    names = {"table": table, "bad_row": BAD_ROW[table]}
     try:
         with engine.begin() as connection:
             if engine.dialect.name == "sqlite":
-                connection.exec_driver_sql(SQLITE_TRIGGER)
+                connection.exec_driver_sql(SQLITE_TRIGGER.format(**names))
             else:
-                connection.exec_driver_sql(POSTGRES_FUNCTION)
-                connection.exec_driver_sql(POSTGRES_TRIGGER)
+                connection.exec_driver_sql(POSTGRES_FUNCTION.format(**names))
+                connection.exec_driver_sql(POSTGRES_TRIGGER.format(**names))
     finally:
         engine.dispose()
 
@@ -59,14 +71,16 @@ def temperature_times(store: Store, machine_id: str) -> list[float]:
     return [t for t, _ in store.query_samples(machine_id, "machine_temperature_celsius", 0, 2e9)]
 
 
+@pytest.mark.parametrize("table", ["series", "samples"])
 def test_refused_data_of_one_machine_is_set_aside_and_the_healthy_machine_keeps_being_written(
+    table: str,
     tmp_path: Path,
     store: Store,
     store_url: str,
     exporter_factory: Exporters,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    refuse_machine_bad(store_url)
+    refuse_machine_bad(store_url, table)
     good, bad = exporter_factory(), exporter_factory()
     path = write_inventory(
         tmp_path / "machines.yaml", [machine_yaml("good", good.url), machine_yaml("bad", bad.url)]
