@@ -219,9 +219,10 @@ def write_sqlite(
 
 
 _SQLITE_INSERT = "INSERT OR IGNORE INTO samples VALUES ({}, ?1, {}, ?3)".format(*split_time_sql("?2"))
-# Rows per statement of the multi-row insert. Python's sqlite3 releases the GIL and takes the
-# connection's mutex around every step, so `executemany` of one row a step spent about a third of
-# its time there; 64 rows a step insert about 1.7x as many rows per CPU-second (bench/README.md).
+# Rows per statement of the multi-row insert. Python's sqlite3 releases the GIL, takes the
+# connection's mutex and resets the statement around every step: one row a step paid that per row
+# (perf: ~9 % in the GIL and mutex alone); 64 rows a step insert about 1.7x as many rows per
+# CPU-second (bench/README.md).
 _SQLITE_ROWS_PER_STATEMENT = 64
 
 
