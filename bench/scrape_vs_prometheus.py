@@ -311,6 +311,11 @@ def main() -> int:
         "--concurrency", type=int, default=256, help="MILLWATCH_MAX_CONCURRENCY of millwatch (default 256)"
     )
     parser.add_argument("--window", type=float, default=30.0, help="measured seconds (default 30)")
+    parser.add_argument(
+        "--millwatch-only",
+        action="store_true",
+        help="run millwatch alone, no Prometheus and no ratio (to profile it: attach py-spy or perf)",
+    )
     parser.add_argument("--serve", type=float, help=argparse.SUPPRESS)  # internal: the fleet process
     args = parser.parse_args()
 
@@ -321,7 +326,7 @@ def main() -> int:
         body = sys.stdin.buffer.read(size)
         asyncio.run(serve_fleet(body, args.targets[0], args.serve))
         return 0
-    if not os.access(PROMETHEUS, os.X_OK):
+    if not args.millwatch_only and not os.access(PROMETHEUS, os.X_OK):
         print(f"{PROMETHEUS} is missing (apt-get install prometheus)", file=sys.stderr)
         return 2
     if max(args.targets) + 500 > hard:
@@ -348,9 +353,11 @@ def main() -> int:
             lifetime = 2 * (args.max_warmup + args.window) + 120
             fleet = Fleet(body, count, lifetime, per_process)
             try:
-                p_cpu, p_scrapes, _ = run_prometheus(
-                    folder, fleet, args.interval, args.warmup, args.window, args.max_warmup
-                )
+                p_cpu, p_scrapes = 0.0, 0
+                if not args.millwatch_only:
+                    p_cpu, p_scrapes, _ = run_prometheus(
+                        folder, fleet, args.interval, args.warmup, args.window, args.max_warmup
+                    )
                 m_cpu, m_scrapes, m_history = run_millwatch(
                     folder,
                     fleet,
@@ -366,6 +373,8 @@ def main() -> int:
             p_cost = 1000 * p_cpu / max(p_scrapes, 1)
             m_cost = 1000 * m_cpu / max(m_scrapes, 1)
             ratio = f"{m_cost / p_cost:.1f}" if p_scrapes and m_scrapes else "n/a (no scrapes measured)"
+            if args.millwatch_only:
+                ratio = "n/a (--millwatch-only)"
             print(
                 f"| {count} | {p_scrapes / args.window:.0f} | {p_cost:.2f} | {m_scrapes / args.window:.0f} "
                 f"| {m_cost:.2f} | {ratio} | {m_history / args.window:.0f} |",

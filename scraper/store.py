@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import repeat
 from math import isfinite
 from pathlib import Path
 from typing import Any, cast
@@ -38,12 +37,12 @@ from scraper import schema
 from scraper.errors import StoreError
 from scraper.exposition import ParsedSamples, Sample
 from scraper.migration_lock import migration_lock
+from scraper.sample_rows import SampleRows
 from scraper.series_cache import SeriesCache, SeriesName
 from scraper.state import MachineView
 from scraper.store_bulk import (
     HOUR_MS,
     MINUTE_MS,
-    Row,
     build_postgres,
     hour_start,
     lock_watermark_postgres,
@@ -348,14 +347,12 @@ class Store:
         connection: Connection,
         batches: Sequence[SampleBatch],
         new_series: dict[str, dict[SeriesName, int]],
-    ) -> list[Row]:
-        rows: list[Row] = []
+    ) -> SampleRows:
+        rows = SampleRows()
         for batch in batches:
-            time_ms = round(batch.time * 1000)
             names, sample_values = _names_and_values(batch.samples)
             values = self._batch_values(connection, batch.machine_id, names, sample_values, new_series)
-            # Built in C: one tuple a row, no per-sample Python here.
-            rows.extend(zip(values, repeat(time_ms), values.values()))
+            rows.add(round(batch.time * 1000), values)
         return rows
 
     def _parallel_halves(
@@ -403,7 +400,8 @@ class Store:
         if new_series:
             # Series ids were looked up or created in this uncommitted transaction: the second
             # connection could not see new ones (a first scrape, a restart). One connection, then.
-            rows = self._rows(connection, first, new_series) + rows_b
+            rows = self._rows(connection, first, new_series)
+            rows.extend(rows_b)
             return self._insert_rows(connection, rows, advance_to) if rows else 0
         dbapi_connection: Any = connection.connection.dbapi_connection
         with dbapi_connection.cursor() as cursor:
@@ -576,12 +574,14 @@ class Store:
         )
         return {(metric, labels): series_id for series_id, metric, labels in result}
 
-    def _insert_rows(self, connection: Connection, rows: list[Row], advance_to: int | None) -> int:
+    def _insert_rows(self, connection: Connection, rows: SampleRows, advance_to: int | None) -> int:
         """Store the new rows among `rows` (their late rollups merged) and, given `advance_to`,
         build the rollups of the minutes before it; returns how many rows were new."""
         return self._write_rows(connection, rows, advance_to)[0]
 
-    def _write_rows(self, connection: Connection, rows: list[Row], advance_to: int | None) -> tuple[int, int]:
+    def _write_rows(
+        self, connection: Connection, rows: SampleRows, advance_to: int | None
+    ) -> tuple[int, int]:
         """`_insert_rows`, and the watermark after it."""
         dbapi_connection = connection.connection.dbapi_connection
         write = write_postgres if self.dialect == "postgresql" else write_sqlite
@@ -607,7 +607,7 @@ class Store:
         """Build the rollups up to `target` in a transaction of their own (no samples written);
         returns the watermark after it (another process may have moved it further)."""
         with self._operation(operation), self._write_lock, self._engine.begin() as connection:
-            return self._write_rows(connection, [], target)[1]
+            return self._write_rows(connection, SampleRows(), target)[1]
 
     def flush_rollups(self) -> None:
         """Build the rollups of every stored sample now, the minute being scraped and samples
@@ -889,7 +889,7 @@ class _SecondHalf(threading.Thread):
     """The second connection of a parallel write (`Store._write_in_parallel`): stores its rows in a
     transaction left open until `commit` or `roll_back`, which the writing thread calls."""
 
-    def __init__(self, engine: Engine, rows: list[Row], watermark: int) -> None:
+    def __init__(self, engine: Engine, rows: SampleRows, watermark: int) -> None:
         super().__init__(name="millwatch store, second half", daemon=True)
         self._engine = engine
         self._rows = rows

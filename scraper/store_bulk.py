@@ -1,10 +1,10 @@
 """The store's hot path: many samples into the database in one transaction; rollups built in SQL.
 
-Rows arrive as `(series_id, time_ms, value)` tuples, in any order (the first of a key wins), and
-are stored as `samples`' (bucket, series_id, offset_ms, value) (scraper/schema.py). The common
-case, every row new, goes straight into `samples` (SQLite: `executemany` of one prepared
-statement of 64 rows, its parameters cut in C, which splits the time itself; PostgreSQL: one
-binary `COPY` whose payload is packed in C).
+Rows arrive as `SampleRows` (scraper/sample_rows.py: column by column, no object per row), in
+any order (the first of a key wins), and are stored as `samples`' (bucket, series_id, offset_ms,
+value) (scraper/schema.py). The common case, every row new, goes straight into `samples` (SQLite:
+`executemany` of one prepared statement of 64 rows, its parameters sliced from the columns, which
+splits the time itself; PostgreSQL: one binary `COPY` whose payload is packed in C).
 A write that repeats stored samples (a retry after an unclear failure, a backfill) is rolled back
 to a savepoint and done through a temporary staging table, which keeps exactly the rows that were
 new.
@@ -35,16 +35,12 @@ every batch cost more CPU than the database itself (see bench/README.md).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from itertools import chain, starmap
-from operator import itemgetter
 from struct import Struct
 from time import perf_counter
 from typing import Any
 
+from scraper.sample_rows import SampleRows
 from scraper.schema import BUCKET_MS, OFFSET_BIAS, ROLLUPS, sample_time_sql, split_time_sql
-
-Row = tuple[int, int, float]
 
 MINUTE_MS = min(ROLLUPS)
 HOUR_MS = max(ROLLUPS)
@@ -152,9 +148,7 @@ _POSTGRES_BUILD_HOURS = (
 # --- SQLite -----------------------------------------------------------------------------------
 
 
-def write_sqlite(
-    dbapi_connection: Any, rows: Sequence[Row], advance_to: int | None
-) -> tuple[int, int, float]:
+def write_sqlite(dbapi_connection: Any, rows: SampleRows, advance_to: int | None) -> tuple[int, int, float]:
     """Store the new rows among `rows`, merge the late ones into the rollups and, given
     `advance_to`, build the rollups up to it. Returns (new rows, the watermark after, seconds spent
     building rollups).
@@ -188,11 +182,12 @@ def write_sqlite(
         cursor.execute(_SELECT_WATERMARK)
         (watermark,) = cursor.fetchone()
         if inserted:
-            if not staged and min(map(itemgetter(1), rows)) < watermark:
+            oldest = rows.oldest()
+            if not staged and oldest is not None and oldest < watermark:
                 cursor.execute(_SQLITE_STAGE)
                 cursor.execute("DELETE FROM staging_samples")
                 cursor.executemany(
-                    "INSERT INTO staging_samples VALUES (?, ?, ?)", [r for r in rows if r[1] < watermark]
+                    "INSERT INTO staging_samples VALUES (?, ?, ?)", rows.before(watermark).tuples()
                 )
                 staged = True
             if staged:
@@ -227,10 +222,12 @@ _SQLITE_ROWS_PER_STATEMENT = 64
 
 
 def _sqlite_row(number: int) -> str:
-    """The values of row `number` (from 0) of a multi-row insert: its (series_id, time_ms, value)
-    are the parameters 3n+1 to 3n+3, the time split in SQL as `_SQLITE_INSERT` does."""
-    bucket, offset = split_time_sql(f"?{3 * number + 2}")
-    return f"({bucket}, ?{3 * number + 1}, {offset}, ?{3 * number + 3})"
+    """The values of row `number` (from 0) of a multi-row insert of R rows, whose parameters are
+    the R series ids, then the R times, then the R values (slices of the columns): its are n+1,
+    R+n+1 and 2R+n+1, the time split in SQL as `_SQLITE_INSERT` does."""
+    rows = _SQLITE_ROWS_PER_STATEMENT
+    bucket, offset = split_time_sql(f"?{rows + number + 1}")
+    return f"({bucket}, ?{number + 1}, {offset}, ?{2 * rows + number + 1})"
 
 
 _SQLITE_INSERT_MANY = "INSERT OR IGNORE INTO samples VALUES " + ", ".join(
@@ -238,26 +235,29 @@ _SQLITE_INSERT_MANY = "INSERT OR IGNORE INTO samples VALUES " + ", ".join(
 )
 
 
-def _insert_sqlite(cursor: Any, rows: Sequence[Row]) -> None:
+def _insert_sqlite(cursor: Any, rows: SampleRows) -> None:
     """`INSERT OR IGNORE` every row: whole statements of `_SQLITE_ROWS_PER_STATEMENT` rows (their
-    parameters cut from one flat list, in C), the rest one row a step."""
-    whole = len(rows) - len(rows) % _SQLITE_ROWS_PER_STATEMENT
+    parameters three slices of the columns), the rest one row a step."""
+    ids, times, values = rows.series_ids, rows.times(), rows.values
+    step = _SQLITE_ROWS_PER_STATEMENT
+    whole = len(ids) - len(ids) % step
     if whole:
-        # zip of one iterator N times: its N-tuples, in C; it drops the last, partial one.
-        flat = chain.from_iterable(rows)
-        cursor.executemany(_SQLITE_INSERT_MANY, zip(*[flat] * (3 * _SQLITE_ROWS_PER_STATEMENT)))
-    if whole < len(rows):
-        cursor.executemany(_SQLITE_INSERT, rows[whole:])
+        cursor.executemany(
+            _SQLITE_INSERT_MANY,
+            (ids[i : i + step] + times[i : i + step] + values[i : i + step] for i in range(0, whole, step)),
+        )
+    if whole < len(ids):
+        cursor.executemany(_SQLITE_INSERT, zip(ids[whole:], times[whole:], values[whole:]))
 
 
 _STAGED_BUCKET, _STAGED_OFFSET = split_time_sql("staging_samples.time_ms")
 
 
-def _stage_new_sqlite(cursor: Any, rows: Sequence[Row]) -> int:
+def _stage_new_sqlite(cursor: Any, rows: SampleRows) -> int:
     """Insert the rows not stored yet; they stay in `staging_samples` (for their rollups)."""
     cursor.execute(_SQLITE_STAGE)
     cursor.execute("DELETE FROM staging_samples")
-    cursor.executemany("INSERT OR IGNORE INTO staging_samples VALUES (?, ?, ?)", rows)
+    cursor.executemany("INSERT OR IGNORE INTO staging_samples VALUES (?, ?, ?)", rows.tuples())
     cursor.execute(
         "DELETE FROM staging_samples WHERE EXISTS (SELECT 1 FROM samples s "
         f"WHERE s.bucket = {_STAGED_BUCKET} AND s.series_id = staging_samples.series_id "
@@ -291,24 +291,23 @@ def _copy_stream(body: bytearray, size: int, count: int, constants: tuple[tuple[
     return _COPY_SIGNATURE + bytes(body) + _COPY_TRAILER
 
 
-def copy_payload(rows: Sequence[Row]) -> bytes:
+def copy_payload(rows: SampleRows) -> bytes:
     """The whole binary COPY stream of `(int4, int8, float8)` rows (the staging tables), packed in
     C (no per-row Python: psycopg's `write_row` cost about a microsecond a row)."""
-    body = bytearray(b"".join(starmap(_STAGE_ROW.pack, rows)))
+    body = bytearray(b"".join(map(_STAGE_ROW.pack, rows.series_ids, rows.times(), rows.values)))
     return _copy_stream(body, _STAGE_ROW.size, len(rows), _STAGE_CONSTANTS)
 
 
-def samples_payload(rows: Sequence[Row]) -> bytes:
-    """The binary COPY stream of `rows` as `samples`' rows (the time split into bucket and offset)."""
-    pack = _SAMPLE_ROW.pack
-    # `schema.split_time`, written out: a call a row would cost more than the packing.
-    body = bytearray(b"".join([pack(t // BUCKET_MS, s, t % BUCKET_MS - OFFSET_BIAS, v) for s, t, v in rows]))
+def samples_payload(rows: SampleRows) -> bytes:
+    """The binary COPY stream of `rows` as `samples`' rows (the time split into bucket and offset,
+    once a run: `schema.split_time` written out)."""
+    buckets = rows.per_row([t // BUCKET_MS for t, _ in rows.runs])
+    offsets = rows.per_row([t % BUCKET_MS - OFFSET_BIAS for t, _ in rows.runs])
+    body = bytearray(b"".join(map(_SAMPLE_ROW.pack, buckets, rows.series_ids, offsets, rows.values)))
     return _copy_stream(body, _SAMPLE_ROW.size, len(rows), _SAMPLE_CONSTANTS)
 
 
-def write_postgres(
-    dbapi_connection: Any, rows: Sequence[Row], advance_to: int | None
-) -> tuple[int, int, float]:
+def write_postgres(dbapi_connection: Any, rows: SampleRows, advance_to: int | None) -> tuple[int, int, float]:
     """As `write_sqlite`: a binary COPY straight into `samples` under a savepoint; a row already
     stored makes the COPY fail with a unique violation, and the write is then rolled back to the
     savepoint and done through the stage (`INSERT … ON CONFLICT DO NOTHING RETURNING`, the late
@@ -330,7 +329,7 @@ def lock_watermark_postgres(cursor: Any, advance_to: int | None) -> int:
     return int(watermark)
 
 
-def store_rows_postgres(cursor: Any, rows: Sequence[Row], watermark: int) -> int:
+def store_rows_postgres(cursor: Any, rows: SampleRows, watermark: int) -> int:
     """Store the new rows among `rows` (non-empty) and merge the late ones (time < `watermark`)
     into the rollups; returns how many were new. The caller holds the watermark (a lock on it, in
     this transaction or in one that commits after this one)."""
@@ -347,9 +346,9 @@ def store_rows_postgres(cursor: Any, rows: Sequence[Row], watermark: int) -> int
         cursor.execute("RELEASE SAVEPOINT millwatch_samples")
         return _insert_new_postgres(cursor, copy_payload(rows), watermark)
     cursor.execute("RELEASE SAVEPOINT millwatch_samples")
-    if min(map(itemgetter(1), rows)) < watermark:
-        late = [r for r in rows if r[1] < watermark]
-        _copy_stage(cursor, copy_payload(late))
+    oldest = rows.oldest()
+    if oldest is not None and oldest < watermark:
+        _copy_stage(cursor, copy_payload(rows.before(watermark)))
         _merge_late_postgres(cursor, "staging_samples", watermark)
         cursor.execute("TRUNCATE staging_samples")
     return len(rows)
