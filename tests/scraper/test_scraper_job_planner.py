@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import subprocess
 import sys
+import time
 from collections import Counter
 
 import pytest
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from scraper.job_planner import next_run, phase_fraction, phase_offset
+from scraper.inventory import Inventory, Machine
+from scraper.job_planner import JobPlanner, next_run, phase_fraction, phase_offset
 
 
 def test_the_phase_is_the_same_in_another_process() -> None:
@@ -51,3 +56,42 @@ def test_runs_are_pinned_to_the_wall_clock(interval: float) -> None:
 
 def test_phase_fraction_is_in_the_unit_interval() -> None:
     assert all(0 <= phase_fraction(f"x{i}") < 1 for i in range(1000))
+
+
+def test_scheduled_runs_leave_no_reference_cycles() -> None:
+    """Each run is started by a timer of the event loop. A timer whose callback refers back to it
+    is a reference cycle that only the cyclic garbage collector frees: at 10,000 machines that was
+    ~670 cycles a second, and most of the scraper's collections. Runs must be freed as they end."""
+    machines = [Machine(id=f"m{i}", name=f"m{i}", url="http://127.0.0.1:9/metrics") for i in range(20)]
+    machines = [m.model_copy(update={"scrape_interval_seconds": 0.5}) for m in machines]
+    runs: Counter[str] = Counter()
+
+    async def run(machine_id: str) -> None:
+        runs[machine_id] += 1
+
+    async def main() -> list[object]:
+        scheduler = AsyncIOScheduler()
+        scheduler.start()
+        planner = JobPlanner(scheduler, run)
+        planner.commit([], JobPlanner.plan(Inventory(machines=machines), machines, "machines.yaml"))
+        gc.collect()
+        gc.disable()
+        try:
+            deadline = time.monotonic() + 20
+            while min((runs[m.id] for m in machines), default=0) < 3 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            planner.close()
+            scheduler.shutdown(wait=False)
+            await asyncio.sleep(0)
+            gc.set_debug(gc.DEBUG_SAVEALL)
+            gc.collect()
+            return list(gc.garbage)
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.enable()
+
+    garbage = asyncio.run(main())
+    assert min(runs[m.id] for m in machines) >= 3, "every machine ran at its phase, three times"
+    timers = [o for o in garbage if isinstance(o, asyncio.TimerHandle)]
+    assert not timers, f"{len(timers)} timers of started runs were left in reference cycles"

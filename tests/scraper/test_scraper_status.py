@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from scraper.errors import ConnectFailed, HTTPStatusError, ScrapeTimeout
-from scraper.exposition import Sample
+from scraper.exposition import ParsedSamples, Sample
 from scraper.inventory import Machine
+from scraper.line_cache import SeriesRef
 from scraper.state import LastScrape, MachineView, Status, Threshold
-from scraper.status import apply_staleness, crossings, evaluate, failed, format_number
+from scraper.status import (
+    apply_staleness,
+    crossings,
+    evaluate,
+    failed,
+    format_number,
+    readings_of,
+    system_summary,
+)
 
 T0 = 1_764_136_800.0
 
@@ -289,3 +300,36 @@ def test_a_push_batch_follows_the_scrape_rules_and_keeps_readings_when_it_has_no
     stale = apply_staleness(quiet, T0 + 11 + 31)
     assert stale.status is Status.STALE and stale.reason == "no data pushed for over 30s"
     assert stale.last_scrape == quiet.last_scrape  # the page shows the age of the last batch
+
+
+def test_readings_and_system_read_the_same_from_parsed_samples_as_from_sample_objects() -> None:
+    """The rules read a scrape's samples in C (masks over the parser's lists): fuzzed against the
+    plain reading of every sample in order — the last value of a name wins, NaN and ±Inf are never
+    readings, and a disk's size counts only with its mount point."""
+    rng = random.Random(7)
+    names = [
+        "machine_temperature_celsius",
+        "machine_speed_rpm",
+        "machine_info",
+        "system_memory_total_bytes",
+        "system_memory_available_bytes",
+        "system_disk_total_bytes",
+        "system_disk_free_bytes",
+        "system_cpu_usage_ratio",
+        "system_boot_time_seconds",
+    ]
+    label_sets = [{}, {}, {"mountpoint": "/"}, {"mountpoint": "/data"}, {"device": "sda"}]
+    spellings = [float("nan"), float("inf"), -float("inf"), 0.0, 1e9, 4e9, 0.5, 90.0]
+    for _ in range(300):
+        samples = [
+            Sample(rng.choice(names), dict(rng.choice(label_sets)), rng.choice(spellings))
+            for _ in range(rng.randrange(0, 25))
+        ]
+        parsed = ParsedSamples([SeriesRef.of(s.name, s.labels) for s in samples], [s.value for s in samples])
+        expected_readings: dict[str, float] = {}
+        for s in samples:
+            if not s.labels and s.name.startswith("machine_") and s.name != "machine_info":
+                if s.value == s.value and abs(s.value) != float("inf"):
+                    expected_readings[s.name] = s.value
+        assert readings_of(parsed) == readings_of(samples) == expected_readings
+        assert system_summary(parsed, 2e9) == system_summary(samples, 2e9)
