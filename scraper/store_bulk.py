@@ -14,8 +14,8 @@ minute) says how far they are built:
 
 - a sample with time >= W is in no rollup yet; a build (a write given `advance_to`, once a minute)
   later makes the minutes [W, W') from the stored samples in SQL (one `INSERT … SELECT … GROUP
-  BY`, one index seek a series) and the hours then over from their minutes, and moves W to W' in
-  the same transaction;
+  BY` reading the minute's slice in key order) and the hours then over from their minutes, and
+  moves W to W' in the same transaction;
 - a sample that arrives late, with time < W, is merged into its minute by the write that stores it
   (and into its hour too when it is before W's hour, whose row is then already built).
 
@@ -225,8 +225,8 @@ _SQLITE_ROWS_PER_STATEMENT = 64
 
 def _sqlite_row(number: int) -> str:
     """The values of row `number` (from 0) of a multi-row insert of R rows, whose parameters are
-    the R series ids, then the R times, then the R values (slices of the columns): its are n+1,
-    R+n+1 and 2R+n+1, the time split in SQL as `_SQLITE_INSERT` does."""
+    the R series ids, then the R times, then the R values (slices of the columns): its parameters
+    are n+1, R+n+1 and 2R+n+1, the time split in SQL as `_SQLITE_INSERT` does."""
     rows = _SQLITE_ROWS_PER_STATEMENT
     bucket, offset = split_time_sql(f"?{rows + number + 1}")
     return f"({bucket}, ?{number + 1}, {offset}, ?{2 * rows + number + 1})"
