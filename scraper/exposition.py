@@ -96,13 +96,8 @@ class ParsedSamples(Sequence[Sample]):
         """The store's series key of each sample (built in C: no Python per sample)."""
         return list(map(_KEY, self.series))
 
-    def triples(self) -> Iterator[tuple[str, dict[str, str], float]]:
-        """(name, labels, value) of each sample; the labels dicts are shared: read them only."""
-        series = self.series
-        return zip(map(_NAME, series), map(_LABELS, series), self.values)
 
-
-_NAME, _LABELS, _KEY = itemgetter(0), itemgetter(1), itemgetter(2)
+_KEY = itemgetter(2)
 
 
 def parse_exposition(
