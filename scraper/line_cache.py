@@ -21,6 +21,7 @@ from __future__ import annotations
 import sys
 from typing import NamedTuple
 
+from scraper.body_template import TemplateSlot
 from scraper.limits import ScrapeLimits
 from scraper.schema import labels_json
 
@@ -78,6 +79,9 @@ class LineCache:
         self.limits: ScrapeLimits | None = None
         self.series: dict[str, SeriesRef] = {}
         self.comments: dict[str, tuple[str, ...]] = {}
+        # The last body's shape (scraper/body_template.py); made of the entries above, and
+        # dropped with them.
+        self.template = TemplateSlot()
 
     def __len__(self) -> int:
         return len(self.series) + len(self.comments)
@@ -86,6 +90,7 @@ class LineCache:
         """Start a parse under `limits`: the entries checked against other limits are dropped."""
         if limits is not self.limits and limits != self.limits:
             self.series = {}
+            self.template.clear()
             self.limits = limits
 
     def add_series(self, prefix: str, name: str, labels: dict[str, str]) -> SeriesRef:
@@ -103,3 +108,4 @@ class LineCache:
         if len(self.series) + len(self.comments) >= self.max_lines:
             self.series = {}
             self.comments = {}
+            self.template.clear()

@@ -202,3 +202,81 @@ def test_a_reload_lowering_a_machines_limits_applies_to_the_lines_it_already_sen
             assert set(service._lines) == {"a"}
 
     run(scenario())
+
+
+def exporter_like_body(values: Sequence[str]) -> str:
+    """A body shaped like the millwatch exporter's: HELP and TYPE before every metric, one blank
+    line nowhere, a newline at the end."""
+    lines: list[str] = []
+    for number, value in enumerate(values):
+        lines += [f"# HELP m{number} Metric {number}.", f"# TYPE m{number} gauge"]
+        lines.append(f'm{number}{{port="COM{number}"}} {value}' if number % 2 else f"m{number} {value}")
+    return "\n".join(lines) + "\n"
+
+
+def test_a_body_shaped_like_the_last_is_read_through_its_template() -> None:
+    """Scrape after scrape of an unchanged shape the template reads the values (no line-by-line
+    pass), and gives what the careful parser gives."""
+    cache = LineCache()
+    parse_samples(exporter_like_body(["1"] * 6), cache)
+    template = cache.template.template
+    assert template is not None, "a template is made of a body parsed whole"
+    for values in (["2"] * 6, ["-1.5", "NaN", "+Inf", "1e9", ".5", "0"]):
+        text = exporter_like_body(values)
+        assert outcome(parse_samples, text, cache) == outcome(parse_exposition, text)
+        assert cache.template.template is template, "the same shape keeps its template"
+
+
+def test_every_change_of_shape_gives_the_careful_parsers_samples_or_error() -> None:
+    """Lines added, removed, moved, emptied or filled, a comment changed, a value the cached way
+    refuses: the template never reads a body it does not fit."""
+    base = exporter_like_body(["1", "2", "3", "4"])
+    lines = base.split("\n")
+    changes = {
+        "a line added": base + "extra 5\n",
+        "a blank line filled": base + "late 1",
+        "a blank line inserted": base.replace("\n# HELP m2", "\n\n# HELP m2"),
+        "a sample line removed": base.replace("m2 3\n", ""),
+        "two samples swapped": "\n".join(lines[:2] + [lines[5]] + lines[3:5] + [lines[2]] + lines[6:]),
+        "a comment changed": base.replace("Metric 1.", "Metric one."),
+        "a label value changed": base.replace('port="COM1"', 'port="COM9"'),
+        "a timestamp added": base.replace("m2 3\n", "m2 3 1700000000000\n"),
+        "an exemplar added": base.replace("m2 3\n", 'm2 3 # {a="b"} 1\n'),
+        "a value with an underscore": base.replace("m2 3\n", "m2 3_0\n"),
+        "a value not a number": base.replace("m2 3\n", "m2 three\n"),
+        "a NUL in a value": base.replace("m2 3\n", "m2 3\x00\n"),
+        "a carriage return": base.replace("m2 3\n", "m2 3\r\n"),
+        "a line too long": base.replace("m2 3\n", "m2 3" + "0" * MAX_LINE_LENGTH + "\n"),
+        "two spaces": base.replace("m2 3\n", "m2  3\n"),
+        "EOF before the end": base.replace("# HELP m3", "# EOF\n# HELP m3"),
+        "a _created sample": base + "# TYPE jobs counter\njobs_total 1\njobs_created 2\n",
+    }
+    for what, text in changes.items():
+        cache = LineCache()
+        parse_samples(base, cache)
+        assert cache.template.template is not None
+        assert outcome(parse_samples, text, cache) == outcome(parse_exposition, text), what
+        # And back: the first shape again is read as the careful parser reads it.
+        assert outcome(parse_samples, base, cache) == outcome(parse_exposition, base), what
+
+
+def test_the_sample_limit_holds_on_a_body_read_through_its_template() -> None:
+    cache = LineCache()
+    body = exporter_like_body(["1"] * 5)
+    parse_samples(body, cache)
+    with pytest.raises(SampleLimitExceeded):
+        parse_samples(body, cache, 4)
+
+
+def test_a_body_whose_shape_keeps_changing_is_read_line_by_line_and_its_template_comes_back() -> None:
+    cache = LineCache()
+    for scrape in range(40):
+        text = exporter_like_body(["1"] * 4).replace("COM1", f"COM{scrape}")
+        assert outcome(parse_samples, text, cache) == outcome(parse_exposition, text)
+    stable = exporter_like_body(["1"] * 4)
+    for _ in range(70):  # at most the back-off's longest wait
+        parse_samples(stable, cache)
+    template = cache.template.template
+    assert template is not None, "a stable shape gets its template again"
+    parse_samples(stable.replace(" 1\n", " 2\n"), cache)
+    assert cache.template.template is template
