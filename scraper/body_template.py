@@ -17,6 +17,7 @@ gives the same samples or the exact error.
 
 from __future__ import annotations
 
+import sys
 from itertools import repeat
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -51,9 +52,11 @@ class BodyTemplate:
             raise ValueError("not a body's shape")
         self._line_count = len(lines)
         self._pick_comments = _picker(comments)
-        self._comments = self._pick_comments(lines)
+        # Interned: a fleet's machines send the same comments and prefixes, and each template's
+        # would otherwise be copies of its own (~10 kB a machine for the millwatch exporter's body).
+        self._comments = tuple(map(sys.intern, self._pick_comments(lines)))
         self._pick_samples = _picker(samples)
-        prefixes = tuple(line.rpartition(" ")[0] for line in self._pick_samples(lines))
+        prefixes = tuple(sys.intern(line.rpartition(" ")[0]) for line in self._pick_samples(lines))
         # The cached way's reading of each line (`prefix value`) gave exactly these series: not a
         # line with a timestamp, say, whose last field is not its value.
         if any(known.get(prefix) is not ref for prefix, ref in zip(prefixes, series)):

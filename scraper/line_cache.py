@@ -102,7 +102,8 @@ class LineCache:
 
     def add_comment(self, line: str, created_bases: tuple[str, ...]) -> None:
         self._make_room()
-        self.comments[line] = created_bases
+        # Interned as the prefixes are: every machine sends the same HELP and TYPE lines.
+        self.comments[sys.intern(line)] = created_bases
 
     def _make_room(self) -> None:
         if len(self.series) + len(self.comments) >= self.max_lines:
