@@ -18,12 +18,15 @@ gives the same samples or the exact error.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
 from itertools import repeat
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 if TYPE_CHECKING:  # the line cache holds a machine's template: no import back at run time
     from scraper.line_cache import SeriesRef
+
+T = TypeVar("T")
 
 _MAX_SKIP = 64
 """After templates that kept missing, scrapes to wait before making another (then 1, 2, 4, …)."""
@@ -40,6 +43,7 @@ class BodyTemplate:
         "_prefixes",
         "_series",
         "_size",
+        "derived",
     )
 
     def __init__(self, lines: list[str], series: list[SeriesRef], known: dict[str, SeriesRef]) -> None:
@@ -51,11 +55,11 @@ class BodyTemplate:
         if not samples or len(samples) != len(series):
             raise ValueError("not a body's shape")
         self._line_count = len(lines)
-        self._pick_comments = _picker(comments)
+        self._pick_comments = picker(comments)
         # Interned: a fleet's machines send the same comments and prefixes, and each template's
         # would otherwise be copies of its own (~10 kB a machine for the millwatch exporter's body).
         self._comments = tuple(map(sys.intern, self._pick_comments(lines)))
-        self._pick_samples = _picker(samples)
+        self._pick_samples = picker(samples)
         prefixes = tuple(sys.intern(line.rpartition(" ")[0]) for line in self._pick_samples(lines))
         # The cached way's reading of each line (`prefix value`) gave exactly these series: not a
         # line with a timestamp, say, whose last field is not its value.
@@ -65,6 +69,9 @@ class BodyTemplate:
         self._series = list(series)
         # Every line not picked is empty: the body's length is the picked lines' and the newlines.
         self._size = sum(map(len, self._comments)) + len(lines) - 1
+        # What readers of the samples work out once per shape from the series (the status rules'
+        # picks: scraper/status.py), by reader.
+        self.derived: dict[str, Any] = {}
 
     def values(self, lines: list[str], text_length: int, max_line_length: int) -> list[float] | None:
         """The values of a body of this shape (its `lines` split at "\\n", its length), in the
@@ -95,15 +102,15 @@ class BodyTemplate:
         return list(self._series)
 
 
-def _picker(indexes: list[int]) -> Any:
-    """A function that picks the lines at `indexes` as a tuple (itemgetter gives a bare item for
-    one, and takes no empty list)."""
+def picker(indexes: list[int]) -> Callable[[Sequence[T]], tuple[T, ...]]:
+    """A function that picks the items at `indexes` of a sequence as a tuple, in C (itemgetter
+    gives a bare item for one index, and takes no empty list)."""
     if not indexes:
-        return lambda lines: ()
+        return lambda items: ()
     if len(indexes) == 1:
         (index,) = indexes
-        return lambda lines: (lines[index],)
-    return itemgetter(*indexes)
+        return lambda items: (items[index],)
+    return cast("Callable[[Sequence[T]], tuple[T, ...]]", itemgetter(*indexes))
 
 
 class TemplateSlot:

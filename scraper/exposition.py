@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import overload
 
+from scraper.body_template import BodyTemplate
 from scraper.errors import BadExposition, LimitExceeded, SampleLimitExceeded
 from scraper.limits import ScrapeLimits
 from scraper.line_cache import LineCache, SeriesKey, SeriesRef
@@ -69,11 +70,16 @@ class ParsedSamples(Sequence[Sample]):
     (status rules, store) reads `series` and `values` without making a `Sample` per line.
     """
 
-    __slots__ = ("series", "values")
+    __slots__ = ("series", "shape", "values")
 
-    def __init__(self, series: list[SeriesRef], values: list[float]) -> None:
+    def __init__(
+        self, series: list[SeriesRef], values: list[float], shape: BodyTemplate | None = None
+    ) -> None:
         self.series = series
         self.values = values
+        # The body's template when the samples were read through it (scraper/body_template.py):
+        # the same series, in the same order, as every other scrape read through it.
+        self.shape = shape
 
     def __len__(self) -> int:
         return len(self.values)
@@ -132,7 +138,7 @@ def parse_samples(
             if len(fitted) > sample_limit:
                 raise SampleLimitExceeded(sample_limit)
             slot.hit()
-            return ParsedSamples(slot.template.series, fitted)
+            return ParsedSamples(slot.template.series, fitted, slot.template)
         slot.missed()
     parsed = _parse_lines(text, lines, cache, sample_limit, limits)
     slot.make(lines, parsed.series, cache.series)

@@ -29,9 +29,11 @@ from math import isfinite
 from operator import itemgetter, not_
 
 from millwatch_common.names import MACHINE_INFO_METRIC, READING_PREFIX
+from scraper.body_template import picker
 from scraper.errors import ScrapeError
 from scraper.exposition import ParsedSamples, Sample
 from scraper.inventory import Machine
+from scraper.line_cache import SeriesRef
 from scraper.state import LastScrape, MachineView, Status, SystemSummary, Threshold
 
 SERIAL_UP = "millwatch_serial_up"
@@ -70,6 +72,13 @@ class _Unlabelled:
     @classmethod
     def of(cls, samples: Sequence[Sample]) -> _Unlabelled:
         if isinstance(samples, ParsedSamples):
+            shape = samples.shape
+            if shape is not None:
+                # Read through the body's template: the picks are the same at every scrape.
+                picks = shape.derived.get(_PICKS_KEY)
+                if picks is None:
+                    picks = shape.derived[_PICKS_KEY] = _Picks(samples.series)
+                return picks.gather(samples.values)
             names: list[str] = list(map(_NAME, samples.series))
             labels: list[dict[str, str]] = list(map(_LABELS, samples.series))
             values = samples.values
@@ -113,6 +122,39 @@ class _Unlabelled:
         )
 
 
+class _Picks:
+    """What `_Unlabelled.of` picks from a body's samples, worked out once per body shape: the
+    unlabelled samples' names and places, the disks' sizes' places with their mount points."""
+
+    __slots__ = ("_disks", "_names", "_pick")
+
+    def __init__(self, series: list[SeriesRef]) -> None:
+        unlabelled = [n for n, ref in enumerate(series) if not ref.labels]
+        self._names = [series[n].name for n in unlabelled]
+        self._pick = picker(unlabelled)
+        self._disks = [
+            (n, ref.name == "system_disk_total_bytes", ref.labels["mountpoint"])
+            for n, ref in enumerate(series)
+            if ref.name in _DISK_METRICS and "mountpoint" in ref.labels
+        ]
+
+    def gather(self, values: list[float]) -> _Unlabelled:
+        """As `_Unlabelled.of` gathers them (the last of a name wins), from a scrape's values."""
+        gathered = _Unlabelled()
+        picked = self._pick(values)
+        gathered.plain = dict(zip(self._names, picked))
+        if all(map(isfinite, picked)):
+            gathered.finite = gathered.plain.copy()
+        else:
+            gathered.finite = {n: v for n, v in zip(self._names, picked) if isfinite(v)}
+        for n, total, mount in self._disks:
+            value = values[n]
+            if isfinite(value):
+                (gathered.disk_total if total else gathered.disk_free)[mount] = value
+        return gathered
+
+
+_PICKS_KEY = "status"
 _DISK_METRICS = frozenset({"system_disk_total_bytes", "system_disk_free_bytes"})
 _IS_DISK = _DISK_METRICS.__contains__
 _NAME, _LABELS = itemgetter(0), itemgetter(1)  # of a `SeriesRef`

@@ -28,7 +28,6 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -216,10 +215,13 @@ class Store:
         # The rollups' watermark as this process last saw it (None: not read yet); another process
         # may have moved it since, which costs at most one needless lock (`_due_rollups`).
         self._rolled_up_ms: int | None = None
-        insert = self._dialect_insert(schema.machine_state)
-        self._views_upsert = insert.on_conflict_do_update(
-            index_elements=[schema.machine_state.c.machine_id],
-            set_={"view_json": insert.excluded.view_json, "updated_at": insert.excluded.updated_at},
+        # Plain SQL on the driver, as the samples' (store_bulk.py): run for every scrape's view,
+        # SQLAlchemy's processing of each row's parameters cost more than the upsert itself.
+        mark = "%s" if self.dialect == "postgresql" else "?"
+        self._views_upsert = (
+            "INSERT INTO machine_state (machine_id, view_json, updated_at) "
+            f"VALUES ({mark}, {mark}, {mark}) ON CONFLICT (machine_id) DO UPDATE SET "
+            "view_json = excluded.view_json, updated_at = excluded.updated_at"
         )
         # SQLite has one writer at a time; queueing our own writers here avoids lock-upgrade
         # failures (SQLITE_BUSY) that its busy timeout does not cover.
@@ -628,17 +630,14 @@ class Store:
         latest = {v.id: v for v in views}  # the last view of a machine wins
         # Rows in key order: concurrent writers (several scraper processes) then lock rows in the
         # same order and cannot deadlock each other.
-        rows = [
-            {"machine_id": v.id, "view_json": json.dumps(v.to_dict(), allow_nan=False), "updated_at": now}
-            for _, v in sorted(latest.items())
-        ]
-        # One statement for every write, compiled once (SQLAlchemy's cache) and run for all the
-        # rows (executemany). A multi-row VALUES of this write's views was compiled anew at every
-        # write (its size changes with the number of views): that cost more CPU than the samples.
-        connection.execute(self._views_upsert, rows)
-
-    def _dialect_insert(self, table: sa.Table) -> Any:
-        return postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
+        rows = [(v.id, _VIEW_JSON(v.to_dict()), now) for _, v in sorted(latest.items())]
+        # One prepared statement run for all the rows (executemany).
+        dbapi_connection: Any = connection.connection.dbapi_connection
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.executemany(self._views_upsert, rows)
+        finally:
+            cursor.close()
 
     # --- reads -----------------------------------------------------------------------------------
 
@@ -980,6 +979,8 @@ def _history_part(
 
 
 # The newest sample's time: the newest slice (one seek to the end of the key), read whole.
+# A view's JSON as json.dumps(allow_nan=False) writes it; a view has no cycles to look for.
+_VIEW_JSON = json.JSONEncoder(allow_nan=False, check_circular=False).encode
 _NEWEST_SAMPLE = (
     f"SELECT max{schema.sample_time_sql()} FROM samples WHERE bucket = (SELECT max(bucket) FROM samples)"
 )
