@@ -389,13 +389,15 @@ class Store:
         """Store the second half's rows over a second connection while this one stores the first
         half's (the server's insert is most of a write's time and uses one core a connection).
 
-        This transaction locks the watermark first and commits last: the second transaction (no
-        lock of its own) commits after both halves are stored and before this one, so a build in
-        another process, waiting for this lock, sees every row of the write, and a build due now
-        runs here after the second half is committed. A failure before the second commit rolls both
-        back; only this transaction's own commit failing after it (a connection lost at that
-        moment) leaves the second half stored alone: the write raises, and its retry (writes are
-        idempotent) stores the rest, each sample once.
+        This transaction locks the watermark first and commits last: a build due now runs first
+        (unless the second half holds samples of the minutes it builds: then last, once the second
+        half is committed), then the second transaction (no lock of its own) stores its half with
+        the watermark after the build and commits after both halves are stored and before this
+        one, so a build in another process, waiting for this lock, sees every row of the write. A
+        build and the second half at once were slower (three server processes on two cores).
+        failure before the second commit rolls both back; only this transaction's own commit
+        failing after it (a connection lost at that moment) leaves the second half stored alone:
+        the write raises, and its retry (writes are idempotent) stores the rest, each sample once.
         """
         first, second = halves
         rows_b = self._rows(connection, second, new_series)
@@ -406,8 +408,16 @@ class Store:
             rows.extend(rows_b)
             return self._insert_rows(connection, rows, advance_to) if rows else 0
         dbapi_connection: Any = connection.connection.dbapi_connection
+        oldest_b = rows_b.oldest()
+        # The second half merging its samples of the minutes this write builds would wait for this
+        # transaction's uncommitted rollup rows, and this one for its commit: such a write (a
+        # backfill's, a late one) builds after both halves are stored, on this connection alone.
+        build_first = advance_to is None or oldest_b is None or oldest_b >= advance_to
         with dbapi_connection.cursor() as cursor:
             watermark = lock_watermark_postgres(cursor, advance_to)
+            if build_first:
+                watermark, build_seconds = build_postgres(cursor, watermark, advance_to, self._beside)
+                self.rollup_build_seconds += build_seconds
         side = _SecondHalf(self._engine, rows_b, watermark)
         side.start()
         try:
@@ -419,11 +429,35 @@ class Store:
             side.roll_back()
             raise
         inserted += side.commit()
-        with dbapi_connection.cursor() as cursor:
-            watermark, build_seconds = build_postgres(cursor, watermark, advance_to)
-        self.rollup_build_seconds += build_seconds
+        if not build_first:
+            with dbapi_connection.cursor() as cursor:
+                watermark, build_seconds = build_postgres(cursor, watermark, advance_to)
+            self.rollup_build_seconds += build_seconds
         self._rolled_up_ms = watermark
         return inserted
+
+    def _beside(self, work: Callable[[Any], None]) -> Callable[[], BaseException | None]:
+        """Run `work(cursor)` on another connection of the pool, in a transaction of its own that
+        commits when it is done (store_bulk.Beside: half of a PostgreSQL rollup build)."""
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with self._engine.begin() as other:
+                    dbapi_connection: Any = other.connection.dbapi_connection
+                    with dbapi_connection.cursor() as cursor:
+                        work(cursor)
+            except BaseException as e:  # given to the writing thread by `wait`
+                errors.append(e)
+
+        thread = threading.Thread(target=run, name="millwatch store, build beside", daemon=True)
+        thread.start()
+
+        def wait() -> BaseException | None:
+            thread.join()
+            return errors[0] if errors else None
+
+        return wait
 
     def _batch_values(
         self,
@@ -586,8 +620,12 @@ class Store:
     ) -> tuple[int, int]:
         """`_insert_rows`, and the watermark after it."""
         dbapi_connection = connection.connection.dbapi_connection
-        write = write_postgres if self.dialect == "postgresql" else write_sqlite
-        inserted, watermark, build_seconds = write(dbapi_connection, rows, advance_to)
+        if self.dialect == "postgresql":
+            inserted, watermark, build_seconds = write_postgres(
+                dbapi_connection, rows, advance_to, self._beside
+            )
+        else:
+            inserted, watermark, build_seconds = write_sqlite(dbapi_connection, rows, advance_to)
         self.rollup_build_seconds += build_seconds
         # Read under the lock: the value after this transaction, if it commits (if it does not, a
         # too-high guess only makes the next build come later; a build starts from the stored one).

@@ -14,7 +14,7 @@ from scraper.errors import StoreError
 from scraper.exposition import Sample
 from scraper.schema import sample_time_sql, split_time
 from scraper.store import PARALLEL_WRITE_MIN_SAMPLES, SampleBatch, Store
-from scraper.store_bulk import HOUR_MS, MINUTE_MS
+from scraper.store_bulk import HOUR_MS, MINUTE_MS, PARALLEL_BUILD_MIN_SERIES
 from tests.scraper.test_scraper_rollups import next_hour, recomputed, table_buckets
 
 MACHINES = 300
@@ -164,6 +164,91 @@ def test_a_fleet_s_write_whose_second_half_fails_stores_nothing(tmp_path: Path) 
         )
         assert store.write(fleet(when, 2.0)) == MACHINES * SERIES
         assert scalar(url, "SELECT count(*) FROM samples") == 2 * MACHINES * SERIES
+    finally:
+        blocker.dispose()
+        store.close()
+
+
+def test_a_fleet_s_build_with_fresh_samples_is_split_and_counts_each_sample_once(store_url: str) -> None:
+    """The usual build, due in a write of fresh samples (none of the minutes it builds): on
+    PostgreSQL built first, its series in two halves over two connections at once; every rollup
+    equals a recomputation, late samples after it included."""
+    assert MACHINES * SERIES >= PARALLEL_BUILD_MIN_SERIES
+    h = next_hour()
+    clock = Clock(h + 2)
+    store = Store(store_url, clock=clock)
+    store.migrate()
+    try:
+        for when in (h, h + 15, h + 30, h + 45):
+            clock.now = when + 2
+            assert store.write(fleet(when, when - h)) == MACHINES * SERIES
+        clock.now = h + 92
+        assert store.write(fleet(h + 90, 90.0)) == MACHINES * SERIES
+        minute = round(h * 1000)
+        assert scalar(store_url, "SELECT rolled_up_to_ms FROM rollup_state") == minute + MINUTE_MS
+        assert scalar(store_url, "SELECT sum(count) FROM rollup_minute WHERE bucket_ms = :b", b=minute) == (
+            4 * MACHINES * SERIES
+        )
+        if store.dialect == "postgresql":
+            # Built by two transactions: this write's and the one beside it.
+            assert (
+                scalar(
+                    store_url,
+                    "SELECT count(DISTINCT xmin::text) FROM rollup_minute WHERE bucket_ms = :b",
+                    b=minute,
+                )
+                == 2
+            )
+        clock.now = h + 100
+        assert store.write(fleet(h + 50, 50.0, range(MACHINES // 2))) == MACHINES // 2 * SERIES  # late
+        clock.now = h + 3600 + 31
+        store.flush_rollups()
+        assert table_buckets(store_url, "rollup_minute") == recomputed(store_url, MINUTE_MS)
+        assert table_buckets(store_url, "rollup_hour") == recomputed(store_url, HOUR_MS)
+        if store.dialect == "postgresql":  # the hour too, each half from its own series' minutes
+            assert scalar(store_url, "SELECT count(DISTINCT xmin::text) FROM rollup_hour") == 2
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_a_build_whose_half_beside_fails_stores_nothing_and_its_retry_counts_once(tmp_path: Path) -> None:
+    """Another transaction holds a rollup row of the half built beside: that half runs into the
+    statement timeout, the whole write fails — no sample of it stored, the watermark where it was
+    — and once the other transaction is gone the retried write builds every minute exactly."""
+    url = database_url("postgres", tmp_path)
+    h = next_hour()
+    clock = Clock(h + 2)
+    store = Store(url, clock=clock, postgres_statement_timeout=1.0)
+    store.migrate()
+    blocker = sa.create_engine(url)
+    try:
+        for when in (h, h + 15, h + 30, h + 45):
+            clock.now = when + 2
+            assert store.write(fleet(when, when - h)) == MACHINES * SERIES
+        top = scalar(url, "SELECT max(id) FROM series")
+        minute = round(h * 1000)
+        clock.now = h + 92
+        with blocker.connect() as other:
+            other.execute(
+                sa.text("INSERT INTO rollup_minute VALUES (:s, :b, 0, 0, 0, 1)"), {"s": top, "b": minute}
+            )
+            with pytest.raises(StoreError, match="statement timeout"):
+                store.write(fleet(h + 90, 90.0))
+            other.rollback()
+        assert scalar(url, "SELECT rolled_up_to_ms FROM rollup_state") < minute + MINUTE_MS
+        assert (
+            scalar(url, f"SELECT count(*) FROM samples WHERE {sample_time_sql()} >= :t", t=minute + 90_000)
+            == 0
+        )
+        assert store.write(fleet(h + 90, 90.0)) == MACHINES * SERIES
+        assert scalar(url, "SELECT rolled_up_to_ms FROM rollup_state") == minute + MINUTE_MS
+        assert scalar(url, "SELECT sum(count) FROM rollup_minute WHERE bucket_ms = :b", b=minute) == (
+            4 * MACHINES * SERIES
+        )
+        clock.now = h + 3600 + 31
+        store.flush_rollups()
+        assert table_buckets(url, "rollup_minute") == recomputed(url, MINUTE_MS)
     finally:
         blocker.dispose()
         store.close()
