@@ -393,8 +393,8 @@ class Store:
         (unless the second half holds samples of the minutes it builds: then last, once the second
         half is committed), then the second transaction (no lock of its own) stores its half with
         the watermark after the build and commits after both halves are stored and before this
-        one, so a build in another process, waiting for this lock, sees every row of the write. A
-        build and the second half at once were slower (three server processes on two cores).
+        one, so a build in another process, waiting for this lock, sees every row of the write (a
+        build and the second half at once were slower: three server processes on two cores). A
         failure before the second commit rolls both back; only this transaction's own commit
         failing after it (a connection lost at that moment) leaves the second half stored alone:
         the write raises, and its retry (writes are idempotent) stores the rest, each sample once.
@@ -1016,9 +1016,9 @@ def _history_part(
     return statement
 
 
-# The newest sample's time: the newest slice (one seek to the end of the key), read whole.
 # A view's JSON as json.dumps(allow_nan=False) writes it; a view has no cycles to look for.
 _VIEW_JSON = json.JSONEncoder(allow_nan=False, check_circular=False).encode
+# The newest sample's time: the newest slice (one seek to the end of the key), read whole.
 _NEWEST_SAMPLE = (
     f"SELECT max{schema.sample_time_sql()} FROM samples WHERE bucket = (SELECT max(bucket) FROM samples)"
 )

@@ -27,7 +27,9 @@ counted twice either; an hour likewise from its minutes.
 
 PostgreSQL may have several writers: a write holds `rollup_state`'s row `FOR SHARE` (a build,
 `FOR UPDATE`), so no build reads the samples while a write that saw the old W is uncommitted,
-and both then lock rollup rows after that one row: no deadlock between them.
+and both then lock rollup rows after that one row: no deadlock between them. There a build runs
+before the write stores its own rows, so it reads committed samples only, and a big fleet's build
+is split by series id over two connections at once (`build_postgres`).
 
 These statements are plain SQL on the DBAPI connection: compiling them through SQLAlchemy for
 every batch cost more CPU than the database itself (see bench/README.md).
