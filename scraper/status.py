@@ -87,23 +87,28 @@ class _Unlabelled:
             labels = [s.labels for s in samples]
             values = [s.value for s in samples]
         gathered = cls()
-        # In C, no Python per sample (a scrape has ~115): the unlabelled ones picked by a mask, a
-        # dict of them (the last of a name wins), and the finite ones the same dict when, as
-        # nearly always, every value is finite.
+        # In C, no Python per sample (a scrape has ~115): the unlabelled ones picked by a mask.
         unlabelled = list(map(not_, labels))
-        gathered.plain = dict(compress(zip(names, values), unlabelled))
-        if all(map(isfinite, compress(values, unlabelled))):
-            gathered.finite = gathered.plain.copy()
-        else:
-            gathered.finite = {n: v for n, v in compress(zip(names, values), unlabelled) if isfinite(v)}
+        gathered.set_plain(list(compress(names, unlabelled)), list(compress(values, unlabelled)))
         for name, sample_labels, value in compress(zip(names, labels, values), map(_IS_DISK, names)):
             mount = sample_labels.get("mountpoint")
-            if mount is not None and isfinite(value):
-                if name == "system_disk_total_bytes":
-                    gathered.disk_total[mount] = value
-                else:
-                    gathered.disk_free[mount] = value
+            if mount is not None:
+                gathered.add_disk(name == _DISK_TOTAL, mount, value)
         return gathered
+
+    def set_plain(self, names: Sequence[str], values: Sequence[float]) -> None:
+        """The unlabelled samples, in order: a dict of them (the last of a name wins), and the
+        finite ones the same dict when, as nearly always, every value is finite."""
+        self.plain = dict(zip(names, values))
+        if all(map(isfinite, values)):
+            self.finite = self.plain.copy()
+        else:
+            self.finite = {n: v for n, v in zip(names, values) if isfinite(v)}
+
+    def add_disk(self, total: bool, mount: str, value: float) -> None:
+        """A disk's size (`total`) or free bytes at `mount`; not a finite value: not counted."""
+        if isfinite(value):
+            (self.disk_total if total else self.disk_free)[mount] = value
 
     def system(self, scraped_at: float) -> SystemSummary:
         plain, disk_total, disk_free = self.finite, self.disk_total, self.disk_free
@@ -133,29 +138,23 @@ class _Picks:
         self._names = [series[n].name for n in unlabelled]
         self._pick = picker(unlabelled)
         self._disks = [
-            (n, ref.name == "system_disk_total_bytes", ref.labels["mountpoint"])
+            (n, ref.name == _DISK_TOTAL, ref.labels["mountpoint"])
             for n, ref in enumerate(series)
             if ref.name in _DISK_METRICS and "mountpoint" in ref.labels
         ]
 
     def gather(self, values: list[float]) -> _Unlabelled:
-        """As `_Unlabelled.of` gathers them (the last of a name wins), from a scrape's values."""
+        """As `_Unlabelled.of` gathers them, from a scrape's values."""
         gathered = _Unlabelled()
-        picked = self._pick(values)
-        gathered.plain = dict(zip(self._names, picked))
-        if all(map(isfinite, picked)):
-            gathered.finite = gathered.plain.copy()
-        else:
-            gathered.finite = {n: v for n, v in zip(self._names, picked) if isfinite(v)}
+        gathered.set_plain(self._names, self._pick(values))
         for n, total, mount in self._disks:
-            value = values[n]
-            if isfinite(value):
-                (gathered.disk_total if total else gathered.disk_free)[mount] = value
+            gathered.add_disk(total, mount, values[n])
         return gathered
 
 
 _PICKS_KEY = "status"
-_DISK_METRICS = frozenset({"system_disk_total_bytes", "system_disk_free_bytes"})
+_DISK_TOTAL = "system_disk_total_bytes"
+_DISK_METRICS = frozenset({_DISK_TOTAL, "system_disk_free_bytes"})
 _IS_DISK = _DISK_METRICS.__contains__
 _NAME, _LABELS = itemgetter(0), itemgetter(1)  # of a `SeriesRef`
 

@@ -47,6 +47,13 @@ def fleet(when: float, value: float, machines: range = range(MACHINES)) -> list[
     ]
 
 
+def write_a_minute(store: Store, clock: Clock, minute: float) -> None:
+    """The fleet's four rounds of the minute starting at `minute`, each written 2 s after it."""
+    for when in (minute, minute + 15, minute + 30, minute + 45):
+        clock.now = when + 2
+        assert store.write(fleet(when, when - minute)) == MACHINES * SERIES
+
+
 def scalar(url: str, sql: str, **params: object) -> int:
     engine = sa.create_engine(url)
     try:
@@ -179,9 +186,7 @@ def test_a_fleet_s_build_with_fresh_samples_is_split_and_counts_each_sample_once
     store = Store(store_url, clock=clock)
     store.migrate()
     try:
-        for when in (h, h + 15, h + 30, h + 45):
-            clock.now = when + 2
-            assert store.write(fleet(when, when - h)) == MACHINES * SERIES
+        write_a_minute(store, clock, h)
         clock.now = h + 92
         assert store.write(fleet(h + 90, 90.0)) == MACHINES * SERIES
         minute = round(h * 1000)
@@ -223,9 +228,7 @@ def test_a_build_whose_half_beside_fails_stores_nothing_and_its_retry_counts_onc
     store.migrate()
     blocker = sa.create_engine(url)
     try:
-        for when in (h, h + 15, h + 30, h + 45):
-            clock.now = when + 2
-            assert store.write(fleet(when, when - h)) == MACHINES * SERIES
+        write_a_minute(store, clock, h)
         top = scalar(url, "SELECT max(id) FROM series")
         minute = round(h * 1000)
         clock.now = h + 92
