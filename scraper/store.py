@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from math import isfinite
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 import sqlalchemy as sa
 from alembic import command
@@ -418,7 +418,11 @@ class Store:
             if build_first:
                 watermark, build_seconds = build_postgres(cursor, watermark, advance_to, self._beside)
                 self.rollup_build_seconds += build_seconds
-        side = _SecondHalf(self._engine, rows_b, watermark)
+        side = _OtherConnection(
+            self._engine,
+            lambda cursor: store_rows_postgres(cursor, rows_b, watermark) if rows_b else 0,
+            "second half",
+        )
         side.start()
         try:
             # The first half's rows are built while the server stores the second half.
@@ -436,28 +440,12 @@ class Store:
         self._rolled_up_ms = watermark
         return inserted
 
-    def _beside(self, work: Callable[[Any], None]) -> Callable[[], BaseException | None]:
-        """Run `work(cursor)` on another connection of the pool, in a transaction of its own that
-        commits when it is done (store_bulk.Beside: half of a PostgreSQL rollup build)."""
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                with self._engine.begin() as other:
-                    dbapi_connection: Any = other.connection.dbapi_connection
-                    with dbapi_connection.cursor() as cursor:
-                        work(cursor)
-            except BaseException as e:  # given to the writing thread by `wait`
-                errors.append(e)
-
-        thread = threading.Thread(target=run, name="millwatch store, build beside", daemon=True)
-        thread.start()
-
-        def wait() -> BaseException | None:
-            thread.join()
-            return errors[0] if errors else None
-
-        return wait
+    def _beside(self, work: Callable[[Any], object]) -> _OtherConnection[object]:
+        """Start `work(cursor)` on another connection of the pool (store_bulk.Beside: half of a
+        PostgreSQL rollup build); the caller commits it or rolls it back."""
+        side = _OtherConnection(self._engine, work, "build beside")
+        side.start()
+        return side
 
     def _batch_values(
         self,
@@ -922,39 +910,42 @@ class Store:
             raise
 
 
-class _SecondHalf(threading.Thread):
-    """The second connection of a parallel write (`Store._write_in_parallel`): stores its rows in a
-    transaction left open until `commit` or `roll_back`, which the writing thread calls."""
+T = TypeVar("T")
 
-    def __init__(self, engine: Engine, rows: SampleRows, watermark: int) -> None:
-        super().__init__(name="millwatch store, second half", daemon=True)
+
+class _OtherConnection(threading.Thread, Generic[T]):
+    """Work on a second connection beside the writing thread's (`store_bulk.Beside`): the second
+    half of a parallel write (`Store._write_in_parallel`), half of a PostgreSQL rollup build. Runs
+    `work(cursor)` in a transaction left open until `commit` or `roll_back`, which the writing
+    thread calls."""
+
+    def __init__(self, engine: Engine, work: Callable[[Any], T], name: str) -> None:
+        super().__init__(name=f"millwatch store, {name}", daemon=True)
         self._engine = engine
-        self._rows = rows
-        self._watermark = watermark
+        self._work = work
         self._connection: Connection | None = None
-        self._inserted = 0
+        self._result: T | None = None
         self._error: BaseException | None = None
 
     def run(self) -> None:
         try:
             self._connection = self._engine.connect()
             self._connection.begin()
-            if self._rows:
-                dbapi_connection: Any = self._connection.connection.dbapi_connection
-                with dbapi_connection.cursor() as cursor:
-                    self._inserted = store_rows_postgres(cursor, self._rows, self._watermark)
+            dbapi_connection: Any = self._connection.connection.dbapi_connection
+            with dbapi_connection.cursor() as cursor:
+                self._result = self._work(cursor)
         except BaseException as e:  # raised in the writing thread by `commit`
             self._error = e
 
-    def commit(self) -> int:
-        """Wait for the rows, commit them; returns how many were new. Raises what storing them raised."""
+    def commit(self) -> T:
+        """Wait for the work, commit it; returns what it returned. Raises what it raised."""
         self.join()
         try:
             if self._error is not None:
                 raise self._error
             assert self._connection is not None
             self._connection.commit()
-            return self._inserted
+            return cast("T", self._result)
         finally:
             self._close()
 

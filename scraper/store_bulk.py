@@ -320,12 +320,17 @@ def samples_payload(rows: SampleRows) -> bytes:
     return _copy_stream(body, _SAMPLE_ROW.size, len(rows), _SAMPLE_CONSTANTS)
 
 
-class Beside(Protocol):
-    """Runs `work(cursor)` on another connection, in a transaction of its own that commits when the
-    work is done, while the caller goes on; returns a function that waits for it and gives what it
-    raised (None: committed). The Store's `_beside`."""
+class BesideWork(Protocol):
+    """Work started on another connection (the Store's `_OtherConnection`), its transaction open
+    until the caller commits it (raising what the work raised) or rolls it back."""
 
-    def __call__(self, work: Callable[[Any], None]) -> Callable[[], BaseException | None]: ...
+    def commit(self) -> object: ...
+
+    def roll_back(self) -> None: ...
+
+
+Beside = Callable[[Callable[[Any], object]], BesideWork]
+"""Starts `work(cursor)` on another connection while the caller goes on (the Store's `_beside`)."""
 
 
 def write_postgres(
@@ -389,7 +394,8 @@ def build_postgres(
     `beside` and a fleet of `PARALLEL_BUILD_MIN_SERIES` series or more, the upper half of the
     series ids is built on another connection at once (the server's aggregate and insert use one
     core a connection), minutes and hours alike (an hour is built from its own series' minutes).
-    That half commits before this transaction; should this one then fail, its buckets lie above
+    That half commits before this transaction (it is rolled back if this half fails); should this
+    one then fail, its buckets lie above
     the stored watermark, where nothing reads them, and the next build overwrites them
     (`_build_postgres`).
     """
@@ -401,15 +407,13 @@ def build_postgres(
         _build_series(cursor, watermark, advance_to, _ALL_SERIES)
     else:
         upper = (split, _ALL_SERIES[1])
-        wait = beside(lambda other: _build_series(other, watermark, advance_to, upper))
+        side = beside(lambda other: _build_series(other, watermark, advance_to, upper))
         try:
             _build_series(cursor, watermark, advance_to, (_ALL_SERIES[0], split))
         except BaseException:
-            wait()
+            side.roll_back()
             raise
-        error = wait()
-        if error is not None:
-            raise error
+        side.commit()
     cursor.execute("UPDATE rollup_state SET rolled_up_to_ms = %s WHERE id = 1", (advance_to,))
     return advance_to, perf_counter() - started
 
